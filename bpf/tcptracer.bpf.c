@@ -1,0 +1,395 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * tcptracer.bpf.c - TCP connect (C), accept (A) and close (X) events, from
+ * tracepoints only (no kprobes, no fentry): the stable ABI.
+ *
+ *   sock:inet_sock_set_state  every TCP state change of every socket
+ *   syscalls:sys_exit_accept4 / sys_exit_accept   runs in the accepting task
+ *   tcp:tcp_destroy_sock      the socket is gone: drop its state
+ *
+ * Per socket (keyed by its kernel address, which never leaves the kernel) we keep
+ * the tuple seen at ESTABLISHED - read late, at accept or close, a reset socket can
+ * show zeros - and the task that owns the connection:
+ *
+ *   connect: CLOSE->SYN_SENT runs in the connect()ing task; remember it. The
+ *            SYN_SENT->ESTABLISHED transition runs in softirq (any task), so C is
+ *            emitted there with the remembered task.
+ *   accept:  SYN_RECV->ESTABLISHED (softirq) stores the tuple; the accept()
+ *            syscall's exit, in the accepting task, finds the socket from the
+ *            returned fd and emits A with that task.
+ *   close:   one X per connection that had a C or an A, at the first of
+ *            ESTABLISHED/CLOSE_WAIT -> FIN_WAIT1/LAST_ACK (close() or shutdown(),
+ *            always in the closing task: that task is reported), -> CLOSE (reset
+ *            or abort, possibly in softirq: the owner is reported), or the
+ *            socket's destruction.
+ */
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "kernel_types.h"
+#include "tcptracer.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+
+/* include/net/tcp_states.h: part of the tracepoint ABI */
+#define TCP_ESTABLISHED 1
+#define TCP_SYN_SENT 2
+#define TCP_SYN_RECV 3
+#define TCP_FIN_WAIT1 4
+#define TCP_CLOSE 7
+#define TCP_CLOSE_WAIT 8
+#define TCP_LAST_ACK 9
+
+const volatile struct tcptracer_config cfg = { .targ_uid = (__u32)-1 };
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20); /* resized by the loader */
+} events SEC(".maps");
+
+/* Counters readable from user space (node-bpf); see enum tcptracer_stat. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TCPTRACER_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+/* bcc --cgroupmap / --mntnsmap: replaced by the user's pinned hash map when set. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, __u64);
+	__type(value, __u64);
+} cgroup_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, __u64);
+	__type(value, __u64);
+} mount_ns_set SEC(".maps");
+
+enum phase {
+	PHASE_CONNECTING = 1, /* SYN_SENT: task known, not established yet */
+	PHASE_ACCEPT_WAIT = 2, /* passive, established, not accepted yet */
+	PHASE_OPEN = 3, /* C or A emitted; X pending */
+};
+
+struct task_info {
+	__u64 cgroup_id;
+	__u32 pid;
+	__u32 tid;
+	__u32 uid;
+	char comm[TASK_COMM_LEN];
+};
+
+struct sock_state {
+	struct task_info owner;
+	__u64 established_ns;
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+	__u8 phase;
+	__u32 netns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 131072);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64); /* socket address: stays in the kernel */
+	__type(value, struct sock_state);
+} socks SEC(".maps");
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
+
+	if (v)
+		__sync_fetch_and_add(v, 1);
+}
+
+static __always_inline void current_task(struct task_info *t)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	t->pid = id >> 32;
+	t->tid = (__u32)id;
+	t->uid = (__u32)bpf_get_current_uid_gid();
+	t->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(t->comm, sizeof(t->comm));
+}
+
+/* pid, uid, cgroup and mount-namespace filters: about the current task. */
+static __always_inline bool task_selected(const struct task_info *t)
+{
+	if (cfg.targ_tgid && t->pid != cfg.targ_tgid)
+		return false;
+	if (cfg.targ_uid != (__u32)-1 && t->uid != cfg.targ_uid)
+		return false;
+	if (cfg.filter_cgroup && !bpf_map_lookup_elem(&cgroup_map, &t->cgroup_id))
+		return false;
+	if (cfg.filter_mntns) {
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+		__u64 mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+
+		if (!bpf_map_lookup_elem(&mount_ns_set, &mntns))
+			return false;
+	}
+	return true;
+}
+
+static __always_inline __u32 sock_netns(const void *sk)
+{
+	return BPF_CORE_READ((struct sock *)sk, __sk_common.skc_net.net, ns.inum);
+}
+
+static __always_inline bool is_v4_mapped(const __u8 *a)
+{
+	const __u32 *w = (const __u32 *)a;
+
+	return w[0] == 0 && w[1] == 0 && w[2] == bpf_htonl(0x0000ffff);
+}
+
+/*
+ * Copy the tuple from the tracepoint. An AF_INET6 socket talking to an
+ * IPv4-mapped address (::ffff:a.b.c.d) speaks IPv4 on the wire: report it as
+ * AF_INET with the IPv4 addresses, so -4/-6 and the IP column say what the
+ * network sees.
+ */
+static __always_inline void copy_tuple(struct sock_state *s,
+				       const struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	s->sport = ctx->sport;
+	s->dport = ctx->dport;
+	if (ctx->family == AF_INET6) {
+		/* CO-RE turns array field addresses into ctx arithmetic, which the
+		 * verifier refuses to dereference: read the arrays with a helper. */
+		bpf_probe_read_kernel(s->saddr, 16, ctx->saddr_v6);
+		bpf_probe_read_kernel(s->daddr, 16, ctx->daddr_v6);
+		if (!is_v4_mapped(s->saddr) || !is_v4_mapped(s->daddr)) {
+			s->family = AF_INET6;
+			return;
+		}
+	}
+	s->family = AF_INET;
+	__builtin_memset(s->saddr, 0, 16);
+	__builtin_memset(s->daddr, 0, 16);
+	bpf_probe_read_kernel(s->saddr, 4, ctx->saddr);
+	bpf_probe_read_kernel(s->daddr, 4, ctx->daddr);
+}
+
+static __always_inline bool family_selected(__u16 family)
+{
+	return !cfg.targ_family || family == cfg.targ_family;
+}
+
+static __always_inline void submit(struct tcptracer_event *e)
+{
+	__u64 flags = 0;
+
+	if (cfg.wakeup_data_bytes)
+		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg.wakeup_data_bytes ?
+				BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
+}
+
+static __always_inline void emit(const struct sock_state *s, const struct task_info *t,
+				 __u8 type, const void *sk, __u64 now)
+{
+	struct tcptracer_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count(TCPTRACER_STAT_RINGBUF_LOST);
+		return;
+	}
+	e->ts_ns = now;
+	e->cgroup_id = t->cgroup_id;
+	e->pid = t->pid;
+	e->tid = t->tid;
+	e->uid = t->uid;
+	e->netns = s->netns;
+	__builtin_memcpy(e->saddr, s->saddr, 16);
+	__builtin_memcpy(e->daddr, s->daddr, 16);
+	e->sport = s->sport;
+	e->dport = s->dport;
+	e->family = s->family;
+	e->type = type;
+	e->__reserved = 0;
+	__builtin_memcpy(e->comm, t->comm, TASK_COMM_LEN);
+	if (type == TCPTRACER_CLOSE) {
+		const struct tcp_sock *tp = sk;
+
+		e->duration_ns = now - s->established_ns;
+		e->bytes_acked = BPF_CORE_READ(tp, bytes_acked);
+		e->bytes_received = BPF_CORE_READ(tp, bytes_received);
+	} else {
+		e->duration_ns = 0;
+		e->bytes_acked = 0;
+		e->bytes_received = 0;
+	}
+	submit(e);
+}
+
+static __always_inline void store(__u64 key, const struct sock_state *s)
+{
+	if (bpf_map_update_elem(&socks, &key, s, BPF_ANY))
+		count(TCPTRACER_STAT_SOCK_MAP_FULL);
+}
+
+/* Emit the connection's X once: current task if it is the closing one, else the owner. */
+static __always_inline void close_conn(__u64 key, const void *sk, bool in_closing_task)
+{
+	struct sock_state *s = bpf_map_lookup_elem(&socks, &key);
+	struct task_info closer;
+
+	if (!s)
+		return;
+	if (s->phase == PHASE_OPEN) {
+		if (in_closing_task) {
+			current_task(&closer);
+			emit(s, &closer, TCPTRACER_CLOSE, sk, bpf_ktime_get_ns());
+		} else {
+			emit(s, &s->owner, TCPTRACER_CLOSE, sk, bpf_ktime_get_ns());
+		}
+	}
+	/* Nothing more to report for this connection; a reconnect starts afresh. */
+	bpf_map_delete_elem(&socks, &key);
+}
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int handle_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	const void *sk = ctx->skaddr;
+	__u64 key = (__u64)sk;
+	int oldstate = ctx->oldstate, newstate = ctx->newstate;
+	struct sock_state *s;
+
+	if (ctx->protocol != IPPROTO_TCP)
+		return 0;
+
+	switch (newstate) {
+	case TCP_SYN_SENT: {
+		/* connect() in the calling task */
+		struct sock_state n = {};
+
+		current_task(&n.owner);
+		if (!task_selected(&n.owner))
+			return 0;
+		n.netns = sock_netns(sk);
+		if (cfg.targ_netns && n.netns != cfg.targ_netns)
+			return 0;
+		n.phase = PHASE_CONNECTING;
+		store(key, &n);
+		return 0;
+	}
+	case TCP_ESTABLISHED:
+		if (oldstate == TCP_SYN_SENT) {
+			s = bpf_map_lookup_elem(&socks, &key);
+			if (!s || s->phase != PHASE_CONNECTING)
+				return 0;
+			copy_tuple(s, ctx);
+			if (!family_selected(s->family)) {
+				bpf_map_delete_elem(&socks, &key);
+				return 0;
+			}
+			s->established_ns = bpf_ktime_get_ns();
+			s->phase = PHASE_OPEN;
+			emit(s, &s->owner, TCPTRACER_CONNECT, sk, s->established_ns);
+		} else if (oldstate == TCP_SYN_RECV) {
+			struct sock_state n = {};
+
+			n.netns = sock_netns(sk);
+			if (cfg.targ_netns && n.netns != cfg.targ_netns)
+				return 0;
+			copy_tuple(&n, ctx);
+			if (!family_selected(n.family))
+				return 0;
+			n.established_ns = bpf_ktime_get_ns();
+			n.phase = PHASE_ACCEPT_WAIT;
+			store(key, &n);
+		}
+		return 0;
+	case TCP_FIN_WAIT1:
+	case TCP_LAST_ACK:
+		/* tcp_close() or tcp_shutdown(): always in the closing task */
+		if (oldstate == TCP_ESTABLISHED || oldstate == TCP_CLOSE_WAIT)
+			close_conn(key, sk, true);
+		return 0;
+	case TCP_CLOSE:
+		/* reset, abort, failed connect: maybe in softirq, so report the owner */
+		close_conn(key, sk, false);
+		return 0;
+	}
+	return 0;
+}
+
+SEC("tracepoint/tcp/tcp_destroy_sock")
+int handle_destroy_sock(struct trace_event_raw_tcp_event_sk *ctx)
+{
+	close_conn((__u64)ctx->skaddr, ctx->skaddr, false);
+	return 0;
+}
+
+/* The socket behind the fd accept() returned, in the current task's fd table. */
+static __always_inline __u64 sock_of_fd(long fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds, *file;
+	struct socket *sock;
+
+	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return 0;
+	sock = BPF_CORE_READ(file, private_data);
+	if (!sock)
+		return 0;
+	return (__u64)BPF_CORE_READ(sock, sk);
+}
+
+static __always_inline int handle_accept_exit(long ret)
+{
+	struct sock_state *s;
+	__u64 key;
+
+	if (ret < 0)
+		return 0;
+	key = sock_of_fd(ret);
+	if (!key)
+		return 0;
+	s = bpf_map_lookup_elem(&socks, &key);
+	if (!s || s->phase != PHASE_ACCEPT_WAIT)
+		return 0;
+	current_task(&s->owner);
+	if (!task_selected(&s->owner)) {
+		bpf_map_delete_elem(&socks, &key);
+		return 0;
+	}
+	s->phase = PHASE_OPEN;
+	emit(s, &s->owner, TCPTRACER_ACCEPT, (const void *)key, bpf_ktime_get_ns());
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int handle_accept4_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return handle_accept_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int handle_accept_exit_legacy(struct trace_event_raw_sys_exit *ctx)
+{
+	return handle_accept_exit(ctx->ret);
+}

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * tcptracer.h - the one definition of what crosses from the kernel to user space.
+ *
+ * Included by the BPF program (tcptracer.bpf.c) and by the native loader
+ * (loader/tcptracer_loader.c). The TypeScript decoder (src/event.ts) mirrors it;
+ * test/unit-layout.test.ts compares both against the offsets the compiled loader
+ * reports, and compiles this header with -Wpadded -Werror so no hidden padding
+ * can creep in: every field is naturally aligned and the size is a multiple of 8.
+ */
+#ifndef TCPTRACER_H
+#define TCPTRACER_H
+
+#define TASK_COMM_LEN 16
+
+/* Event types, numbered as in bcc's tcptracer. */
+enum tcptracer_event_type {
+	TCPTRACER_CONNECT = 1, /* outgoing connection reached ESTABLISHED */
+	TCPTRACER_ACCEPT = 2,  /* a process accepted an established connection */
+	TCPTRACER_CLOSE = 3,   /* an established connection was closed */
+};
+
+/* Indexes of the kernel-side counters in the "stats" array map. */
+enum tcptracer_stat {
+	TCPTRACER_STAT_RINGBUF_LOST = 0, /* bpf_ringbuf_reserve failed: event lost */
+	TCPTRACER_STAT_SOCK_MAP_FULL = 1, /* per-socket state could not be stored */
+	TCPTRACER_STAT_MAX = 2,
+};
+
+/*
+ * Options, set by the loader between open and load (read-only in the kernel,
+ * so the verifier prunes what is switched off). 0 means "not set", except
+ * targ_uid where it is (__u32)-1, since uid 0 is a real filter.
+ */
+struct tcptracer_config {
+	__u64 wakeup_data_bytes; /* wake the reader once this much is waiting; 0: adaptive */
+	__u32 targ_tgid;         /* -p */
+	__u32 targ_uid;          /* -u */
+	__u32 targ_netns;        /* -N: network namespace inode */
+	__u16 targ_family;       /* -4 / -6: AF_INET or AF_INET6 */
+	__u8 filter_cgroup;      /* --cgroupmap: task's cgroup id must be a key of cgroup_map */
+	__u8 filter_mntns;       /* --mntnsmap: task's mount ns inode must be a key of mount_ns_set */
+};
+
+struct tcptracer_event {
+	__u64 ts_ns;          /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 cgroup_id;      /* cgroup v2 id of the task the event names */
+	__u64 duration_ns;    /* close: time since ESTABLISHED; 0 otherwise */
+	__u64 bytes_acked;    /* close: bytes sent and acknowledged; 0 otherwise */
+	__u64 bytes_received; /* close: bytes received; 0 otherwise */
+	__u32 pid;            /* tgid */
+	__u32 tid;
+	__u32 uid;
+	__u32 netns;          /* network namespace inode of the socket */
+	__u8 saddr[16];       /* local address: IPv4 in the first 4 bytes */
+	__u8 daddr[16];       /* remote address */
+	__u16 sport;          /* local port, host byte order */
+	__u16 dport;          /* remote port, host byte order */
+	__u16 family;         /* AF_INET or AF_INET6 (IPv4-mapped IPv6 is reported as AF_INET) */
+	__u8 type;            /* enum tcptracer_event_type */
+	__u8 __reserved;      /* explicit padding, always 0 */
+	char comm[TASK_COMM_LEN];
+};
+
+#endif /* TCPTRACER_H */
