@@ -1,0 +1,591 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * tcptracer_loader.c - the Node-API addon that does what node-bpf cannot: open
+ * the compiled probe, set its configuration, reuse pinned filter maps, apply
+ * CO-RE relocations, load, attach, and drain the ring buffer.
+ *
+ * The ring buffer is drained on a thread of its own. Records are copied into a
+ * batch and each batch reaches JavaScript in one call (a thread-safe function
+ * with a bounded queue: when JavaScript falls behind, the drain thread waits and
+ * the kernel counts what it cannot store). Nothing happens per event in
+ * JavaScript's thread but decoding.
+ *
+ * JS API (see src/native.ts):
+ *   open(opts, onBatch) -> handle     onBatch(Buffer) per batch, onBatch(null) at the end
+ *   stop(handle)                      ask the drain thread to finish (non-blocking)
+ *   close(handle)                     detach and free; after onBatch(null)
+ *   statsMapFd(handle) -> fd          the kernel counters, read with node-bpf
+ *   ensureTracefs() -> errno        mount tracefs if it is not mounted
+ *   clockOffsetNs() -> bigint         CLOCK_REALTIME - CLOCK_MONOTONIC
+ *   eventLayout -> { size, fields: { name: [offset, size] } }
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <linux/types.h>
+#include <node_api.h>
+
+#include "../tcptracer.h"
+
+#define EVENT_SIZE sizeof(struct tcptracer_event)
+#define BATCH_MAX_EVENTS 1024
+#define BATCH_QUEUE_MAX 16
+#define BATCH_FULL (-ENOSPC)
+#define MAX_LINKS 8
+
+struct batch {
+	size_t n;
+	unsigned char data[BATCH_MAX_EVENTS * EVENT_SIZE];
+};
+
+struct tracer {
+	struct bpf_object *obj;
+	struct bpf_link *links[MAX_LINKS];
+	int nlinks;
+	struct ring_buffer *rb;
+	napi_threadsafe_function tsfn;
+	pthread_t thread;
+	bool thread_started;
+	atomic_bool stopping;
+	int poll_ms;
+	struct batch *cur;
+	unsigned long long malformed;
+	int drain_error;
+};
+
+/* libbpf messages, kept so a failure can say why in one line. */
+static char libbpf_log[4096];
+static size_t libbpf_log_len;
+static bool libbpf_verbose;
+
+static int on_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char line[512];
+	int n;
+
+	if (libbpf_verbose) {
+		va_list copy;
+
+		va_copy(copy, ap);
+		vfprintf(stderr, fmt, copy);
+		va_end(copy);
+	}
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	if (n > 0 && level != LIBBPF_DEBUG) {
+		size_t len = strlen(line);
+
+		if (libbpf_log_len + len >= sizeof(libbpf_log))
+			libbpf_log_len = 0;
+		memcpy(libbpf_log + libbpf_log_len, line, len + 1);
+		libbpf_log_len += len;
+	}
+	return 0;
+}
+
+/* Throw an Error with code = errno name and message = what + strerror + libbpf's last word. */
+static napi_value throw_errno(napi_env env, const char *what, int err)
+{
+	char msg[1024];
+	const char *last = libbpf_log;
+	char *nl;
+
+	if (err < 0)
+		err = -err;
+	/* keep libbpf's last non-empty line only */
+	while ((nl = strchr(last, '\n')) && nl[1])
+		last = nl + 1;
+	snprintf(msg, sizeof(msg), "%.200s: %.100s%s%.600s", what, strerror(err), *last ? " (libbpf: " : "",
+		 *last ? last : "");
+	nl = strrchr(msg, '\n');
+	if (nl)
+		*nl = '\0';
+	if (*last)
+		strncat(msg, ")", sizeof(msg) - strlen(msg) - 1);
+	char code[32];
+	snprintf(code, sizeof(code), "E%d", err);
+	napi_throw_error(env, code, msg);
+	return NULL;
+}
+
+static int on_sample(void *ctx, void *data, size_t size)
+{
+	struct tracer *t = ctx;
+
+	if (size != EVENT_SIZE) {
+		t->malformed++;
+		return 0;
+	}
+	if (!t->cur) {
+		t->cur = malloc(sizeof(*t->cur));
+		if (!t->cur)
+			return -ENOMEM;
+		t->cur->n = 0;
+	}
+	memcpy(t->cur->data + t->cur->n * EVENT_SIZE, data, EVENT_SIZE);
+	if (++t->cur->n == BATCH_MAX_EVENTS)
+		return BATCH_FULL; /* the sample is consumed; hand the batch over first */
+	return 0;
+}
+
+static void hand_over(struct tracer *t)
+{
+	struct batch *b = t->cur;
+
+	if (!b || !b->n)
+		return;
+	t->cur = NULL;
+	if (napi_call_threadsafe_function(t->tsfn, b, napi_tsfn_blocking) != napi_ok)
+		free(b);
+}
+
+static void *drain(void *arg)
+{
+	struct tracer *t = arg;
+	int n;
+
+	while (!atomic_load(&t->stopping)) {
+		n = ring_buffer__poll(t->rb, t->poll_ms);
+		/* The probe may suppress wake-ups until enough has accumulated: drain anyway. */
+		if (n == 0)
+			n = ring_buffer__consume(t->rb);
+		if (n < 0 && n != -EINTR && n != BATCH_FULL) {
+			t->drain_error = -n;
+			break;
+		}
+		hand_over(t);
+	}
+	/* Whatever is still in the ring buffer after detach. */
+	do {
+		n = ring_buffer__consume(t->rb);
+		hand_over(t);
+	} while (n == BATCH_FULL);
+	napi_call_threadsafe_function(t->tsfn, NULL, napi_tsfn_blocking);
+	napi_release_threadsafe_function(t->tsfn, napi_tsfn_release);
+	return NULL;
+}
+
+/* Runs in JavaScript's thread: one call per batch, null at the end. */
+static void call_js(napi_env env, napi_value cb, void *context, void *data)
+{
+	struct batch *b = data;
+	napi_value arg, undefined;
+
+	(void)context;
+	if (!env) {
+		free(b);
+		return;
+	}
+	if (b) {
+		void *copy;
+
+		napi_create_buffer_copy(env, b->n * EVENT_SIZE, b->data, &copy, &arg);
+		free(b);
+	} else {
+		napi_get_null(env, &arg);
+	}
+	napi_get_undefined(env, &undefined);
+	napi_call_function(env, undefined, cb, 1, &arg, NULL);
+}
+
+static void tracer_free(struct tracer *t)
+{
+	for (int i = 0; i < t->nlinks; i++)
+		bpf_link__destroy(t->links[i]);
+	t->nlinks = 0;
+	ring_buffer__free(t->rb);
+	t->rb = NULL;
+	bpf_object__close(t->obj);
+	t->obj = NULL;
+	free(t->cur);
+	t->cur = NULL;
+}
+
+static void finalize_tracer(napi_env env, void *data, void *hint)
+{
+	struct tracer *t = data;
+
+	(void)env;
+	(void)hint;
+	if (t->thread_started) {
+		atomic_store(&t->stopping, true);
+		pthread_join(t->thread, NULL);
+	}
+	tracer_free(t);
+	free(t);
+}
+
+/* ---- argument helpers ---- */
+
+static bool get_prop(napi_env env, napi_value obj, const char *name, napi_value *out)
+{
+	bool has = false;
+	napi_valuetype type;
+
+	napi_has_named_property(env, obj, name, &has);
+	if (!has)
+		return false;
+	napi_get_named_property(env, obj, name, out);
+	napi_typeof(env, *out, &type);
+	return type != napi_undefined && type != napi_null;
+}
+
+static int64_t get_int(napi_env env, napi_value obj, const char *name, int64_t dflt)
+{
+	napi_value v;
+	int64_t r;
+
+	if (!get_prop(env, obj, name, &v) || napi_get_value_int64(env, v, &r) != napi_ok)
+		return dflt;
+	return r;
+}
+
+/* Offset of a global variable inside its data section, from the object's BTF. */
+static int datasec_var_offset(struct bpf_object *obj, const char *sec, const char *var)
+{
+	struct btf *btf = bpf_object__btf(obj);
+	int id = btf ? btf__find_by_name_kind(btf, sec, BTF_KIND_DATASEC) : -1;
+	const struct btf_type *t;
+	const struct btf_var_secinfo *vs;
+
+	if (id < 0)
+		return -ENOENT;
+	t = btf__type_by_id(btf, id);
+	vs = btf_var_secinfos(t);
+	for (int i = 0; i < btf_vlen(t); i++, vs++) {
+		const struct btf_type *v = btf__type_by_id(btf, vs->type);
+
+		if (!strcmp(btf__name_by_offset(btf, v->name_off), var))
+			return vs->offset;
+	}
+	return -ENOENT;
+}
+
+static int reuse_pinned(struct bpf_object *obj, const char *map_name, int fd)
+{
+	struct bpf_map *map = bpf_object__find_map_by_name(obj, map_name);
+
+	return map ? bpf_map__reuse_fd(map, fd) : -ENOENT;
+}
+
+/* open(opts, onBatch): open, configure, load, attach, start draining. */
+static napi_value js_open(napi_env env, napi_callback_info info)
+{
+	size_t argc = 2;
+	napi_value argv[2], v, handle, name;
+	char path[4096];
+	size_t len;
+	struct tracer *t;
+	struct tcptracer_config cfg = { .targ_uid = (__u32)-1 };
+	struct bpf_map *rodata, *events;
+	struct bpf_program *prog;
+	int off, err = 0, cgroup_fd, mntns_fd;
+	int64_t ringbuf_bytes;
+
+	napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+	if (argc < 2 || !get_prop(env, argv[0], "objectPath", &v) ||
+	    napi_get_value_string_utf8(env, v, path, sizeof(path), &len) != napi_ok) {
+		napi_throw_type_error(env, NULL, "open(opts, onBatch): opts.objectPath is required");
+		return NULL;
+	}
+	libbpf_verbose = get_int(env, argv[0], "libbpfDebug", 0) != 0;
+	libbpf_log_len = 0;
+	libbpf_log[0] = '\0';
+	libbpf_set_print(on_libbpf_print);
+
+	cfg.targ_tgid = (__u32)get_int(env, argv[0], "pid", 0);
+	cfg.targ_uid = (__u32)get_int(env, argv[0], "uid", -1);
+	cfg.targ_netns = (__u32)get_int(env, argv[0], "netns", 0);
+	cfg.targ_family = (__u16)get_int(env, argv[0], "family", 0);
+	cfg.wakeup_data_bytes = (__u64)get_int(env, argv[0], "wakeupBytes", 0);
+	cgroup_fd = (int)get_int(env, argv[0], "cgroupMapFd", -1);
+	mntns_fd = (int)get_int(env, argv[0], "mntnsMapFd", -1);
+	cfg.filter_cgroup = cgroup_fd >= 0;
+	cfg.filter_mntns = mntns_fd >= 0;
+	ringbuf_bytes = get_int(env, argv[0], "ringbufBytes", 8 << 20);
+
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return throw_errno(env, "allocating tracer", ENOMEM);
+	t->poll_ms = (int)get_int(env, argv[0], "pollMs", 100);
+	atomic_init(&t->stopping, false);
+
+	t->obj = bpf_object__open_file(path, NULL);
+	if (!t->obj) {
+		err = errno;
+		free(t);
+		return throw_errno(env, "opening BPF object", err);
+	}
+	rodata = bpf_object__find_map_by_name(t->obj, ".rodata");
+	off = datasec_var_offset(t->obj, ".rodata", "cfg");
+	if (!rodata || off < 0) {
+		err = ENOENT;
+		goto fail_msg;
+	}
+	{
+		size_t sz;
+		/* writable until load; older libbpf declares it const */
+		char *init = (char *)bpf_map__initial_value(rodata, &sz);
+
+		if (!init || off + sizeof(cfg) > sz) {
+			err = EINVAL;
+			goto fail_msg;
+		}
+		memcpy(init + off, &cfg, sizeof(cfg));
+	}
+	events = bpf_object__find_map_by_name(t->obj, "events");
+	if (!events || (err = bpf_map__set_max_entries(events, (__u32)ringbuf_bytes)))
+		goto fail_setup;
+	if (cgroup_fd >= 0 && (err = reuse_pinned(t->obj, "cgroup_map", cgroup_fd)))
+		goto fail_setup;
+	if (mntns_fd >= 0 && (err = reuse_pinned(t->obj, "mount_ns_set", mntns_fd)))
+		goto fail_setup;
+
+	err = bpf_object__load(t->obj);
+	if (err) {
+		tracer_free(t);
+		free(t);
+		return throw_errno(env, "loading BPF program", err);
+	}
+	bpf_object__for_each_program(prog, t->obj) {
+		struct bpf_link *link = bpf_program__attach(prog);
+
+		if (!link) {
+			char what[128];
+
+			err = errno;
+			snprintf(what, sizeof(what), "attaching %s", bpf_program__section_name(prog));
+			tracer_free(t);
+			free(t);
+			return throw_errno(env, what, err);
+		}
+		t->links[t->nlinks++] = link;
+	}
+	t->rb = ring_buffer__new(bpf_map__fd(events), on_sample, t, NULL);
+	if (!t->rb) {
+		err = errno;
+		tracer_free(t);
+		free(t);
+		return throw_errno(env, "creating ring buffer", err);
+	}
+
+	napi_create_string_utf8(env, "tcptracer-drain", NAPI_AUTO_LENGTH, &name);
+	if (napi_create_threadsafe_function(env, argv[1], NULL, name, BATCH_QUEUE_MAX, 1, NULL, NULL,
+					    NULL, call_js, &t->tsfn) != napi_ok) {
+		tracer_free(t);
+		free(t);
+		napi_throw_error(env, NULL, "cannot create thread-safe function");
+		return NULL;
+	}
+	err = pthread_create(&t->thread, NULL, drain, t);
+	if (err) {
+		napi_release_threadsafe_function(t->tsfn, napi_tsfn_abort);
+		tracer_free(t);
+		free(t);
+		return throw_errno(env, "starting drain thread", err);
+	}
+	t->thread_started = true;
+	napi_create_external(env, t, finalize_tracer, NULL, &handle);
+	return handle;
+
+fail_msg:
+	tracer_free(t);
+	free(t);
+	return throw_errno(env, "configuring BPF object (cfg not found in .rodata)", err);
+fail_setup:
+	tracer_free(t);
+	free(t);
+	return throw_errno(env, "preparing BPF maps", err ? err : ENOENT);
+}
+
+static struct tracer *get_tracer(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value argv[1];
+	void *t = NULL;
+
+	napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+	if (argc < 1 || napi_get_value_external(env, argv[0], &t) != napi_ok || !t) {
+		napi_throw_type_error(env, NULL, "expected a tracer handle");
+		return NULL;
+	}
+	return t;
+}
+
+static napi_value js_stop(napi_env env, napi_callback_info info)
+{
+	struct tracer *t = get_tracer(env, info);
+
+	if (t) {
+		/* Detach first, so the final drain sees every event already written. */
+		for (int i = 0; i < t->nlinks; i++)
+			bpf_link__destroy(t->links[i]);
+		t->nlinks = 0;
+		atomic_store(&t->stopping, true);
+	}
+	return NULL;
+}
+
+static napi_value js_close(napi_env env, napi_callback_info info)
+{
+	struct tracer *t = get_tracer(env, info);
+
+	if (t && t->thread_started) {
+		atomic_store(&t->stopping, true);
+		pthread_join(t->thread, NULL);
+		t->thread_started = false;
+		tracer_free(t);
+	}
+	return NULL;
+}
+
+static napi_value js_stats_map_fd(napi_env env, napi_callback_info info)
+{
+	struct tracer *t = get_tracer(env, info);
+	struct bpf_map *m;
+	napi_value r;
+
+	if (!t || !t->obj)
+		return NULL;
+	m = bpf_object__find_map_by_name(t->obj, "stats");
+	napi_create_int32(env, m ? bpf_map__fd(m) : -1, &r);
+	return r;
+}
+
+static napi_value js_drain_status(napi_env env, napi_callback_info info)
+{
+	struct tracer *t = get_tracer(env, info);
+	napi_value r, v;
+
+	if (!t)
+		return NULL;
+	napi_create_object(env, &r);
+	napi_create_int64(env, (int64_t)t->malformed, &v);
+	napi_set_named_property(env, r, "malformed", v);
+	napi_create_int32(env, t->drain_error, &v);
+	napi_set_named_property(env, r, "error", v);
+	return r;
+}
+
+static napi_value js_clock_offset_ns(napi_env env, napi_callback_info info)
+{
+	struct timespec r1, m, r2;
+	int64_t best_gap = INT64_MAX, offset = 0;
+	napi_value out;
+
+	(void)info;
+	/* Bracket a monotonic reading between two realtime ones; keep the tightest. */
+	for (int i = 0; i < 5; i++) {
+		clock_gettime(CLOCK_REALTIME, &r1);
+		clock_gettime(CLOCK_MONOTONIC, &m);
+		clock_gettime(CLOCK_REALTIME, &r2);
+		int64_t a = r1.tv_sec * 1000000000LL + r1.tv_nsec;
+		int64_t b = r2.tv_sec * 1000000000LL + r2.tv_nsec;
+		int64_t mono = m.tv_sec * 1000000000LL + m.tv_nsec;
+
+		if (b - a < best_gap) {
+			best_gap = b - a;
+			offset = a + (b - a) / 2 - mono;
+		}
+	}
+	napi_create_bigint_int64(env, offset, &out);
+	return out;
+}
+
+/*
+ * Classic tracepoints are attached through their ids under tracefs. Mount it
+ * where it is expected when nobody did (containers, minimal hosts).
+ * Returns 0, or the errno of the failed mount.
+ */
+static napi_value js_ensure_tracefs(napi_env env, napi_callback_info info)
+{
+	static const char *const dirs[] = { "/sys/kernel/tracing/events",
+					    "/sys/kernel/debug/tracing/events" };
+	napi_value r;
+	int err = 0;
+
+	(void)info;
+	if (access(dirs[0], F_OK) && access(dirs[1], F_OK) &&
+	    mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL))
+		err = errno;
+	napi_create_int32(env, err, &r);
+	return r;
+}
+
+static void set_field(napi_env env, napi_value fields, const char *name, size_t off, size_t size)
+{
+	napi_value arr, a, b;
+
+	napi_create_array_with_length(env, 2, &arr);
+	napi_create_uint32(env, (uint32_t)off, &a);
+	napi_create_uint32(env, (uint32_t)size, &b);
+	napi_set_element(env, arr, 0, a);
+	napi_set_element(env, arr, 1, b);
+	napi_set_named_property(env, fields, name, arr);
+}
+
+#define FIELD(f) set_field(env, fields, #f, offsetof(struct tcptracer_event, f), \
+			   sizeof(((struct tcptracer_event *)0)->f))
+
+static napi_value event_layout(napi_env env)
+{
+	napi_value layout, fields, v;
+
+	napi_create_object(env, &layout);
+	napi_create_object(env, &fields);
+	FIELD(ts_ns);
+	FIELD(cgroup_id);
+	FIELD(duration_ns);
+	FIELD(bytes_acked);
+	FIELD(bytes_received);
+	FIELD(pid);
+	FIELD(tid);
+	FIELD(uid);
+	FIELD(netns);
+	FIELD(saddr);
+	FIELD(daddr);
+	FIELD(sport);
+	FIELD(dport);
+	FIELD(family);
+	FIELD(type);
+	FIELD(__reserved);
+	FIELD(comm);
+	napi_create_uint32(env, EVENT_SIZE, &v);
+	napi_set_named_property(env, layout, "size", v);
+	napi_set_named_property(env, layout, "fields", fields);
+	return layout;
+}
+
+static napi_value init(napi_env env, napi_value exports)
+{
+	napi_property_descriptor props[] = {
+		{ "open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL },
+		{ "stop", NULL, js_stop, NULL, NULL, NULL, napi_default, NULL },
+		{ "close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL },
+		{ "statsMapFd", NULL, js_stats_map_fd, NULL, NULL, NULL, napi_default, NULL },
+		{ "drainStatus", NULL, js_drain_status, NULL, NULL, NULL, napi_default, NULL },
+		{ "ensureTracefs", NULL, js_ensure_tracefs, NULL, NULL, NULL, napi_default, NULL },
+		{ "clockOffsetNs", NULL, js_clock_offset_ns, NULL, NULL, NULL, napi_default, NULL },
+		{ "eventLayout", NULL, NULL, NULL, NULL, event_layout(env), napi_enumerable, NULL },
+	};
+
+	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+	return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
