@@ -1,0 +1,101 @@
+#!/usr/bin/env node
+/**
+ * tcptracer: bcc's tcptracer on tracepoints, with NDJSON and OTLP outputs.
+ * Errors are one line on stderr: exit 2 for usage, 1 for the environment.
+ */
+import { EnvironmentError, UsageError } from './errors.ts';
+import { jsonLine, TableFormatter } from './format.ts';
+import { HELP, parseCli, type CliOptions } from './options.ts';
+import { TcpTracer } from './tracer.ts';
+import type { TcpEvent } from './types.ts';
+
+const BANNER = 'Tracing TCP established connections. Ctrl-C to end.';
+const DROP_REPORT_MS = 5000;
+
+function lostLine(d: { ringbufLost: number; sockMapFull: number; malformed: number }): string | undefined {
+  const parts: string[] = [];
+  if (d.ringbufLost) parts.push(`${d.ringbufLost} events lost (ring buffer full)`);
+  if (d.sockMapFull) parts.push(`${d.sockMapFull} sockets untracked (socket map full)`);
+  if (d.malformed) parts.push(`${d.malformed} malformed records`);
+  return parts.length ? `tcptracer: ${parts.join(', ')}` : undefined;
+}
+
+async function run(opts: CliOptions): Promise<void> {
+  const tracer = TcpTracer.open(opts);
+  const write = (text: string): void => {
+    process.stdout.write(text);
+  };
+  let onEvents: ((batch: readonly TcpEvent[]) => void) | undefined;
+  if (opts.json) {
+    process.stderr.write(`${BANNER}\n`);
+    onEvents = (batch) => {
+      let out = '';
+      for (const e of batch) out += `${jsonLine(e)}\n`;
+      write(out);
+    };
+  } else if (!opts.quiet) {
+    const table = new TableFormatter({
+      timestamp: opts.timestamp,
+      verbose: opts.verbose,
+      netnsFiltered: opts.netns !== undefined,
+    });
+    write(`${BANNER}\n${table.header()}\n`);
+    onEvents = (batch) => {
+      let out = '';
+      for (const e of batch) out += `${table.row(e)}\n`;
+      write(out);
+    };
+  } else {
+    process.stderr.write(`${BANNER}\n`);
+  }
+  if (onEvents) tracer.on('events', onEvents);
+
+  let reported = '';
+  const reporter = setInterval(() => {
+    const line = lostLine(tracer.drops());
+    if (line && line !== reported) process.stderr.write(`${line}\n`);
+    reported = line ?? '';
+    tracer.refreshClock();
+  }, DROP_REPORT_MS);
+  reporter.unref();
+
+  await new Promise<void>((resolve, reject) => {
+    tracer.on('error', reject);
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  clearInterval(reporter);
+  const drops = await tracer.stop();
+  const line = lostLine(drops);
+  if (line) process.stderr.write(`${line}\n`);
+}
+
+async function main(): Promise<number> {
+  let opts: CliOptions;
+  try {
+    opts = parseCli(process.argv.slice(2));
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`tcptracer: error: ${e.message} (see tcptracer --help)\n`);
+      return 2;
+    }
+    throw e;
+  }
+  if (opts.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  try {
+    await run(opts);
+    return 0;
+  } catch (e) {
+    if (e instanceof EnvironmentError || e instanceof UsageError) {
+      process.stderr.write(`tcptracer: ${e.message}\n`);
+      return e instanceof UsageError ? 2 : 1;
+    }
+    process.stderr.write(`tcptracer: internal error: ${(e as Error).stack ?? String(e)}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main();

@@ -1,0 +1,125 @@
+/**
+ * Decoding of the kernel's records (struct tcptracer_event in bpf/tcptracer.h).
+ *
+ * EVENT_LAYOUT mirrors the C struct; test/unit-layout.test.ts checks it against the
+ * offsets the compiled loader reports, so the two cannot drift apart silently.
+ */
+import { endianness } from 'node:os';
+import type { TcpEvent, TcpEventType } from './types.ts';
+
+export const EVENT_LAYOUT = {
+  size: 112,
+  fields: {
+    ts_ns: [0, 8],
+    cgroup_id: [8, 8],
+    duration_ns: [16, 8],
+    bytes_acked: [24, 8],
+    bytes_received: [32, 8],
+    pid: [40, 4],
+    tid: [44, 4],
+    uid: [48, 4],
+    netns: [52, 4],
+    saddr: [56, 16],
+    daddr: [72, 16],
+    sport: [88, 2],
+    dport: [90, 2],
+    family: [92, 2],
+    type: [94, 1],
+    __reserved: [95, 1],
+    comm: [96, 16],
+  },
+} as const;
+
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+
+const F = EVENT_LAYOUT.fields;
+const LE = endianness() === 'LE';
+const TYPES: readonly (TcpEventType | undefined)[] = [undefined, 'connect', 'accept', 'close'];
+const U32 = 0x1_0000_0000;
+
+function u64(view: DataView, off: number): number {
+  return LE
+    ? view.getUint32(off, true) + view.getUint32(off + 4, true) * U32
+    : view.getUint32(off + 4, false) + view.getUint32(off, false) * U32;
+}
+
+export function formatIPv4(b: Uint8Array, off: number): string {
+  return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
+}
+
+/** RFC 5952 text form: lower case, longest run (≥ 2) of zero groups as "::". */
+export function formatIPv6(b: Uint8Array, off: number): string {
+  const g: number[] = [];
+  for (let i = 0; i < 16; i += 2) g.push(((b[off + i] ?? 0) << 8) | (b[off + i + 1] ?? 0));
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (from: number, to: number): string =>
+    g.slice(from, to).map((x) => x.toString(16)).join(':');
+  if (bestStart < 0) return hex(0, 8);
+  // ::ffff:a.b.c.d never reaches here: the probe reports IPv4-mapped sockets as IPv4.
+  return `${hex(0, bestStart)}::${hex(bestStart + bestLen, 8)}`;
+}
+
+/** Result of decoding one batch: the events, and records that could not be decoded. */
+export interface DecodedBatch {
+  readonly events: TcpEvent[];
+  readonly malformed: number;
+}
+
+/**
+ * Decode a batch of records as handed over by the loader.
+ * @param clockOffsetNs CLOCK_REALTIME - CLOCK_MONOTONIC, to turn kernel time into wall clock.
+ */
+export function decodeBatch(buf: Buffer, clockOffsetNs: bigint): DecodedBatch {
+  const size = EVENT_LAYOUT.size;
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const events: TcpEvent[] = [];
+  let malformed = buf.byteLength % size === 0 ? 0 : 1;
+  for (let off = 0; off + size <= buf.byteLength; off += size) {
+    const type = TYPES[view.getUint8(off + F.type[0])];
+    const family = view.getUint16(off + F.family[0], LE);
+    if (type === undefined || (family !== AF_INET && family !== AF_INET6)) {
+      malformed++;
+      continue;
+    }
+    const v4 = family === AF_INET;
+    const commStart = off + F.comm[0];
+    let commEnd = buf.indexOf(0, commStart);
+    if (commEnd < 0 || commEnd > commStart + F.comm[1]) commEnd = commStart + F.comm[1];
+    const mono = view.getBigUint64(off + F.ts_ns[0], LE);
+    events.push({
+      type,
+      monotonicNs: mono,
+      timeUnixNs: mono + clockOffsetNs,
+      pid: view.getUint32(off + F.pid[0], LE),
+      tid: view.getUint32(off + F.tid[0], LE),
+      uid: view.getUint32(off + F.uid[0], LE),
+      comm: buf.toString('utf8', commStart, commEnd),
+      ip: v4 ? 4 : 6,
+      saddr: v4 ? formatIPv4(buf, off + F.saddr[0]) : formatIPv6(buf, off + F.saddr[0]),
+      daddr: v4 ? formatIPv4(buf, off + F.daddr[0]) : formatIPv6(buf, off + F.daddr[0]),
+      sport: view.getUint16(off + F.sport[0], LE),
+      dport: view.getUint16(off + F.dport[0], LE),
+      netns: view.getUint32(off + F.netns[0], LE),
+      cgroupId: u64(view, off + F.cgroup_id[0]),
+      durationNs: u64(view, off + F.duration_ns[0]),
+      bytesAcked: u64(view, off + F.bytes_acked[0]),
+      bytesReceived: u64(view, off + F.bytes_received[0]),
+    });
+  }
+  return { events, malformed };
+}

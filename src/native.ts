@@ -1,0 +1,67 @@
+/**
+ * Typed access to the Node-API loader (bpf/loader/tcptracer_loader.c), built by
+ * node-gyp into build/Release together with the BPF object it loads.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { EnvironmentError } from './errors.ts';
+
+export interface NativeOpenOptions {
+  objectPath: string;
+  pid?: number;
+  uid?: number;
+  netns?: number;
+  family?: number;
+  cgroupMapFd?: number;
+  mntnsMapFd?: number;
+  ringbufBytes?: number;
+  wakeupBytes?: number;
+  pollMs?: number;
+  libbpfDebug?: number;
+}
+
+declare const handleBrand: unique symbol;
+export type NativeHandle = { readonly [handleBrand]: true };
+
+export interface EventLayout {
+  size: number;
+  fields: Record<string, [offset: number, size: number]>;
+}
+
+export interface NativeLoader {
+  open(opts: NativeOpenOptions, onBatch: (batch: Buffer | null) => void): NativeHandle;
+  stop(h: NativeHandle): void;
+  close(h: NativeHandle): void;
+  statsMapFd(h: NativeHandle): number;
+  drainStatus(h: NativeHandle): { malformed: number; error: number };
+  /** Mount tracefs at /sys/kernel/tracing unless it is available; 0 or errno. */
+  ensureTracefs(): number;
+  clockOffsetNs(): bigint;
+  readonly eventLayout: EventLayout;
+}
+
+/** build/Release, found from src/ (run as .ts) or dist/src/ (compiled). */
+export function buildDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    const candidate = join(dir, 'build', 'Release');
+    if (existsSync(join(candidate, 'tcptracer_loader.node'))) return candidate;
+    dir = dirname(dir);
+  }
+  throw new EnvironmentError(
+    'native loader not built (build/Release/tcptracer_loader.node missing): run "npm run build"',
+  );
+}
+
+let loaded: NativeLoader | undefined;
+
+export function loadNative(): NativeLoader {
+  loaded ??= createRequire(import.meta.url)(join(buildDir(), 'tcptracer_loader.node')) as NativeLoader;
+  return loaded;
+}
+
+export function bpfObjectPath(): string {
+  return join(buildDir(), 'tcptracer.bpf.o');
+}

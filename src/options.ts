@@ -1,0 +1,132 @@
+/**
+ * Command-line flags, bcc tcptracer's plus -u, --json and the OTLP service mode,
+ * resolved once into one typed object. Throws UsageError on anything invalid.
+ */
+import { parseArgs } from 'node:util';
+import { UsageError } from './errors.ts';
+
+export interface CliOptions {
+  timestamp: boolean;
+  verbose: boolean;
+  json: boolean;
+  pid?: number;
+  uid?: number;
+  netns?: number;
+  family?: 4 | 6;
+  cgroupMap?: string;
+  mntnsMap?: string;
+  /** --otlp: export every event as an OTLP log record. */
+  otlp: boolean;
+  /** -q: no table / JSON on stdout. */
+  quiet: boolean;
+  otlpEndpoint?: string;
+  otlpQueueSize?: number;
+  help: boolean;
+}
+
+export const USAGE =
+  'usage: tcptracer [-h] [-t] [-p PID] [-u UID] [-N NETNS] [--cgroupmap CGROUPMAP]\n' +
+  '                 [--mntnsmap MNTNSMAP] [-4 | -6] [-v] [--json]\n' +
+  '                 [--otlp] [-q] [--otlp-endpoint URL] [--otlp-queue-size N]';
+
+export const HELP = `${USAGE}
+
+Trace TCP connections
+
+options:
+  -h, --help            show this help message and exit
+  -t, --timestamp       include timestamp on output
+  -p PID, --pid PID     trace this PID only
+  -u UID, --uid UID     trace this UID only
+  -N NETNS, --netns NETNS
+                        trace this Network Namespace only
+  --cgroupmap CGROUPMAP
+                        trace cgroups in this BPF map only
+  --mntnsmap MNTNSMAP   trace mount namespaces in this BPF map only
+  -4, --ipv4            trace IPv4 family only
+  -6, --ipv6            trace IPv6 family only
+  -v, --verbose         include Network Namespace in the output
+  --json                print one JSON object per event (banner on stderr)
+  --otlp                export events as OTLP log records over gRPC
+  -q, --quiet           no table or JSON output (with --otlp: run as a service)
+  --otlp-endpoint URL   OTLP gRPC endpoint (overrides OTEL_EXPORTER_OTLP_*ENDPOINT;
+                        default http://localhost:4317)
+  --otlp-queue-size N   records held while the collector is slow or away
+                        (default 65536; more are dropped and counted)
+
+examples:
+    tcptracer                   # trace all TCP established connections
+    tcptracer -t                # include timestamps
+    tcptracer -p 181            # only trace PID 181
+    tcptracer -u 1000           # only trace UID 1000
+    tcptracer -N 4026531969     # only trace sockets in this network namespace
+    tcptracer -4                # only trace IPv4
+    tcptracer -v                # type as a word, and the NETNS column
+    tcptracer --json            # one JSON object per line
+    tcptracer --cgroupmap /sys/fs/bpf/test01  # only trace cgroups in this BPF map
+    tcptracer --mntnsmap /sys/fs/bpf/mnt_ns   # only trace mount namespaces in the map
+    OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4317 tcptracer --otlp -q
+`;
+
+function uint(flag: string, value: string | undefined, max: number, min = 0): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) > max || Number(value) < min) {
+    throw new UsageError(`argument ${flag}: invalid value '${value}' (expected an integer from ${min} to ${max})`);
+  }
+  return Number(value);
+}
+
+export function parseCli(argv: readonly string[]): CliOptions {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        timestamp: { type: 'boolean', short: 't' },
+        pid: { type: 'string', short: 'p' },
+        uid: { type: 'string', short: 'u' },
+        netns: { type: 'string', short: 'N' },
+        cgroupmap: { type: 'string' },
+        mntnsmap: { type: 'string' },
+        ipv4: { type: 'boolean', short: '4' },
+        ipv6: { type: 'boolean', short: '6' },
+        verbose: { type: 'boolean', short: 'v' },
+        json: { type: 'boolean' },
+        otlp: { type: 'boolean' },
+        quiet: { type: 'boolean', short: 'q' },
+        'otlp-endpoint': { type: 'string' },
+        'otlp-queue-size': { type: 'string' },
+      },
+    }));
+  } catch (e) {
+    // node's messages are one line already; drop its advice about "--" for positionals
+    throw new UsageError((e as Error).message.split('. To specify a positional')[0] ?? 'bad arguments');
+  }
+  if (values.ipv4 && values.ipv6) throw new UsageError('argument -6/--ipv6: not allowed with argument -4/--ipv4');
+  if (values.json && values.quiet) throw new UsageError('--json and -q/--quiet contradict each other');
+  if (!values.otlp && (values['otlp-endpoint'] !== undefined || values['otlp-queue-size'] !== undefined)) {
+    throw new UsageError('--otlp-endpoint and --otlp-queue-size need --otlp');
+  }
+  for (const flag of ['cgroupmap', 'mntnsmap'] as const) {
+    if (values[flag] === '') throw new UsageError(`argument --${flag}: expected a path`);
+  }
+  return {
+    help: values.help ?? false,
+    timestamp: values.timestamp ?? false,
+    verbose: values.verbose ?? false,
+    json: values.json ?? false,
+    pid: uint('-p/--pid', values.pid, 4194304, 1),
+    uid: uint('-u/--uid', values.uid, 0xfffffffe),
+    netns: uint('-N/--netns', values.netns, 0xffffffff, 1),
+    family: values.ipv4 ? 4 : values.ipv6 ? 6 : undefined,
+    cgroupMap: values.cgroupmap,
+    mntnsMap: values.mntnsmap,
+    otlp: values.otlp ?? false,
+    quiet: values.quiet ?? false,
+    otlpEndpoint: values['otlp-endpoint'],
+    otlpQueueSize: uint('--otlp-queue-size', values['otlp-queue-size'], 1 << 24, 1),
+  };
+}

@@ -1,0 +1,185 @@
+/**
+ * TcpTracer: the typed event source. Loads the probe with the native loader,
+ * validates pinned filter maps and reads the kernel's counters with node-bpf
+ * (the `bpf` package), and hands decoded events out in batches.
+ *
+ *   const tracer = TcpTracer.open({ family: 4 });
+ *   tracer.on('events', (batch) => ...);
+ *   await tracer.stop();   // detaches, delivers what was still queued, frees
+ */
+import { EventEmitter } from 'node:events';
+import { constants as osConstants } from 'node:os';
+import * as bpf from 'bpf';
+import { EnvironmentError } from './errors.ts';
+import { decodeBatch } from './event.ts';
+import { bpfObjectPath, loadNative, type NativeHandle, type NativeLoader } from './native.ts';
+import { checkHost, readHostFacts } from './preflight.ts';
+import type { DropCounters, TcpEvent } from './types.ts';
+
+export interface TracerOptions {
+  /** Only this process id (tgid). Default: all. */
+  pid?: number;
+  /** Only this user id. Default: all. */
+  uid?: number;
+  /** Only sockets in the network namespace with this inode. Default: all. */
+  netns?: number;
+  /** Only this IP version. Default: both. */
+  family?: 4 | 6;
+  /** Path of a pinned BPF hash map (u64 cgroup id keys): only tasks in those cgroups. */
+  cgroupMap?: string;
+  /** Path of a pinned BPF hash map (u64 mount namespace inode keys). */
+  mntnsMap?: string;
+  /** Ring buffer size in bytes, a power of two. Default 8 MiB. */
+  ringbufBytes?: number;
+  /** The probe wakes user space once this many bytes wait. Default 64 KiB. */
+  wakeupBytes?: number;
+  /** Longest wait before waiting events are read anyway, ms. Default 100. */
+  pollMs?: number;
+  /** Skip the host checks (tests of the checks themselves). Default false. */
+  skipHostCheck?: boolean;
+}
+
+interface TracerEvents {
+  events: [batch: readonly TcpEvent[]];
+  error: [err: Error];
+}
+
+const STAT_RINGBUF_LOST = 0;
+const STAT_SOCK_MAP_FULL = 1;
+
+/** Open a pinned map given by --cgroupmap/--mntnsmap and check it is what bcc defines. */
+export function openPinnedFilterMap(flag: string, path: string): bpf.MapRef {
+  let fd: number;
+  try {
+    fd = bpf.objGet(path);
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).message;
+    throw new EnvironmentError(`${flag} ${path}: cannot open pinned BPF map (${why})`);
+  }
+  const ref = bpf.createMapRef(fd, { transfer: true });
+  if (ref.type !== bpf.MapType.HASH || ref.keySize !== 8) {
+    ref.close();
+    throw new EnvironmentError(
+      `${flag} ${path}: expected a BPF hash map with 8-byte keys, found type ${bpf.MapType[ref.type]} with ${ref.keySize}-byte keys`,
+    );
+  }
+  return ref;
+}
+
+export class TcpTracer extends EventEmitter<TracerEvents> {
+  readonly #native: NativeLoader;
+  readonly #handle: NativeHandle;
+  readonly #stats: bpf.RawArrayMap;
+  #clockOffsetNs: bigint;
+  #malformed = 0;
+  #stopped: Promise<void>;
+  #resolveStopped!: () => void;
+  #stopping = false;
+  #finalDrops: (DropCounters & { malformed: number }) | undefined;
+
+  private constructor(native: NativeLoader, opts: TracerOptions) {
+    super();
+    this.#native = native;
+    this.#clockOffsetNs = native.clockOffsetNs();
+    this.#stopped = new Promise((resolve) => (this.#resolveStopped = resolve));
+    const pinned: bpf.MapRef[] = [];
+    try {
+      if (opts.cgroupMap) pinned.push(openPinnedFilterMap('--cgroupmap', opts.cgroupMap));
+      const cgroupMapFd = pinned[0]?.fd;
+      if (opts.mntnsMap) pinned.push(openPinnedFilterMap('--mntnsmap', opts.mntnsMap));
+      const mntnsMapFd = opts.mntnsMap ? pinned.at(-1)?.fd : undefined;
+      this.#handle = native.open(
+        {
+          objectPath: bpfObjectPath(),
+          pid: opts.pid,
+          uid: opts.uid,
+          netns: opts.netns,
+          family: opts.family === 4 ? 2 : opts.family === 6 ? 10 : 0,
+          cgroupMapFd,
+          mntnsMapFd,
+          ringbufBytes: opts.ringbufBytes ?? 8 << 20,
+          wakeupBytes: opts.wakeupBytes ?? 64 << 10,
+          pollMs: opts.pollMs ?? 100,
+          libbpfDebug: process.env.TCPTRACER_LIBBPF_DEBUG ? 1 : 0,
+        },
+        (batch) => {
+          this.#onBatch(batch);
+        },
+      );
+    } catch (e) {
+      if (e instanceof EnvironmentError) throw e;
+      throw new EnvironmentError(describeLoadError(e as Error));
+    } finally {
+      // libbpf holds its own references to reused maps once loaded
+      for (const ref of pinned) ref.close();
+    }
+    this.#stats = new bpf.RawArrayMap(bpf.createMapRef(native.statsMapFd(this.#handle)));
+  }
+
+  /** Check the host, load and attach the probe. Throws EnvironmentError on failure. */
+  static open(opts: TracerOptions = {}): TcpTracer {
+    if (!opts.skipHostCheck) checkHost(readHostFacts());
+    const native = loadNative();
+    const err = native.ensureTracefs();
+    if (err) {
+      throw new EnvironmentError(
+        `tracefs is not mounted and mounting it at /sys/kernel/tracing failed (${osErrorName(err)}): mount it with "mount -t tracefs tracefs /sys/kernel/tracing"`,
+      );
+    }
+    return new TcpTracer(native, opts);
+  }
+
+  #onBatch(batch: Buffer | null): void {
+    if (batch === null) {
+      const { error } = this.#native.drainStatus(this.#handle);
+      this.#finalDrops = this.drops();
+      this.#native.close(this.#handle);
+      this.#stats.ref.close();
+      if (error && !this.#stopping) this.emit('error', new EnvironmentError(`ring buffer drain failed: errno ${error}`));
+      this.#resolveStopped();
+      return;
+    }
+    const { events, malformed } = decodeBatch(batch, this.#clockOffsetNs);
+    this.#malformed += malformed;
+    if (events.length) this.emit('events', events);
+  }
+
+  /** CLOCK_REALTIME - CLOCK_MONOTONIC used to timestamp events; refresh after clock steps. */
+  refreshClock(): void {
+    this.#clockOffsetNs = this.#native.clockOffsetNs();
+  }
+
+  /** Everything lost so far. Readable until stop() resolves. */
+  drops(): DropCounters & { malformed: number } {
+    if (this.#finalDrops) return this.#finalDrops;
+    return {
+      ringbufLost: Number(this.#stats.get(STAT_RINGBUF_LOST).readBigUInt64LE()),
+      sockMapFull: Number(this.#stats.get(STAT_SOCK_MAP_FULL).readBigUInt64LE()),
+      malformed: this.#malformed + this.#native.drainStatus(this.#handle).malformed,
+    };
+  }
+
+  /** Detach, deliver the events still in the ring buffer, free everything. */
+  stop(): Promise<DropCounters & { malformed: number }> {
+    if (!this.#stopping) {
+      this.#stopping = true;
+      this.#native.stop(this.#handle);
+    }
+    return this.#stopped.then(() => this.drops());
+  }
+}
+
+function osErrorName(errno: number): string {
+  const name = Object.entries(osConstants.errno).find(([, v]) => v === errno)?.[0];
+  return name ?? `errno ${errno}`;
+}
+
+function describeLoadError(e: Error): string {
+  const m = e.message;
+  if (/attaching tracepoint\/(\w+)\/(\w+)/.test(m)) {
+    const [, cat, name] = /attaching tracepoint\/(\w+)\/(\w+)/.exec(m) ?? [];
+    return `kernel has no usable tracepoint ${cat}:${name}: ${m}`;
+  }
+  if (/Operation not permitted/.test(m)) return `permission denied loading the probe (root or CAP_BPF+CAP_PERFMON needed): ${m}`;
+  return m;
+}

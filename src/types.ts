@@ -1,0 +1,55 @@
+/**
+ * Public types of tcptracer-otel.
+ *
+ * One TcpEvent is produced per TCP connect, accept or close seen by the kernel
+ * probe (bpf/tcptracer.bpf.c). The wire layout it is decoded from is defined once,
+ * in bpf/tcptracer.h; src/event.ts mirrors it.
+ */
+
+/** Kind of event, named as bcc's tcptracer verbose output names them. */
+export type TcpEventType = 'connect' | 'accept' | 'close';
+
+export interface TcpEvent {
+  /** connect (C): outgoing connection established; accept (A); close (X). */
+  readonly type: TcpEventType;
+  /** Kernel event time (CLOCK_MONOTONIC), nanoseconds since boot. */
+  readonly monotonicNs: bigint;
+  /** Kernel event time converted to wall clock: nanoseconds since the Unix epoch. */
+  readonly timeUnixNs: bigint;
+  /** Process id (tgid) of the task the event names. */
+  readonly pid: number;
+  /** Thread id of that task. */
+  readonly tid: number;
+  /** Real user id of that task. */
+  readonly uid: number;
+  /** Task command name (at most 15 bytes, as the kernel keeps it). */
+  readonly comm: string;
+  /** IP version on the wire; IPv4-mapped IPv6 sockets are reported as 4. */
+  readonly ip: 4 | 6;
+  /** Local address, without brackets (e.g. "10.0.0.1", "::1"). */
+  readonly saddr: string;
+  /** Remote address, without brackets. */
+  readonly daddr: string;
+  /** Local port. */
+  readonly sport: number;
+  /** Remote port. */
+  readonly dport: number;
+  /** Inode number of the socket's network namespace. */
+  readonly netns: number;
+  /** cgroup v2 id of the task. */
+  readonly cgroupId: number;
+  /** close only: nanoseconds from ESTABLISHED to close; 0 for connect/accept. */
+  readonly durationNs: number;
+  /** close only: bytes sent and acknowledged by the peer; 0 otherwise. */
+  readonly bytesAcked: number;
+  /** close only: bytes received; 0 otherwise. */
+  readonly bytesReceived: number;
+}
+
+/** Counters of everything that was lost, from the kernel to the exporter. */
+export interface DropCounters {
+  /** Events the kernel could not put into the ring buffer (it was full). */
+  readonly ringbufLost: number;
+  /** Sockets whose state could not be tracked (per-socket map full). */
+  readonly sockMapFull: number;
+}
