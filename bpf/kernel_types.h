@@ -98,6 +98,8 @@ struct nsproxy {
 };
 
 struct task_struct {
+	struct task_struct *group_leader;
+	char comm[16];
 	struct files_struct *files;
 	struct nsproxy *nsproxy;
 };

@@ -118,15 +118,21 @@ static __always_inline void count(__u32 idx)
 		__sync_fetch_and_add(v, 1);
 }
 
+/*
+ * The task the event names. comm is the process's name (the thread group
+ * leader's): a multithreaded program's last thread to exit, which closes its
+ * sockets, is often a runtime helper thread with a name of its own.
+ */
 static __always_inline void current_task(struct task_info *t)
 {
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	__u64 id = bpf_get_current_pid_tgid();
 
 	t->pid = id >> 32;
 	t->tid = (__u32)id;
 	t->uid = (__u32)bpf_get_current_uid_gid();
 	t->cgroup_id = bpf_get_current_cgroup_id();
-	bpf_get_current_comm(t->comm, sizeof(t->comm));
+	BPF_CORE_READ_STR_INTO(&t->comm, task, group_leader, comm);
 }
 
 /* pid, uid, cgroup and mount-namespace filters: about the current task. */
