@@ -1,0 +1,200 @@
+/**
+ * Kernel-test plumbing: the gate (skip with a reason, but fail under CI=true),
+ * network namespaces, peers, and the real CLI run with --json.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, rmdirSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import test from 'node:test';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const CLI = `${ROOT}src/cli.ts`;
+const PEER = `${ROOT}test/fixtures/peer.ts`;
+
+/** Why the kernel tests cannot run here, or undefined when they can. */
+export function kernelSkipReason(): string | undefined {
+  if (process.geteuid?.() !== 0) return 'kernel tests need root';
+  if (!existsSync('/sys/kernel/btf/vmlinux')) return 'kernel tests need BTF (/sys/kernel/btf/vmlinux)';
+  if (!existsSync(`${ROOT}build/Release/tcptracer_loader.node`)) return 'native loader not built (npm run build)';
+  return undefined;
+}
+
+/**
+ * Options for a kernel-test suite: skipped with the reason where the kernel tests
+ * cannot run; under CI=true that is a failure instead, registered as a test.
+ */
+export function kernelSuite(): { skip: string | false } {
+  const reason = kernelSkipReason();
+  if (reason && process.env.CI === 'true') {
+    test('kernel tests must run under CI', () => {
+      throw new Error(`${reason} (CI=true: a skipped kernel test is a failure)`);
+    });
+  }
+  return { skip: reason ?? false };
+}
+
+function sh(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr || r.error?.message || r.status}`);
+  return r.stdout;
+}
+
+/** Children still running when the test process exits are killed, never left behind. */
+const children = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+function track(child: ChildProcess): void {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+}
+
+/** Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or .../unified on hybrid hosts). */
+export function cgroup2Root(): string {
+  const line = readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .find((l) => l.split(' ')[2] === 'cgroup2');
+  if (!line) throw new Error('no cgroup2 mount');
+  return line.split(' ')[1] ?? '';
+}
+
+/** rmdir a cgroup, waiting (bounded) for exited tasks to leave it. */
+export async function removeCgroup(path: string): Promise<void> {
+  for (let i = 0; ; i++) {
+    try {
+      rmdirSync(path);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EBUSY' && (e as NodeJS.ErrnoException).code !== 'ENOTEMPTY') throw e;
+      if (i === 100) throw e;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
+
+export class NetNs {
+  readonly name = `tt-${randomBytes(4).toString('hex')}`;
+  readonly inode: number;
+
+  constructor() {
+    sh('ip', ['netns', 'add', this.name]);
+    sh('ip', ['-n', this.name, 'link', 'set', 'lo', 'up']);
+    this.inode = statSync(`/run/netns/${this.name}`).ino;
+  }
+
+  /** argv prefix that runs a command inside this namespace */
+  exec(): string[] {
+    return ['ip', 'netns', 'exec', this.name];
+  }
+
+  delete(): void {
+    spawnSync('ip', ['netns', 'delete', this.name]);
+  }
+}
+
+export interface Peer {
+  child: ChildProcess;
+  pid: number;
+  mntns: number;
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>;
+  /** Next stdout line. */
+  line(): Promise<string>;
+}
+
+/** Start a peer (see fixtures/peer.ts); `wrap` prefixes the command (setpriv, unshare...). */
+export async function startPeer(
+  ns: NetNs,
+  args: string[],
+  opts: { wrap?: string[]; waitReady?: boolean } = {},
+): Promise<Peer> {
+  const argv = [...ns.exec(), ...(opts.wrap ?? []), process.execPath, PEER, ...args];
+  const [cmd = '', ...rest] = argv;
+  const child = spawn(cmd, rest, { stdio: ['pipe', 'pipe', 'inherit'] });
+  track(child);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const line = async (): Promise<string> => {
+    const r = await lines.next();
+    if (r.done) throw new Error(`peer ${args.join(' ')} ended`);
+    return r.value;
+  };
+  const peer: Peer = { child, pid: child.pid ?? 0, mntns: 0, exited, line };
+  if (opts.waitReady !== false) {
+    const [, pid, mntns] = (await line()).split(' ');
+    peer.pid = Number(pid);
+    peer.mntns = Number(mntns);
+  }
+  return peer;
+}
+
+export interface JsonEvent {
+  type: 'connect' | 'accept' | 'close';
+  time: string;
+  pid: number;
+  tid: number;
+  comm: string;
+  uid: number;
+  ip: 4 | 6;
+  saddr: string;
+  daddr: string;
+  sport: number;
+  dport: number;
+  netns: number;
+  cgroup_id: number;
+  duration_ns?: number;
+  bytes_acked?: number;
+  bytes_received?: number;
+}
+
+export interface TracerRun {
+  child: ChildProcess;
+  /** SIGINT, wait for exit; the parsed events, stderr and exit code. */
+  stop(): Promise<{ events: JsonEvent[]; stderr: string; code: number | null }>;
+}
+
+/** Run the real CLI with --json and the given flags; resolves once it is tracing. */
+export async function startTracer(flags: string[]): Promise<TracerRun> {
+  const child = spawn(process.execPath, [CLI, '--json', ...flags], { stdio: ['ignore', 'pipe', 'pipe'] });
+  track(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`tracer did not start: ${stderr}`)), 20_000);
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (stderr.includes('Ctrl-C to end.')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`tracer exited (${code}) before tracing: ${stderr}`));
+    });
+  });
+  return {
+    child,
+    async stop() {
+      child.kill('SIGINT');
+      const code = await exited;
+      const events = stdout
+        .split('\n')
+        .filter((l) => l.trim())
+        .map((l) => JSON.parse(l) as JsonEvent);
+      return { events, stderr, code };
+    },
+  };
+}
+
+/** Run a command and return {code, stdout, stderr}. */
+export function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', env: env ?? process.env, timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+export { sh };
