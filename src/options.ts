@@ -102,8 +102,9 @@ export function parseCli(argv: readonly string[]): CliOptions {
       },
     }));
   } catch (e) {
-    // node's messages are one line already; drop its advice about "--" for positionals
-    throw new UsageError((e as Error).message.split('. To specify a positional')[0] ?? 'bad arguments');
+    // keep the first sentence of node's message, drop its advice
+    const message = (e as Error).message.split(/\n|\. To specify/)[0] ?? 'bad arguments';
+    throw new UsageError(message.replace(/\.$/, ''));
   }
   if (values.ipv4 && values.ipv6) throw new UsageError('argument -6/--ipv6: not allowed with argument -4/--ipv4');
   if (values.json && values.quiet) throw new UsageError('--json and -q/--quiet contradict each other');

@@ -30,8 +30,8 @@ function assertConnection(
   const xs = pick(events, 'close', o.server.pid);
   assert.equal(xc.length, 1, 'exactly one X for the client side');
   assert.equal(xs.length, 1, 'exactly one X for the server side');
-  assert.deepEqual(pickFields(xc[0]!), pickFields(c));
-  assert.deepEqual(pickFields(xs[0]!), pickFields(a));
+  assert.deepEqual(pickFields(xc[0]), pickFields(c));
+  assert.deepEqual(pickFields(xs[0]), pickFields(a));
   // Sequence-space counts, as tcp_info's: the client's SYN (1) and its byte once acked;
   // the server's byte and the client's FIN (received before the server closes).
   assert.ok([1, 2].includes(xc[0]!.bytes_acked!), `client bytes_acked ${xc[0]!.bytes_acked}`);
@@ -58,7 +58,7 @@ describe('kernel: events', suite, () => {
   before(() => {
     ns = new NetNs();
   });
-  after(() => ns.delete());
+  after(() => { ns.delete(); });
 
   for (const [ip, addr] of [
     [4, '127.0.0.1'],

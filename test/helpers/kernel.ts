@@ -114,8 +114,8 @@ export async function startPeer(
   const [cmd = '', ...rest] = argv;
   const child = spawn(cmd, rest, { stdio: ['pipe', 'pipe', 'inherit'] });
   track(child);
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code); }));
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const line = async (): Promise<string> => {
     const r = await lines.next();
     if (r.done) throw new Error(`peer ${args.join(' ')} ended`);
@@ -162,9 +162,9 @@ export async function startTracer(flags: string[]): Promise<TracerRun> {
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code); }));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`tracer did not start: ${stderr}`)), 20_000);
+    const timer = setTimeout(() => { reject(new Error(`tracer did not start: ${stderr}`)); }, 20_000);
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
       if (stderr.includes('Ctrl-C to end.')) {

@@ -1,0 +1,34 @@
+/** The real CLI process: errors are one line on stderr with exit 2 (usage) or 1 (environment). */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+
+const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
+
+function cli(args: string[], wrap: string[] = []): { code: number | null; stdout: string; stderr: string } {
+  const argv = [...wrap, process.execPath, CLI, ...args];
+  const r = spawnSync(argv[0] ?? '', argv.slice(1), { encoding: 'utf8', timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('usage errors: one line, exit 2, no stack trace', () => {
+  for (const args of [['--bogus'], ['-4', '-6'], ['-p', 'x'], ['--uid', '-1']]) {
+    const r = cli(args);
+    assert.equal(r.code, 2, args.join(' '));
+    assert.match(r.stderr, /^tcptracer: error: .+ \(see tcptracer --help\)\n$/);
+    assert.equal(r.stdout, '');
+  }
+});
+
+test('--help prints bcc-style usage and examples, exit 0', () => {
+  const r = cli(['--help']);
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /^usage: tcptracer \[-h\] \[-t\] \[-p PID\]/);
+  assert.match(r.stdout, /examples:\n {4}tcptracer +# trace all TCP established connections/);
+});
+
+test('not root: one line, exit 1', { skip: process.geteuid?.() !== 0 && 'needs root to drop privileges' }, () => {
+  const r = cli([], ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.equal(r.stderr, 'tcptracer: tcptracer must run as root (or with CAP_BPF and CAP_PERFMON): try sudo\n');
+});

@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { decodeBatch, EVENT_LAYOUT, formatIPv6 } from '../src/event.ts';
+import { encode, type RawEvent } from './fixtures/raw-records.ts';
+
+const base: RawEvent = {
+  ts: 5_000_000_123n, type: 1, pid: 28943, tid: 28944, uid: 1000, comm: 'telnet',
+  saddr: '192.168.1.2', daddr: '192.168.1.1', sport: 59306, dport: 23, netns: 4026531840, cgroupId: 1234n,
+};
+
+test('decodes every field of a batch, with wall-clock time from the clock offset', () => {
+  const offset = 1_700_000_000_000_000_000n;
+  const { events, malformed } = decodeBatch(
+    encode([
+      base,
+      { ...base, type: 2, saddr: '::1', daddr: 'fe80::1:2', comm: 'nc', sport: 80, dport: 55758 },
+      { ...base, type: 3, durationNs: 1_500_000n, bytesAcked: 2n ** 40n, bytesReceived: 7n, comm: 'exactly15chars!' },
+    ]),
+    offset,
+  );
+  assert.equal(malformed, 0);
+  assert.deepEqual(events[0], {
+    type: 'connect', monotonicNs: 5_000_000_123n, timeUnixNs: offset + 5_000_000_123n,
+    pid: 28943, tid: 28944, uid: 1000, comm: 'telnet', ip: 4, saddr: '192.168.1.2', daddr: '192.168.1.1',
+    sport: 59306, dport: 23, netns: 4026531840, cgroupId: 1234, durationNs: 0, bytesAcked: 0, bytesReceived: 0,
+  });
+  const [, a, x] = events;
+  assert.ok(a && x);
+  assert.equal(a.type, 'accept');
+  assert.equal(a.ip, 6);
+  assert.equal(a.saddr, '::1');
+  assert.equal(a.daddr, 'fe80::1:2');
+  assert.equal(x.type, 'close');
+  assert.equal(x.comm, 'exactly15chars!');
+  assert.equal(x.durationNs, 1_500_000);
+  assert.equal(x.bytesAcked, 2 ** 40);
+  assert.equal(x.bytesReceived, 7);
+});
+
+test('counts records it cannot decode instead of guessing', () => {
+  const buf = encode([base, base]);
+  buf.writeUInt8(9, EVENT_LAYOUT.size + EVENT_LAYOUT.fields.type[0]); // unknown type
+  const truncated = Buffer.concat([buf, Buffer.alloc(10)]);
+  const { events, malformed } = decodeBatch(truncated, 0n);
+  assert.equal(events.length, 1);
+  assert.equal(malformed, 2);
+});
+
+test('IPv6 text form follows RFC 5952', () => {
+  const b = (s: string): Buffer => Buffer.from(s.replace(/ /g, ''), 'hex');
+  assert.equal(formatIPv6(b('2001 0db8 0000 0000 0000 ff00 0042 8329'), 0), '2001:db8::ff00:42:8329');
+  assert.equal(formatIPv6(b('0000 0000 0000 0000 0000 0000 0000 0000'), 0), '::');
+  assert.equal(formatIPv6(b('2001 0db8 0000 0001 0000 0000 0000 0001'), 0), '2001:db8:0:1::1');
+  assert.equal(formatIPv6(b('2001 0db8 0000 0000 0001 0000 0000 0001'), 0), '2001:db8::1:0:0:1');
+  assert.equal(formatIPv6(b('2001 0db8 0001 0001 0001 0001 0000 0001'), 0), '2001:db8:1:1:1:1:0:1');
+});

@@ -1,0 +1,82 @@
+/** The table must be bcc tcptracer's, checked against bcc's own example output. */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { isoTimeNs, jsonLine, TableFormatter } from '../src/format.ts';
+import type { TcpEvent } from '../src/types.ts';
+
+const EXAMPLE = new URL('../../shared/tcptracer_example.txt', import.meta.url);
+
+function ev(type: TcpEvent['type'], pid: number, comm: string, saddr: string, daddr: string, sport: number, dport: number, sec = 0): TcpEvent {
+  return {
+    type, pid, comm, saddr, daddr, sport, dport, tid: pid, uid: 0, ip: saddr.includes(':') ? 6 : 4,
+    monotonicNs: BigInt(Math.round(sec * 1e9)) + 10n ** 12n, timeUnixNs: 0n, netns: 4026531840,
+    cgroupId: 1, durationNs: 0, bytesAcked: 0, bytesReceived: 0,
+  };
+}
+
+/** The output lines of the example's code block that starts with the command `cmd`. */
+function exampleBlock(cmd: string): string[] {
+  const text = readFileSync(EXAMPLE, 'utf8');
+  const start = text.indexOf(`${cmd}\n`);
+  assert.ok(start >= 0, cmd);
+  const [, banner, ...lines] = text.slice(start, text.indexOf('```', start)).trimEnd().split('\n');
+  assert.equal(banner, 'Tracing TCP established connections. Ctrl-C to end.');
+  return lines;
+}
+
+test('table header and rows match bcc example output byte for byte', { skip: !exists() && 'shared/ not beside the repo' }, () => {
+  const t = new TableFormatter({ timestamp: false, verbose: false, netnsFiltered: false });
+  const events = [
+    ev('connect', 28943, 'telnet', '192.168.1.2', '192.168.1.1', 59306, 23),
+    ev('connect', 28818, 'curl', '::1', '::1', 55758, 80),
+    ev('close', 28943, 'telnet', '192.168.1.2', '192.168.1.1', 59306, 23),
+    ev('accept', 28817, 'nc', '::1', '::1', 80, 55758),
+    ev('close', 28818, 'curl', '::1', '::1', 55758, 80),
+    ev('close', 28817, 'nc', '::1', '::1', 80, 55758),
+    ev('accept', 28978, 'nc', '10.202.210.1', '10.202.109.12', 8080, 59160),
+    ev('close', 28978, 'nc', '10.202.210.1', '10.202.109.12', 8080, 59160),
+  ];
+  assert.deepEqual([t.header(), ...events.map((e) => t.row(e))], exampleBlock('# ./tcptracer'));
+});
+
+test('-t: TIME(s) relative to the first event, as in the example', { skip: !exists() && 'shared/ not beside the repo' }, () => {
+  const t = new TableFormatter({ timestamp: true, verbose: false, netnsFiltered: false });
+  const lines = exampleBlock('# ./tcptracer -t');
+  assert.equal(t.header(), lines[0]);
+  assert.equal(t.row(ev('connect', 31002, 'telnet', '192.168.1.2', '192.168.1.1', 42590, 23, 0)), lines[1]);
+  // (the example's second row shows PID 748 right-aligned, unlike bcc's code and every other row)
+  assert.equal(t.row(ev('close', 31002, 'telnet', '192.168.1.2', '192.168.1.1', 42590, 23, 4.294)), lines[3]);
+});
+
+test('-v: type as a word and the NETNS column; -N drops NETNS as bcc does', () => {
+  const e = ev('accept', 17, 'nginx', '10.0.0.1', '10.0.0.2', 443, 50000);
+  const v = new TableFormatter({ timestamp: false, verbose: true, netnsFiltered: false });
+  assert.equal(v.header(), 'TYPE         PID    COMM             IP SADDR            DADDR            SPORT  DPORT  NETNS');
+  assert.equal(v.row(e), 'accept       17     nginx            4  10.0.0.1         10.0.0.2         443    50000  4026531840');
+  const vn = new TableFormatter({ timestamp: true, verbose: true, netnsFiltered: true });
+  assert.equal(vn.header(), 'TIME(ns)      TYPE         PID    COMM             IP SADDR            DADDR            SPORT  DPORT');
+  assert.equal(vn.row(e), '0             accept       17     nginx            4  10.0.0.1         10.0.0.2         443    50000');
+  assert.equal(vn.row({ ...e, monotonicNs: e.monotonicNs + 1234n }), '1234          accept       17     nginx            4  10.0.0.1         10.0.0.2         443    50000');
+});
+
+test('--json: one object per event, ISO 8601 time with nanoseconds, no brackets', () => {
+  const e = { ...ev('close', 5, 'a"b', '::1', '::2', 1, 2), timeUnixNs: 1_764_072_000_000_000_007n, durationNs: 9, bytesAcked: 3, bytesReceived: 4 };
+  assert.deepEqual(JSON.parse(jsonLine(e)), {
+    type: 'close', time: '2025-11-25T12:00:00.000000007Z', pid: 5, tid: 5, comm: 'a"b', uid: 0, ip: 6,
+    saddr: '::1', daddr: '::2', sport: 1, dport: 2, netns: 4026531840, cgroup_id: 1,
+    duration_ns: 9, bytes_acked: 3, bytes_received: 4,
+  });
+  assert.equal((JSON.parse(jsonLine({ ...e, type: 'connect' })) as Record<string, unknown>).duration_ns, undefined);
+  assert.equal(isoTimeNs(1_764_072_001_123_456_789n), '2025-11-25T12:00:01.123456789Z');
+  assert.equal(isoTimeNs(1_764_072_000_999_999_999n), '2025-11-25T12:00:00.999999999Z');
+});
+
+function exists(): boolean {
+  try {
+    readFileSync(EXAMPLE);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { UsageError } from '../src/errors.ts';
+import { parseCli } from '../src/options.ts';
+import { checkHost } from '../src/preflight.ts';
+import { EnvironmentError } from '../src/errors.ts';
+
+test('bcc flags, short and long', () => {
+  const o = parseCli(['-t', '-p', '181', '-u', '0', '-N', '4026531840', '-4', '-v', '--cgroupmap', '/sys/fs/bpf/x', '--mntnsmap', '/sys/fs/bpf/y']);
+  assert.deepEqual(
+    { t: o.timestamp, p: o.pid, u: o.uid, n: o.netns, f: o.family, v: o.verbose, c: o.cgroupMap, m: o.mntnsMap, j: o.json },
+    { t: true, p: 181, u: 0, n: 4026531840, f: 4, v: true, c: '/sys/fs/bpf/x', m: '/sys/fs/bpf/y', j: false },
+  );
+  assert.equal(parseCli(['--ipv6']).family, 6);
+  assert.equal(parseCli(['--pid=7']).pid, 7);
+  assert.deepEqual(
+    { ...parseCli([]), help: undefined },
+    { help: undefined, timestamp: false, verbose: false, json: false, pid: undefined, uid: undefined, netns: undefined,
+      family: undefined, cgroupMap: undefined, mntnsMap: undefined, otlp: false, quiet: false, otlpEndpoint: undefined, otlpQueueSize: undefined },
+  );
+});
+
+test('bad input is a UsageError with a one-line message', () => {
+  const bad: [string[], RegExp][] = [
+    [['--nope'], /Unknown option '--nope'/],
+    [['-4', '-6'], /-6\/--ipv6: not allowed with argument -4\/--ipv4/],
+    [['-p', 'abc'], /-p\/--pid: invalid value 'abc'/],
+    [['-p', '0'], /-p\/--pid: invalid value '0'/],
+    [['-p', '-5'], /./],
+    [['-u', '4294967295'], /-u\/--uid: invalid value/],
+    [['-N', '1.5'], /-N\/--netns: invalid value/],
+    [['-p'], /argument missing/],
+    [['extra'], /Unexpected argument 'extra'/],
+    [['--json', '-q'], /contradict/],
+    [['--otlp-endpoint', 'http://x:4317'], /need --otlp/],
+    [['--cgroupmap', ''], /expected a path/],
+  ];
+  for (const [argv, re] of bad) {
+    assert.throws(() => parseCli(argv), (e: unknown) => e instanceof UsageError && re.test(e.message) && !e.message.includes('\n'), argv.join(' '));
+  }
+});
+
+test('host checks name the missing requirement', () => {
+  const ok = { euid: 0, capEff: (1n << 40n) - 1n, kernelRelease: '6.18.44', btfPresent: true };
+  assert.doesNotThrow(() => { checkHost(ok); });
+  assert.doesNotThrow(() => { checkHost({ ...ok, euid: 1000, capEff: (1n << 38n) | (1n << 39n) }); });
+  const cases: [Partial<typeof ok>, RegExp][] = [
+    [{ euid: 1000, capEff: 0n }, /must run as root/],
+    [{ capEff: 1n << 39n }, /missing capabilities/],
+    [{ kernelRelease: '5.4.0-generic' }, /kernel 5\.4\.0-generic is too old: .*5\.8/],
+    [{ btfPresent: false }, /no kernel BTF at \/sys\/kernel\/btf\/vmlinux/],
+  ];
+  for (const [facts, re] of cases) {
+    assert.throws(() => { checkHost({ ...ok, ...facts }); }, (e: unknown) => e instanceof EnvironmentError && re.test(e.message));
+  }
+});
