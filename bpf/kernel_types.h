@@ -97,7 +97,16 @@ struct nsproxy {
 	struct mnt_namespace *mnt_ns;
 };
 
+typedef struct {
+	unsigned int val;
+} kuid_t;
+
+struct cred {
+	kuid_t euid;
+};
+
 struct task_struct {
+	const struct cred *cred;
 	struct task_struct *group_leader;
 	char comm[16];
 	struct files_struct *files;

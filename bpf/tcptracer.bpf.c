@@ -87,6 +87,7 @@ struct task_info {
 	__u32 pid;
 	__u32 tid;
 	__u32 uid;
+	__u32 euid;
 	char comm[TASK_COMM_LEN];
 };
 
@@ -99,6 +100,7 @@ struct sock_state {
 	__u16 dport;
 	__u16 family;
 	__u8 phase;
+	__u8 role; /* enum tcptracer_role */
 	__u32 netns;
 };
 
@@ -131,6 +133,7 @@ static __always_inline void current_task(struct task_info *t)
 	t->pid = id >> 32;
 	t->tid = (__u32)id;
 	t->uid = (__u32)bpf_get_current_uid_gid();
+	t->euid = BPF_CORE_READ(task, cred, euid.val);
 	t->cgroup_id = bpf_get_current_cgroup_id();
 	BPF_CORE_READ_STR_INTO(&t->comm, task, group_leader, comm);
 }
@@ -223,6 +226,7 @@ static __always_inline void emit(const struct sock_state *s, const struct task_i
 	e->pid = t->pid;
 	e->tid = t->tid;
 	e->uid = t->uid;
+	e->euid = t->euid;
 	e->netns = s->netns;
 	__builtin_memcpy(e->saddr, s->saddr, 16);
 	__builtin_memcpy(e->daddr, s->daddr, 16);
@@ -230,8 +234,9 @@ static __always_inline void emit(const struct sock_state *s, const struct task_i
 	e->dport = s->dport;
 	e->family = s->family;
 	e->type = type;
-	e->__reserved = 0;
+	e->role = s->role;
 	__builtin_memcpy(e->comm, t->comm, TASK_COMM_LEN);
+	e->__reserved = 0;
 	if (type == TCPTRACER_CLOSE) {
 		const struct tcp_sock *tp = sk;
 
@@ -295,6 +300,7 @@ int handle_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		if (cfg.targ_netns && n.netns != cfg.targ_netns)
 			return 0;
 		n.phase = PHASE_CONNECTING;
+		n.role = TCPTRACER_ROLE_CLIENT;
 		store(key, &n);
 		return 0;
 	}
@@ -322,6 +328,7 @@ int handle_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 				return 0;
 			n.established_ns = bpf_ktime_get_ns();
 			n.phase = PHASE_ACCEPT_WAIT;
+			n.role = TCPTRACER_ROLE_SERVER;
 			store(key, &n);
 		}
 		return 0;

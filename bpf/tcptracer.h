@@ -20,6 +20,12 @@ enum tcptracer_event_type {
 	TCPTRACER_CLOSE = 3,   /* an established connection was closed */
 };
 
+/* Which end of the connection the socket is: set on every event, close included. */
+enum tcptracer_role {
+	TCPTRACER_ROLE_CLIENT = 1, /* it connect()ed */
+	TCPTRACER_ROLE_SERVER = 2, /* it was accept()ed */
+};
+
 /* Indexes of the kernel-side counters in the "stats" array map. */
 enum tcptracer_stat {
 	TCPTRACER_STAT_RINGBUF_LOST = 0, /* bpf_ringbuf_reserve failed: event lost */
@@ -50,7 +56,8 @@ struct tcptracer_event {
 	__u64 bytes_received; /* close: bytes received; 0 otherwise */
 	__u32 pid;            /* tgid */
 	__u32 tid;
-	__u32 uid;
+	__u32 uid;            /* real user id (what -u filters on) */
+	__u32 euid;           /* effective user id */
 	__u32 netns;          /* network namespace inode of the socket */
 	__u8 saddr[16];       /* local address: IPv4 in the first 4 bytes */
 	__u8 daddr[16];       /* remote address */
@@ -58,8 +65,9 @@ struct tcptracer_event {
 	__u16 dport;          /* remote port, host byte order */
 	__u16 family;         /* AF_INET or AF_INET6 (IPv4-mapped IPv6 is reported as AF_INET) */
 	__u8 type;            /* enum tcptracer_event_type */
-	__u8 __reserved;      /* explicit padding, always 0 */
-	char comm[TASK_COMM_LEN];
+	__u8 role;            /* enum tcptracer_role: which end this host is */
+	char comm[TASK_COMM_LEN]; /* process name (thread group leader's comm) */
+	__u32 __reserved;     /* explicit padding, always 0 */
 };
 
 #endif /* TCPTRACER_H */

@@ -5,10 +5,10 @@
  * offsets the compiled loader reports, so the two cannot drift apart silently.
  */
 import { endianness } from 'node:os';
-import type { TcpEvent, TcpEventType } from './types.ts';
+import type { ConnectionRole, TcpEvent, TcpEventType } from './types.ts';
 
 export const EVENT_LAYOUT = {
-  size: 112,
+  size: 120,
   fields: {
     ts_ns: [0, 8],
     cgroup_id: [8, 8],
@@ -18,15 +18,17 @@ export const EVENT_LAYOUT = {
     pid: [40, 4],
     tid: [44, 4],
     uid: [48, 4],
-    netns: [52, 4],
-    saddr: [56, 16],
-    daddr: [72, 16],
-    sport: [88, 2],
-    dport: [90, 2],
-    family: [92, 2],
-    type: [94, 1],
-    __reserved: [95, 1],
-    comm: [96, 16],
+    euid: [52, 4],
+    netns: [56, 4],
+    saddr: [60, 16],
+    daddr: [76, 16],
+    sport: [92, 2],
+    dport: [94, 2],
+    family: [96, 2],
+    type: [98, 1],
+    role: [99, 1],
+    comm: [100, 16],
+    __reserved: [116, 4],
   },
 } as const;
 
@@ -36,6 +38,7 @@ export const AF_INET6 = 10;
 const F = EVENT_LAYOUT.fields;
 const LE = endianness() === 'LE';
 const TYPES: readonly (TcpEventType | undefined)[] = [undefined, 'connect', 'accept', 'close'];
+const ROLES: readonly (ConnectionRole | undefined)[] = [undefined, 'client', 'server'];
 const U32 = 0x1_0000_0000;
 
 function u64(view: DataView, off: number): number {
@@ -91,8 +94,9 @@ export function decodeBatch(buf: Buffer, clockOffsetNs: bigint): DecodedBatch {
   let malformed = buf.byteLength % size === 0 ? 0 : 1;
   for (let off = 0; off + size <= buf.byteLength; off += size) {
     const type = TYPES[view.getUint8(off + F.type[0])];
+    const role = ROLES[view.getUint8(off + F.role[0])];
     const family = view.getUint16(off + F.family[0], LE);
-    if (type === undefined || (family !== AF_INET && family !== AF_INET6)) {
+    if (type === undefined || role === undefined || (family !== AF_INET && family !== AF_INET6)) {
       malformed++;
       continue;
     }
@@ -108,6 +112,8 @@ export function decodeBatch(buf: Buffer, clockOffsetNs: bigint): DecodedBatch {
       pid: view.getUint32(off + F.pid[0], LE),
       tid: view.getUint32(off + F.tid[0], LE),
       uid: view.getUint32(off + F.uid[0], LE),
+      euid: view.getUint32(off + F.euid[0], LE),
+      role,
       comm: buf.toString('utf8', commStart, commEnd),
       ip: v4 ? 4 : 6,
       saddr: v4 ? formatIPv4(buf, off + F.saddr[0]) : formatIPv6(buf, off + F.saddr[0]),

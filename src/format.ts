@@ -72,7 +72,7 @@ export function isoTimeNs(unixNs: bigint): string {
 export function jsonLine(e: TcpEvent): string {
   let s =
     `{"type":"${e.type}","time":"${isoTimeNs(e.timeUnixNs)}","pid":${e.pid},"tid":${e.tid},` +
-    `"comm":${JSON.stringify(e.comm)},"uid":${e.uid},"ip":${e.ip},"saddr":"${e.saddr}","daddr":"${e.daddr}",` +
+    `"comm":${JSON.stringify(e.comm)},"uid":${e.uid},"euid":${e.euid},"role":"${e.role}","ip":${e.ip},"saddr":"${e.saddr}","daddr":"${e.daddr}",` +
     `"sport":${e.sport},"dport":${e.dport},"netns":${e.netns},"cgroup_id":${e.cgroupId}`;
   if (e.type === 'close') {
     s += `,"duration_ns":${e.durationNs},"bytes_acked":${e.bytesAcked},"bytes_received":${e.bytesReceived}`;

@@ -9,6 +9,9 @@
 /** Kind of event, named as bcc's tcptracer verbose output names them. */
 export type TcpEventType = 'connect' | 'accept' | 'close';
 
+/** Which end of the connection this host's socket is: it connected (client) or accepted (server). */
+export type ConnectionRole = 'client' | 'server';
+
 export interface TcpEvent {
   /** connect (C): outgoing connection established; accept (A); close (X). */
   readonly type: TcpEventType;
@@ -20,8 +23,12 @@ export interface TcpEvent {
   readonly pid: number;
   /** Thread id of that task. */
   readonly tid: number;
-  /** Real user id of that task. */
+  /** Real user id of that task (what -u filters on). */
   readonly uid: number;
+  /** Effective user id of that task. */
+  readonly euid: number;
+  /** This host's end of the connection; on close too, learned at connect/accept. */
+  readonly role: ConnectionRole;
   /** Task command name (at most 15 bytes, as the kernel keeps it). */
   readonly comm: string;
   /** IP version on the wire; IPv4-mapped IPv6 sockets are reported as 4. */

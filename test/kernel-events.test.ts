@@ -22,6 +22,7 @@ function assertConnection(
   assert.ok(c && moreC.length === 0, `one connect from pid ${o.client.pid}: ${JSON.stringify(events)}`);
   assert.ok(a && moreA.length === 0, `one accept in pid ${o.server.pid}: ${JSON.stringify(events)}`);
   const common = { ip: o.ip, saddr: o.addr, daddr: o.addr, netns: o.ns.inode, uid: 0 };
+  assert.deepEqual([c.role, a.role, c.euid, a.euid], ['client', 'server', 0, 0]);
   assert.deepEqual({ ...pickFields(c), sport: 0 }, { ...common, comm: o.client.comm, dport: o.port, sport: 0 });
   assert.deepEqual(pickFields(a), { ...common, comm: o.server.comm, sport: o.port, dport: c.sport });
   assert.ok(c.sport > 1023 && c.sport !== o.port);
@@ -30,6 +31,7 @@ function assertConnection(
   const xs = pick(events, 'close', o.server.pid);
   assert.equal(xc.length, 1, 'exactly one X for the client side');
   assert.equal(xs.length, 1, 'exactly one X for the server side');
+  assert.deepEqual([xc[0]!.role, xs[0]!.role], ['client', 'server'], 'closes keep the role');
   assert.deepEqual(pickFields(xc[0]), pickFields(c));
   assert.deepEqual(pickFields(xs[0]), pickFields(a));
   // Sequence-space counts, as tcp_info's: the client's SYN (1) and its byte once acked;

@@ -68,12 +68,13 @@ describe('kernel: filters', suite, () => {
     assert.ok(events.every((e) => e.pid === server.pid));
   });
 
-  test('-u UID: only that user', async () => {
+  test('-u UID: only that (real) user; the effective uid is reported beside it', async () => {
     const tracer = await startTracer(['-N', String(ns.inode), '-u', '65534']);
-    await connection(ns, '127.0.0.1', 7110, ['tt-root', 'tt-nobody'], ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']);
+    // real uid nobody, effective uid still root (as a setuid-root program would be)
+    await connection(ns, '127.0.0.1', 7110, ['tt-root', 'tt-nobody'], ['setpriv', '--ruid=65534', '--rgid=65534', '--clear-groups']);
     const { events } = await tracer.stop();
     assert.deepEqual(summary(events), ['close tt-nobody', 'connect tt-nobody']);
-    assert.ok(events.every((e) => e.uid === 65534));
+    assert.ok(events.every((e) => e.uid === 65534 && e.euid === 0), JSON.stringify(events));
   });
 
   test('-N NETNS: only that network namespace', async () => {

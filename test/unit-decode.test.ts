@@ -4,7 +4,7 @@ import { decodeBatch, EVENT_LAYOUT, formatIPv6 } from '../src/event.ts';
 import { encode, type RawEvent } from './fixtures/raw-records.ts';
 
 const base: RawEvent = {
-  ts: 5_000_000_123n, type: 1, pid: 28943, tid: 28944, uid: 1000, comm: 'telnet',
+  ts: 5_000_000_123n, type: 1, pid: 28943, tid: 28944, uid: 1000, euid: 0, role: 1, comm: 'telnet',
   saddr: '192.168.1.2', daddr: '192.168.1.1', sport: 59306, dport: 23, netns: 4026531840, cgroupId: 1234n,
 };
 
@@ -13,7 +13,7 @@ test('decodes every field of a batch, with wall-clock time from the clock offset
   const { events, malformed } = decodeBatch(
     encode([
       base,
-      { ...base, type: 2, saddr: '::1', daddr: 'fe80::1:2', comm: 'nc', sport: 80, dport: 55758 },
+      { ...base, type: 2, role: 2, saddr: '::1', daddr: 'fe80::1:2', comm: 'nc', sport: 80, dport: 55758 },
       { ...base, type: 3, durationNs: 1_500_000n, bytesAcked: 2n ** 40n, bytesReceived: 7n, comm: 'exactly15chars!' },
     ]),
     offset,
@@ -21,12 +21,13 @@ test('decodes every field of a batch, with wall-clock time from the clock offset
   assert.equal(malformed, 0);
   assert.deepEqual(events[0], {
     type: 'connect', monotonicNs: 5_000_000_123n, timeUnixNs: offset + 5_000_000_123n,
-    pid: 28943, tid: 28944, uid: 1000, comm: 'telnet', ip: 4, saddr: '192.168.1.2', daddr: '192.168.1.1',
+    pid: 28943, tid: 28944, uid: 1000, euid: 0, role: 'client', comm: 'telnet', ip: 4, saddr: '192.168.1.2', daddr: '192.168.1.1',
     sport: 59306, dport: 23, netns: 4026531840, cgroupId: 1234, durationNs: 0, bytesAcked: 0, bytesReceived: 0,
   });
   const [, a, x] = events;
   assert.ok(a && x);
   assert.equal(a.type, 'accept');
+  assert.equal(a.role, 'server');
   assert.equal(a.ip, 6);
   assert.equal(a.saddr, '::1');
   assert.equal(a.daddr, 'fe80::1:2');
@@ -40,10 +41,11 @@ test('decodes every field of a batch, with wall-clock time from the clock offset
 test('counts records it cannot decode instead of guessing', () => {
   const buf = encode([base, base]);
   buf.writeUInt8(9, EVENT_LAYOUT.size + EVENT_LAYOUT.fields.type[0]); // unknown type
+  buf.writeUInt8(0, EVENT_LAYOUT.fields.role[0]); // no role
   const truncated = Buffer.concat([buf, Buffer.alloc(10)]);
   const { events, malformed } = decodeBatch(truncated, 0n);
-  assert.equal(events.length, 1);
-  assert.equal(malformed, 2);
+  assert.equal(events.length, 0);
+  assert.equal(malformed, 3);
 });
 
 test('IPv6 text form follows RFC 5952', () => {

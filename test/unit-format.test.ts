@@ -9,7 +9,7 @@ const EXAMPLE = new URL('../../shared/tcptracer_example.txt', import.meta.url);
 
 function ev(type: TcpEvent['type'], pid: number, comm: string, saddr: string, daddr: string, sport: number, dport: number, sec = 0): TcpEvent {
   return {
-    type, pid, comm, saddr, daddr, sport, dport, tid: pid, uid: 0, ip: saddr.includes(':') ? 6 : 4,
+    type, pid, comm, saddr, daddr, sport, dport, tid: pid, uid: 0, euid: 0, role: type === 'connect' ? 'client' : 'server', ip: saddr.includes(':') ? 6 : 4,
     monotonicNs: BigInt(Math.round(sec * 1e9)) + 10n ** 12n, timeUnixNs: 0n, netns: 4026531840,
     cgroupId: 1, durationNs: 0, bytesAcked: 0, bytesReceived: 0,
   };
@@ -63,7 +63,7 @@ test('-v: type as a word and the NETNS column; -N drops NETNS as bcc does', () =
 test('--json: one object per event, ISO 8601 time with nanoseconds, no brackets', () => {
   const e = { ...ev('close', 5, 'a"b', '::1', '::2', 1, 2), timeUnixNs: 1_764_072_000_000_000_007n, durationNs: 9, bytesAcked: 3, bytesReceived: 4 };
   assert.deepEqual(JSON.parse(jsonLine(e)), {
-    type: 'close', time: '2025-11-25T12:00:00.000000007Z', pid: 5, tid: 5, comm: 'a"b', uid: 0, ip: 6,
+    type: 'close', time: '2025-11-25T12:00:00.000000007Z', pid: 5, tid: 5, comm: 'a"b', uid: 0, euid: 0, role: 'server', ip: 6,
     saddr: '::1', daddr: '::2', sport: 1, dport: 2, netns: 4026531840, cgroup_id: 1,
     duration_ns: 9, bytes_acked: 3, bytes_received: 4,
   });

@@ -556,6 +556,7 @@ static napi_value event_layout(napi_env env)
 	FIELD(pid);
 	FIELD(tid);
 	FIELD(uid);
+	FIELD(euid);
 	FIELD(netns);
 	FIELD(saddr);
 	FIELD(daddr);
@@ -563,8 +564,9 @@ static napi_value event_layout(napi_env env)
 	FIELD(dport);
 	FIELD(family);
 	FIELD(type);
-	FIELD(__reserved);
+	FIELD(role);
 	FIELD(comm);
+	FIELD(__reserved);
 	napi_create_uint32(env, EVENT_SIZE, &v);
 	napi_set_named_property(env, layout, "size", v);
 	napi_set_named_property(env, layout, "fields", fields);

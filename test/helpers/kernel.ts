@@ -137,6 +137,8 @@ export interface JsonEvent {
   tid: number;
   comm: string;
   uid: number;
+  euid: number;
+  role: 'client' | 'server';
   ip: 4 | 6;
   saddr: string;
   daddr: string;
