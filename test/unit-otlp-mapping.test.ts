@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { SeverityNumber } from '@opentelemetry/api';
+import type { HrTime } from '@opentelemetry/api';
+import { formatEndpoint, nsToHrTime, toLogRecord } from '../src/otlp/mapping.ts';
+import { tcpEvent } from './fixtures/tcp-events.ts';
+
+const OBSERVED: HrTime = [1_735_689_601, 5];
+
+const COMMON = {
+  'network.transport': 'tcp',
+  'process.pid': 4242,
+  'process.executable.name': 'psql',
+  'process.real_user.id': 1000,
+  'thread.id': 4243,
+  'process.user.id': 1001,
+  'tcptracer.netns.inode': 4026531840,
+  'tcptracer.cgroup.id': 7001,
+};
+
+describe('toLogRecord', () => {
+  it('maps a connect: host is the client, server is the peer', () => {
+    const record = toLogRecord(tcpEvent(), OBSERVED);
+    assert.equal(record.eventName, 'tcp.connect');
+    assert.equal(record.severityNumber, SeverityNumber.INFO);
+    assert.equal(record.severityText, 'INFO');
+    assert.deepEqual(record.timestamp, [1_735_689_600, 123_456_789]);
+    assert.equal(record.observedTimestamp, OBSERVED);
+    assert.equal(record.body, 'connect 10.0.0.1:41234 -> 10.0.0.2:5432 (psql pid 4242)');
+    assert.deepEqual(record.attributes, {
+      ...COMMON,
+      'network.type': 'ipv4',
+      'network.local.address': '10.0.0.1',
+      'network.local.port': 41234,
+      'network.peer.address': '10.0.0.2',
+      'network.peer.port': 5432,
+      'client.address': '10.0.0.1',
+      'client.port': 41234,
+      'server.address': '10.0.0.2',
+      'server.port': 5432,
+    });
+  });
+
+  it('maps an accept: host is the server, client is the peer', () => {
+    const record = toLogRecord(tcpEvent({ type: 'accept', role: 'server', saddr: '10.0.0.2', sport: 5432, daddr: '10.0.0.1', dport: 41234 }), OBSERVED);
+    assert.equal(record.eventName, 'tcp.accept');
+    assert.equal(record.body, 'accept 10.0.0.2:5432 <- 10.0.0.1:41234 (psql pid 4242)');
+    const a = record.attributes ?? {};
+    assert.equal(a['server.address'], '10.0.0.2');
+    assert.equal(a['server.port'], 5432);
+    assert.equal(a['client.address'], '10.0.0.1');
+    assert.equal(a['client.port'], 41234);
+    assert.equal(a['network.local.address'], '10.0.0.2');
+    assert.equal(a['network.peer.port'], 41234);
+    assert.equal(a['tcptracer.connection.duration_ns'], undefined);
+  });
+
+  it('maps a close with the role the probe kept for the socket, duration and bytes', () => {
+    const close = tcpEvent({ type: 'close', durationNs: 1_500_000, bytesAcked: 321, bytesReceived: 654_321 });
+    const record = toLogRecord(close, OBSERVED);
+    assert.equal(record.eventName, 'tcp.close');
+    assert.equal(record.body, 'close 10.0.0.1:41234 -> 10.0.0.2:5432 (psql pid 4242)');
+    assert.deepEqual(record.attributes, {
+      ...COMMON,
+      'network.type': 'ipv4',
+      'network.local.address': '10.0.0.1',
+      'network.local.port': 41234,
+      'network.peer.address': '10.0.0.2',
+      'network.peer.port': 5432,
+      'client.address': '10.0.0.1',
+      'client.port': 41234,
+      'server.address': '10.0.0.2',
+      'server.port': 5432,
+      'tcptracer.connection.duration_ns': 1_500_000,
+      'tcptracer.connection.bytes_acked': 321,
+      'tcptracer.connection.bytes_received': 654_321,
+    });
+    const asServer = toLogRecord({ ...close, role: 'server' }, OBSERVED);
+    const s = asServer.attributes ?? {};
+    assert.deepEqual([s['server.address'], s['server.port'], s['client.address'], s['client.port']], ['10.0.0.1', 41234, '10.0.0.2', 5432]);
+    assert.equal(asServer.body, 'close 10.0.0.1:41234 <- 10.0.0.2:5432 (psql pid 4242)');
+  });
+
+  it('maps IPv6: network.type ipv6, bare addresses in attributes, brackets in the body', () => {
+    const record = toLogRecord(tcpEvent({ ip: 6, saddr: '2001:db8::1', daddr: '::1', sport: 50000, dport: 443, comm: 'curl' }), OBSERVED);
+    const a = record.attributes ?? {};
+    assert.equal(a['network.type'], 'ipv6');
+    assert.equal(a['network.local.address'], '2001:db8::1');
+    assert.equal(a['server.address'], '::1');
+    assert.equal(record.body, 'connect [2001:db8::1]:50000 -> [::1]:443 (curl pid 4242)');
+  });
+});
+
+describe('nsToHrTime', () => {
+  it('splits without losing precision', () => {
+    assert.deepEqual(nsToHrTime(0n), [0, 0]);
+    assert.deepEqual(nsToHrTime(1_735_689_600_999_999_999n), [1_735_689_600, 999_999_999]);
+    assert.deepEqual(nsToHrTime(2n ** 63n - 1n), [9_223_372_036, 854_775_807]);
+  });
+});
+
+describe('formatEndpoint', () => {
+  it('brackets IPv6 only', () => {
+    assert.equal(formatEndpoint(4, '127.0.0.1', 80), '127.0.0.1:80');
+    assert.equal(formatEndpoint(6, 'fe80::1', 22), '[fe80::1]:22');
+  });
+});

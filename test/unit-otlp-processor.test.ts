@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Logger } from '@opentelemetry/api';
+import { ExportResultCode } from '@opentelemetry/core';
+import type { ExportResult } from '@opentelemetry/core';
+import { LoggerProvider } from '@opentelemetry/sdk-logs';
+import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-logs';
+import { BoundedBatchLogRecordProcessor } from '../src/otlp/processor.ts';
+import type { BoundedBatchOptions, ProcessorCounts } from '../src/otlp/processor.ts';
+
+/** Holds every export until the test settles it. */
+class ManualExporter implements LogRecordExporter {
+  readonly calls: { records: ReadableLogRecord[]; done: (result: ExportResult) => void }[] = [];
+  shutdowns = 0;
+  export(records: ReadableLogRecord[], done: (result: ExportResult) => void): void {
+    this.calls.push({ records, done });
+  }
+  settle(index: number, ok: boolean): void {
+    this.calls[index]?.done(ok ? { code: ExportResultCode.SUCCESS } : { code: ExportResultCode.FAILED, error: new Error('no') });
+  }
+  forceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+  shutdown(): Promise<void> {
+    this.shutdowns++;
+    return Promise.resolve();
+  }
+}
+
+function setup(options: BoundedBatchOptions): { exporter: ManualExporter; processor: BoundedBatchLogRecordProcessor; logger: Logger } {
+  const exporter = new ManualExporter();
+  const processor = new BoundedBatchLogRecordProcessor(exporter, options);
+  const logger = new LoggerProvider({ processors: [processor] }).getLogger('test');
+  return { exporter, processor, logger };
+}
+
+function emit(logger: Logger, count: number, from = 0): void {
+  for (let i = from; i < from + count; i++) logger.emit({ body: `r${i}` });
+}
+
+const tick = (ms = 0): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+function assertInvariant(counts: ProcessorCounts, offered: number): void {
+  assert.equal(counts.exported + counts.droppedQueueFull + counts.droppedExportFailed + counts.pending, offered);
+}
+
+describe('BoundedBatchLogRecordProcessor', () => {
+  it('sends full batches at once, in order, at most maxConcurrentExports at a time', async () => {
+    const { exporter, processor, logger } = setup({ maxQueueSize: 100, maxExportBatchSize: 4, maxConcurrentExports: 2, scheduledDelayMs: 60_000 });
+    emit(logger, 12);
+    await tick();
+    assert.equal(exporter.calls.length, 2);
+    assert.deepEqual(exporter.calls[0]?.records.map((r) => r.body), ['r0', 'r1', 'r2', 'r3']);
+    exporter.settle(0, true);
+    await tick();
+    assert.equal(exporter.calls.length, 3);
+    assert.deepEqual(exporter.calls[2]?.records.map((r) => r.body), ['r8', 'r9', 'r10', 'r11']);
+    assert.deepEqual(processor.counts(), { exported: 4, droppedQueueFull: 0, droppedExportFailed: 0, pending: 8 });
+  });
+
+  it('bounds queued plus in-flight records and counts each refused one', async () => {
+    const { exporter, processor, logger } = setup({ maxQueueSize: 10, maxExportBatchSize: 4, maxConcurrentExports: 1, scheduledDelayMs: 60_000 });
+    emit(logger, 25);
+    await tick();
+    assert.equal(exporter.calls.length, 1);
+    assert.deepEqual(processor.counts(), { exported: 0, droppedQueueFull: 15, droppedExportFailed: 0, pending: 10 });
+    exporter.settle(0, false);
+    await tick();
+    assert.deepEqual(processor.counts(), { exported: 0, droppedQueueFull: 15, droppedExportFailed: 4, pending: 6 });
+    emit(logger, 5, 25);
+    assertInvariant(processor.counts(), 30);
+    assert.equal(processor.counts().droppedQueueFull, 16);
+  });
+
+  it('sends a partial batch after scheduledDelayMs', async () => {
+    const { exporter, logger } = setup({ maxExportBatchSize: 100, scheduledDelayMs: 30 });
+    emit(logger, 3);
+    await tick(5);
+    assert.equal(exporter.calls.length, 0);
+    await tick(80);
+    assert.equal(exporter.calls.length, 1);
+    assert.equal(exporter.calls[0]?.records.length, 3);
+  });
+
+  it('forceFlush sends partial batches and resolves when all exports completed', async () => {
+    const { exporter, processor, logger } = setup({ maxExportBatchSize: 100, scheduledDelayMs: 60_000 });
+    emit(logger, 3);
+    let flushed = false;
+    const flush = processor.forceFlush().then(() => (flushed = true));
+    await tick();
+    assert.equal(exporter.calls.length, 1);
+    assert.equal(flushed, false);
+    exporter.settle(0, true);
+    await flush;
+    assert.deepEqual(processor.counts(), { exported: 3, droppedQueueFull: 0, droppedExportFailed: 0, pending: 0 });
+  });
+
+  it('seal gives up pending records, counts them, and ignores late completions', async () => {
+    const { exporter, processor, logger } = setup({ maxExportBatchSize: 2, maxConcurrentExports: 1, scheduledDelayMs: 60_000 });
+    emit(logger, 5);
+    await tick();
+    processor.close();
+    emit(logger, 1, 5);
+    assert.equal(processor.seal(), 5);
+    assert.equal(processor.seal(), 0);
+    exporter.settle(0, true);
+    await tick();
+    assert.deepEqual(processor.counts(), { exported: 0, droppedQueueFull: 1, droppedExportFailed: 5, pending: 0 });
+    await processor.shutdown();
+    assert.equal(exporter.shutdowns, 1);
+  });
+});
