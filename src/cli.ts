@@ -6,6 +6,9 @@
 import { EnvironmentError, UsageError } from './errors.ts';
 import { jsonLine, TableFormatter } from './format.ts';
 import { HELP, parseCli, type CliOptions } from './options.ts';
+import { describeOtlpConfig, resolveOtlpConfig } from './otlp/config.ts';
+import { formatDropReport, startDropReporter } from './otlp/report.ts';
+import { OtlpSink } from './otlp/service.ts';
 import { TcpTracer } from './tracer.ts';
 import type { TcpEvent } from './types.ts';
 
@@ -21,7 +24,16 @@ function lostLine(d: { ringbufLost: number; sockMapFull: number; malformed: numb
 }
 
 async function run(opts: CliOptions): Promise<void> {
+  // OTLP settings first: a bad OTEL_* value is a usage error before anything loads
+  const otlp = opts.otlp ? resolveOtlpConfig({ endpoint: opts.otlpEndpoint, queueSize: opts.otlpQueueSize }) : undefined;
   const tracer = TcpTracer.open(opts);
+  const sink = otlp ? new OtlpSink(otlp) : undefined;
+  if (sink && otlp) {
+    process.stderr.write(`tcptracer: ${describeOtlpConfig(otlp)}\n`);
+    tracer.on('events', (batch) => {
+      sink.emit(batch);
+    });
+  }
   const write = (text: string): void => {
     process.stdout.write(text);
   };
@@ -51,13 +63,19 @@ async function run(opts: CliOptions): Promise<void> {
   if (onEvents) tracer.on('events', onEvents);
 
   let reported = '';
+  let exportError: string | undefined;
   const reporter = setInterval(() => {
     const line = lostLine(tracer.drops());
     if (line && line !== reported) process.stderr.write(`${line}\n`);
     reported = line ?? '';
     tracer.refreshClock();
+    // a collector that is away is said once per new error, not per retry
+    const err = sink?.stats().lastError;
+    if (err && err !== exportError) process.stderr.write(`tcptracer: otlp export failing, retrying: ${err}\n`);
+    exportError = err;
   }, DROP_REPORT_MS);
   reporter.unref();
+  const stopDropReport = sink ? startDropReporter(sink, (l) => process.stderr.write(`tcptracer: ${l}\n`), DROP_REPORT_MS) : undefined;
 
   await new Promise<void>((resolve, reject) => {
     tracer.on('error', reject);
@@ -65,9 +83,16 @@ async function run(opts: CliOptions): Promise<void> {
     process.once('SIGTERM', resolve);
   });
   clearInterval(reporter);
+  stopDropReport?.();
   const drops = await tracer.stop();
   const line = lostLine(drops);
   if (line) process.stderr.write(`${line}\n`);
+  if (sink) {
+    const { undelivered } = await sink.shutdown();
+    if (undelivered) process.stderr.write(`tcptracer: otlp: ${undelivered} records could not be delivered before the shutdown deadline\n`);
+    const report = formatDropReport(sink.stats());
+    if (report) process.stderr.write(`tcptracer: ${report}\n`);
+  }
 }
 
 async function main(): Promise<number> {

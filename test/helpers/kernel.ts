@@ -153,13 +153,19 @@ export interface JsonEvent {
 
 export interface TracerRun {
   child: ChildProcess;
-  /** SIGINT, wait for exit; the parsed events, stderr and exit code. */
-  stop(): Promise<{ events: JsonEvent[]; stderr: string; code: number | null }>;
+  /** Signal (SIGINT by default), wait for exit; the parsed events, stderr and exit code. */
+  stop(signal?: NodeJS.Signals): Promise<{ events: JsonEvent[]; stderr: string; code: number | null }>;
+  /** stderr so far */
+  stderr(): string;
 }
 
-/** Run the real CLI with --json and the given flags; resolves once it is tracing. */
-export async function startTracer(flags: string[]): Promise<TracerRun> {
-  const child = spawn(process.execPath, [CLI, '--json', ...flags], { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Run the real CLI with the given flags (and --json unless `json: false`);
+ * resolves once it is tracing (its banner went to stderr).
+ */
+export async function startTracer(flags: string[], opts: { json?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<TracerRun> {
+  const args = opts.json === false ? flags : ['--json', ...flags];
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
   track(child);
   let stdout = '';
   let stderr = '';
@@ -181,8 +187,9 @@ export async function startTracer(flags: string[]): Promise<TracerRun> {
   });
   return {
     child,
-    async stop() {
-      child.kill('SIGINT');
+    stderr: () => stderr,
+    async stop(signal: NodeJS.Signals = 'SIGINT') {
+      child.kill(signal);
       const code = await exited;
       const events = stdout
         .split('\n')

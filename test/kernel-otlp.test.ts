@@ -1,0 +1,171 @@
+/**
+ * End to end: the real CLI in --otlp -q mode, the real probe, real connections
+ * in a test network namespace, and a real gRPC collector decoding the OTLP
+ * ExportLogsServiceRequests it receives.
+ */
+import assert from 'node:assert/strict';
+import { hostname } from 'node:os';
+import { after, before, describe, test } from 'node:test';
+import { TestCollector, type ReceivedLogRecord } from './fixtures/otlp-collector.ts';
+import { kernelSuite, NetNs, startPeer, startTracer } from './helpers/kernel.ts';
+
+const suite = kernelSuite();
+
+async function connect(ns: NetNs, addr: string, port: number, names: [string, string]): Promise<{ server: number; client: number }> {
+  const server = await startPeer(ns, ['server', addr, String(port), '1', names[0]]);
+  const client = await startPeer(ns, ['client', addr, String(port), '1', names[1]]);
+  assert.equal(await client.exited, 0);
+  assert.equal(await server.exited, 0);
+  return { server: server.pid, client: client.pid };
+}
+
+async function burst(ns: NetNs, port: number, n: number): Promise<void> {
+  const server = await startPeer(ns, ['server', '127.0.0.1', String(port), String(n), 'tt-bsrv']);
+  const client = await startPeer(ns, ['client', '127.0.0.1', String(port), String(n), 'tt-bcli', '16']);
+  assert.equal(await client.exited, 0);
+  assert.equal(await server.exited, 0);
+}
+
+const otlpFlags = (ns: NetNs, c: TestCollector, ...more: string[]): string[] =>
+  ['--otlp', '-q', '-N', String(ns.inode), '--otlp-endpoint', c.endpoint, ...more];
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('kernel: OTLP export end to end', suite, () => {
+  let ns: NetNs;
+  before(() => {
+    ns = new NetNs();
+  });
+  after(() => ns.delete());
+
+  test('every connect, accept and close arrives as a log record with semantic attributes', async () => {
+    const collector = new TestCollector();
+    await collector.start();
+    try {
+      const env = { ...process.env, OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=e2e', OTEL_SERVICE_NAME: '' };
+      const tracer = await startTracer(otlpFlags(ns, collector), { json: false, env });
+      assert.match(tracer.stderr(), /otlp.*127\.0\.0\.1/);
+      const startNs = BigInt(Date.now()) * 1_000_000n;
+      const v4 = await connect(ns, '127.0.0.1', 7200, ['tt-osrv4', 'tt-ocli4']);
+      const v6 = await connect(ns, '::1', 7206, ['tt-osrv6', 'tt-ocli6']);
+      await collector.waitForRecords(8, 20_000);
+      const { code, stderr, events } = await tracer.stop('SIGTERM');
+      assert.equal(code, 0, stderr);
+      assert.deepEqual(events, [], '-q: nothing on stdout');
+      assert.equal(collector.records.length, 8, 'nothing missing, nothing extra');
+      const endNs = BigInt(Date.now()) * 1_000_000n;
+
+      const byName = (name: string, pid: number): ReceivedLogRecord => {
+        const found = collector.records.filter((r) => r.eventName === name && r.attributes['process.pid'] === pid);
+        assert.equal(found.length, 1, `${name} pid ${pid}: ${JSON.stringify(collector.records.map((r) => [r.eventName, r.attributes['process.pid']]))}`);
+        return found[0]!;
+      };
+      for (const [ip, addr, pids, suffix] of [[4, '127.0.0.1', v4, '4'], [6, '::1', v6, '6']] as const) {
+        const port = ip === 4 ? 7200 : 7206;
+        const c = byName('tcp.connect', pids.client);
+        const a = byName('tcp.accept', pids.server);
+        const xc = byName('tcp.close', pids.client);
+        const xs = byName('tcp.close', pids.server);
+        const ephemeral = c.attributes['network.local.port'];
+        assert.equal(typeof ephemeral, 'number');
+        const base = {
+          'network.transport': 'tcp',
+          'network.type': `ipv${ip}`,
+          'network.local.address': addr,
+          'network.peer.address': addr,
+          'process.user.id': 0,
+          'process.real_user.id': 0,
+          'tcptracer.netns.inode': ns.inode,
+        };
+        const clientSide = { ...base, 'network.local.port': ephemeral, 'network.peer.port': port, 'client.address': addr, 'client.port': ephemeral, 'server.address': addr, 'server.port': port, 'process.pid': pids.client, 'thread.id': pids.client, 'process.executable.name': `tt-ocli${suffix}` };
+        const serverSide = { ...base, 'network.local.port': port, 'network.peer.port': ephemeral, 'client.address': addr, 'client.port': ephemeral, 'server.address': addr, 'server.port': port, 'process.pid': pids.server, 'thread.id': pids.server, 'process.executable.name': `tt-osrv${suffix}` };
+        const pick = (r: ReceivedLogRecord): Record<string, unknown> =>
+          Object.fromEntries(Object.keys(clientSide).map((k) => [k, r.attributes[k]]));
+        assert.deepEqual(pick(c), clientSide);
+        assert.deepEqual(pick(xc), clientSide);
+        assert.deepEqual(pick(a), serverSide);
+        assert.deepEqual(pick(xs), serverSide);
+        const bracket = ip === 6 ? (s: string) => `[${s}]` : (s: string) => s;
+        assert.equal(c.body, `connect ${bracket(addr)}:${String(ephemeral)} -> ${bracket(addr)}:${port} (tt-ocli${suffix} pid ${pids.client})`);
+        for (const r of [c, a, xc, xs]) {
+          assert.equal(r.severityNumber, 9);
+          assert.equal(r.severityText, 'INFO');
+          assert.equal(typeof r.attributes['tcptracer.cgroup.id'], 'number');
+          assert.ok(r.timeUnixNano >= startNs - 1_000_000_000n && r.timeUnixNano <= endNs, 'kernel time is now');
+          assert.ok(r.timeUnixNano <= r.observedTimeUnixNano, 'kernel time <= observed time');
+          assert.ok(r.observedTimeUnixNano - r.timeUnixNano < 5_000_000_000n, 'observed within seconds');
+        }
+        assert.ok(c.timeUnixNano <= xc.timeUnixNano && a.timeUnixNano <= xs.timeUnixNano);
+        assert.ok((xc.attributes['tcptracer.connection.duration_ns'] as number) > 0);
+        assert.equal(xs.attributes['tcptracer.connection.bytes_received'], 2);
+      }
+      const res = collector.records[0]!.resource;
+      assert.equal(res['service.name'], 'tcptracer');
+      assert.equal(typeof res['service.version'], 'string');
+      assert.equal(res['host.name'], hostname());
+      assert.equal(res['os.type'], 'linux');
+      assert.equal(res['deployment.environment.name'], 'e2e');
+    } finally {
+      collector.stop();
+    }
+  });
+
+  test('collector absent at start, then appearing: the records arrive', async () => {
+    const collector = new TestCollector();
+    await collector.start(); // reserve a port, then go away
+    collector.stop();
+    const tracer = await startTracer(otlpFlags(ns, collector), { json: false });
+    await connect(ns, '127.0.0.1', 7210, ['tt-late-s', 'tt-late-c']);
+    await sleep(1500);
+    assert.equal(collector.records.length, 0);
+    await collector.start();
+    try {
+      await collector.waitForRecords(4, 30_000);
+      const { code, stderr } = await tracer.stop('SIGTERM');
+      assert.equal(code, 0, stderr);
+      assert.equal(collector.records.length, 4);
+      assert.doesNotMatch(stderr, /records dropped/);
+    } finally {
+      collector.stop();
+    }
+  });
+
+  test('queue overflow while the collector is away: the reported drop count is exactly what was lost', async () => {
+    const collector = new TestCollector();
+    await collector.start();
+    collector.stop();
+    const tracer = await startTracer(otlpFlags(ns, collector, '--otlp-queue-size', '50'), { json: false });
+    const n = 100; // 400 events
+    await burst(ns, 7220, n);
+    await collector.start();
+    try {
+      await collector.waitForRecords(50, 30_000);
+      await sleep(1000);
+      const { code, stderr } = await tracer.stop('SIGTERM');
+      assert.equal(code, 0, stderr);
+      const m = /otlp: (\d+) records dropped \(queue full (\d+), export failed (\d+)\)/.exec(stderr);
+      assert.ok(m, stderr);
+      assert.equal(Number(m[1]) + collector.records.length, 4 * n, `dropped ${m[1]} + received ${collector.records.length}`);
+      assert.equal(collector.records.length, 50, 'the queue held exactly its size');
+    } finally {
+      collector.stop();
+    }
+  });
+
+  test('SIGTERM flushes everything queued before exiting', async () => {
+    const collector = new TestCollector();
+    await collector.start();
+    collector.delayMs = 300; // a slow collector: records are still queued at SIGTERM
+    try {
+      const tracer = await startTracer(otlpFlags(ns, collector), { json: false });
+      const n = 200;
+      await burst(ns, 7230, n);
+      const { code, stderr } = await tracer.stop('SIGTERM');
+      assert.equal(code, 0, stderr);
+      assert.equal(collector.records.length, 4 * n, stderr);
+      assert.doesNotMatch(stderr, /could not be delivered|dropped/);
+    } finally {
+      collector.stop();
+    }
+  });
+});
