@@ -1,0 +1,56 @@
+# syntax=docker/dockerfile:1
+#
+# tcptracer-otel: eBPF TCP connect/accept/close tracer exporting OTLP log records.
+#
+# Build:  docker build -t tcptracer-otel:0.1.0 .
+# Run (kernel 5.8+ with BTF; the host's kernel does the tracing, the container only needs
+# capabilities and a few host paths):
+#
+#   docker run --rm --name tcptracer \
+#     --pid=host \
+#     --cap-drop ALL --cap-add BPF --cap-add PERFMON --cap-add SYS_RESOURCE \
+#     -v /sys/kernel/btf:/sys/kernel/btf:ro \
+#     -v /sys/kernel/tracing:/sys/kernel/tracing:ro \
+#     -v /sys/fs/bpf:/sys/fs/bpf \
+#     -e OTEL_EXPORTER_OTLP_ENDPOINT=http://collector.example:4317 \
+#     tcptracer-otel:0.1.0
+#
+#   --pid=host                 events carry host PIDs; -p/--mntnsmap filters need the host's processes
+#   BPF, PERFMON               load the probe and attach it to tracepoints (no --privileged needed)
+#   SYS_RESOURCE               raise RLIMIT_MEMLOCK on kernels before 5.11 (or: --ulimit memlock=-1)
+#   /sys/kernel/btf (ro)       kernel type information for CO-RE relocation
+#   /sys/kernel/tracing (ro)   tracepoint ids; bind-mounted so the tracer never has to mount tracefs
+#   /sys/fs/bpf                pinned maps for --cgroupmap / --mntnsmap
+#   OTEL_*                     exporter settings (endpoint, headers, TLS, ...); see otel-config/README.md
+# If Docker's seccomp profile on the host predates CAP_BPF/CAP_PERFMON (bpf() and perf_event_open()
+# then need SYS_ADMIN), add --security-opt seccomp=unconfined rather than SYS_ADMIN.
+# Arguments after the image name are appended to `--otlp -q`, e.g. `... tcptracer-otel:0.1.0 -p 1234`.
+
+# ---- build: everything from source with the project's own commands ----
+FROM node:26-bookworm AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends clang llvm libbpf-dev libelf-dev zlib1g-dev make g++ python3 \
+ && rm -rf /var/lib/apt/lists/*
+# node-gyp: use the headers shipped in the image instead of downloading them.
+ENV npm_config_nodedir=/usr/local
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci
+COPY tsconfig.json binding.gyp ./
+COPY bpf/ bpf/
+COPY src/ src/
+RUN npm run build \
+ && npm prune --omit=dev
+
+# ---- runtime: Node, the three shared libraries the loader links, and the build outputs ----
+FROM node:26-bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libbpf1 libelf1 zlib1g \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY --from=build /app/package.json ./
+COPY --from=build /app/node_modules/ node_modules/
+COPY --from=build /app/dist/ dist/
+COPY --from=build /app/build/Release/tcptracer_loader.node /app/build/Release/tcptracer.bpf.o build/Release/
+ENV NODE_ENV=production
+ENTRYPOINT ["node", "dist/src/cli.js", "--otlp", "-q"]
