@@ -36,7 +36,7 @@ describe('kernel: OTLP export end to end', suite, () => {
   before(() => {
     ns = new NetNs();
   });
-  after(() => ns.delete());
+  after(() => { ns.delete(); });
 
   test('every connect, accept and close arrives as a log record with semantic attributes', async () => {
     const collector = new TestCollector();
