@@ -16,7 +16,6 @@ need=()
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
 have_file() { [ -e "$1" ]; }
 have_cmd clang || need+=(clang)
-have_cmd llvm-strip || need+=(llvm)
 have_file /usr/include/bpf/libbpf.h || need+=(libbpf-dev)
 have_file /usr/include/gelf.h || need+=(libelf-dev)
 have_file /usr/include/zlib.h || need+=(zlib1g-dev)

@@ -21,6 +21,8 @@ export interface CliOptions {
   quiet: boolean;
   otlpEndpoint?: string;
   otlpQueueSize?: number;
+  /** TCPTRACER_RINGBUF_BYTES: kernel ring buffer size, a power of two >= 4096 (default 8 MiB). */
+  ringbufBytes?: number;
   help: boolean;
 }
 
@@ -76,7 +78,16 @@ function uint(flag: string, value: string | undefined, max: number, min = 0): nu
   return Number(value);
 }
 
-export function parseCli(argv: readonly string[]): CliOptions {
+function ringbufBytes(value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 4096 || n > 1 << 30 || (n & (n - 1)) !== 0) {
+    throw new UsageError(`TCPTRACER_RINGBUF_BYTES: invalid value '${value}' (expected a power of two from 4096 to 1073741824)`);
+  }
+  return n;
+}
+
+export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): CliOptions {
   let values;
   try {
     ({ values } = parseArgs({
@@ -129,5 +140,6 @@ export function parseCli(argv: readonly string[]): CliOptions {
     quiet: values.quiet ?? false,
     otlpEndpoint: values['otlp-endpoint'],
     otlpQueueSize: uint('--otlp-queue-size', values['otlp-queue-size'], 1 << 24, 1),
+    ringbufBytes: ringbufBytes(env.TCPTRACER_RINGBUF_BYTES),
   };
 }

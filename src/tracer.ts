@@ -31,7 +31,7 @@ export interface TracerOptions {
   mntnsMap?: string;
   /** Ring buffer size in bytes, a power of two. Default 8 MiB. */
   ringbufBytes?: number;
-  /** The probe wakes user space once this many bytes wait. Default 64 KiB. */
+  /** The probe wakes user space once this many bytes wait. Default 64 KiB, at most 1/8 of the ring buffer. */
   wakeupBytes?: number;
   /** Longest wait before waiting events are read anyway, ms. Default 100. */
   pollMs?: number;
@@ -83,6 +83,7 @@ export class TcpTracer extends EventEmitter<TracerEvents> {
     this.#clockOffsetNs = native.clockOffsetNs();
     this.#stopped = new Promise((resolve) => (this.#resolveStopped = resolve));
     const pinned: bpf.MapRef[] = [];
+    const ringbufBytes = opts.ringbufBytes ?? 8 << 20;
     try {
       if (opts.cgroupMap) pinned.push(openPinnedFilterMap('--cgroupmap', opts.cgroupMap));
       const cgroupMapFd = pinned[0]?.fd;
@@ -97,8 +98,8 @@ export class TcpTracer extends EventEmitter<TracerEvents> {
           family: opts.family === 4 ? 2 : opts.family === 6 ? 10 : 0,
           cgroupMapFd,
           mntnsMapFd,
-          ringbufBytes: opts.ringbufBytes ?? 8 << 20,
-          wakeupBytes: opts.wakeupBytes ?? 64 << 10,
+          ringbufBytes,
+          wakeupBytes: opts.wakeupBytes ?? Math.min(64 << 10, ringbufBytes / 8),
           pollMs: opts.pollMs ?? 100,
           libbpfDebug: process.env.TCPTRACER_LIBBPF_DEBUG ? 1 : 0,
         },

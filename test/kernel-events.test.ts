@@ -3,10 +3,24 @@
  * real connections in network namespaces created by the test.
  */
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { kernelSuite, NetNs, startPeer, startTracer, type JsonEvent } from './helpers/kernel.ts';
+import { kernelSuite, NetNs, sh, startPeer, startTracer, type JsonEvent } from './helpers/kernel.ts';
 
 const suite = kernelSuite();
+
+/** Entries in the probe's per-socket map, for the tracer running as `pid` (its fds, then bpftool). */
+function socketMapEntries(pid: number): number {
+  const ids = new Set<number>();
+  for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
+    const id = /^map_id:\s*(\d+)$/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))?.[1];
+    if (id) ids.add(Number(id));
+  }
+  const maps = JSON.parse(sh('bpftool', ['-j', 'map', 'show'])) as { id: number; name: string }[];
+  const mine = maps.filter((m) => m.name === 'socks' && ids.has(m.id));
+  assert.equal(mine.length, 1, `one socks map held by pid ${pid}`);
+  return (JSON.parse(sh('bpftool', ['-j', 'map', 'dump', 'id', String(mine[0]!.id)])) as unknown[]).length;
+}
 
 function pick(events: JsonEvent[], type: JsonEvent['type'], pid: number): JsonEvent[] {
   return events.filter((e) => e.type === type && e.pid === pid);
@@ -140,5 +154,33 @@ describe('kernel: events', suite, () => {
     );
     assert.equal(events.length, 4 * n);
     assert.doesNotMatch(stderr, /lost|untracked|malformed/);
+  });
+
+  test('per-socket state is cleaned up: after a burst the socket map is empty again', async () => {
+    const tracer = await startTracer(['-N', String(ns.inode)]);
+    const server = await startPeer(ns, ['server', '127.0.0.1', '7035', '500', 'tt-csrv']);
+    const client = await startPeer(ns, ['client', '127.0.0.1', '7035', '500', 'tt-ccli', '16']);
+    await client.exited;
+    await server.exited;
+    const entries = socketMapEntries(tracer.child.pid ?? 0);
+    const { events } = await tracer.stop();
+    assert.equal(events.length, 2000);
+    assert.equal(entries, 0, 'no socket state left behind');
+  });
+
+  test('a full ring buffer is counted, never silent: received + lost = expected', async () => {
+    const n = 2000;
+    // 4 KiB holds 34 events; the reader wakes every 100 ms at most: it must overflow
+    const tracer = await startTracer(['-N', String(ns.inode)], { env: { ...process.env, TCPTRACER_RINGBUF_BYTES: '4096' } });
+    const server = await startPeer(ns, ['server', '127.0.0.1', '7040', String(n), 'tt-lsrv']);
+    const client = await startPeer(ns, ['client', '127.0.0.1', '7040', String(n), 'tt-lcli', '64']);
+    await client.exited;
+    await server.exited;
+    const { events, stderr, code } = await tracer.stop();
+    assert.equal(code, 0);
+    const m = /tcptracer: (\d+) events lost \(ring buffer full\)/.exec(stderr);
+    assert.ok(m, `loss reported: ${stderr}`);
+    assert.ok(Number(m[1]) > 0);
+    assert.equal(events.length + Number(m[1]), 4 * n, `received ${events.length} + lost ${m[1]}`);
   });
 });

@@ -14,9 +14,9 @@ test('bcc flags, short and long', () => {
   assert.equal(parseCli(['--ipv6']).family, 6);
   assert.equal(parseCli(['--pid=7']).pid, 7);
   assert.deepEqual(
-    { ...parseCli([]), help: undefined },
+    { ...parseCli([], {}), help: undefined },
     { help: undefined, timestamp: false, verbose: false, json: false, pid: undefined, uid: undefined, netns: undefined,
-      family: undefined, cgroupMap: undefined, mntnsMap: undefined, otlp: false, quiet: false, otlpEndpoint: undefined, otlpQueueSize: undefined },
+      family: undefined, cgroupMap: undefined, mntnsMap: undefined, otlp: false, quiet: false, otlpEndpoint: undefined, otlpQueueSize: undefined, ringbufBytes: undefined },
   );
 });
 
@@ -35,6 +35,10 @@ test('bad input is a UsageError with a one-line message', () => {
     [['--otlp-endpoint', 'http://x:4317'], /need --otlp/],
     [['--cgroupmap', ''], /expected a path/],
   ];
+  for (const bad of ['1000', '4097', 'x', String(2 ** 31)]) {
+    assert.throws(() => parseCli([], { TCPTRACER_RINGBUF_BYTES: bad }), /TCPTRACER_RINGBUF_BYTES: invalid value/);
+  }
+  assert.equal(parseCli([], { TCPTRACER_RINGBUF_BYTES: '65536' }).ringbufBytes, 65536);
   for (const [argv, re] of bad) {
     assert.throws(() => parseCli(argv), (e: unknown) => e instanceof UsageError && re.test(e.message) && !e.message.includes('\n'), argv.join(' '));
   }
