@@ -48,6 +48,9 @@ const volatile struct tcptracer_config cfg = { .targ_uid = (__u32)-1 };
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* An event in the ring buffer: 8-byte header + record, rounded up to 8. */
+#define RINGBUF_RECORD_BYTES (8 + ((sizeof(struct tcptracer_event) + 7) & ~7))
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 << 20); /* resized by the loader */
@@ -202,13 +205,23 @@ static __always_inline bool family_selected(__u16 family)
 	return !cfg.targ_family || family == cfg.targ_family;
 }
 
+/*
+ * Wake the reader once per crossing of the threshold, not for every record
+ * past it: a wake-up is an irq_work (a self-IPI, costly in a VM), and a reader
+ * that is awake drains everything anyway. Below the threshold nobody is woken;
+ * the reader's poll timeout bounds the delay.
+ */
 static __always_inline void submit(struct tcptracer_event *e)
 {
 	__u64 flags = 0;
 
-	if (cfg.wakeup_data_bytes)
-		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg.wakeup_data_bytes ?
+	if (cfg.wakeup_data_bytes) {
+		/* includes this record: reserved, not yet committed */
+		__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+
+		flags = avail >= cfg.wakeup_data_bytes && avail - RINGBUF_RECORD_BYTES < cfg.wakeup_data_bytes ?
 				BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	}
 	bpf_ringbuf_submit(e, flags);
 }
 

@@ -22,6 +22,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -154,16 +155,37 @@ static void hand_over(struct tracer *t)
 		free(b);
 }
 
+/*
+ * The ring buffer's poll is level-triggered: under steady load there is always
+ * something to read, and a reader that goes straight back to it hands over a
+ * stream of tiny batches. So after a small batch the thread naps briefly and
+ * lets records accumulate; when the ring buffer is empty it sleeps until the
+ * probe's wake-up threshold is crossed or the poll timeout expires.
+ */
+#define SMALL_BATCH 64
+#define NAP_US 2000
+
 static void *drain(void *arg)
 {
 	struct tracer *t = arg;
 	int n;
 
 	while (!atomic_load(&t->stopping)) {
+		n = ring_buffer__consume(t->rb);
+		if (n < 0 && n != -EINTR && n != BATCH_FULL) {
+			t->drain_error = -n;
+			break;
+		}
+		hand_over(t);
+		if (n == BATCH_FULL)
+			continue;
+		if (n >= SMALL_BATCH)
+			continue;
+		if (n > 0) {
+			usleep(NAP_US);
+			continue;
+		}
 		n = ring_buffer__poll(t->rb, t->poll_ms);
-		/* The probe may suppress wake-ups until enough has accumulated: drain anyway. */
-		if (n == 0)
-			n = ring_buffer__consume(t->rb);
 		if (n < 0 && n != -EINTR && n != BATCH_FULL) {
 			t->drain_error = -n;
 			break;
@@ -356,7 +378,15 @@ static napi_value js_open(napi_env env, napi_callback_info info)
 	if (mntns_fd >= 0 && (err = reuse_pinned(t->obj, "mount_ns_set", mntns_fd)))
 		goto fail_setup;
 
-	err = bpf_object__load(t->obj);
+	{
+		/* A signal (e.g. SIGPROF from node --cpu-prof) interrupts the verifier: EAGAIN. */
+		sigset_t all, old;
+
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		err = bpf_object__load(t->obj);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
 	if (err) {
 		tracer_free(t);
 		free(t);
