@@ -4,7 +4,7 @@
  * Errors are one line on stderr: exit 2 for usage, 1 for the environment.
  */
 import { EnvironmentError, UsageError } from './errors.ts';
-import { jsonLine, TableFormatter } from './format.ts';
+import { encodeLines, jsonLine, MAX_JSON_LINE_BYTES, MAX_TABLE_LINE_BYTES, TableFormatter } from './format.ts';
 import { HELP, parseCli, type CliOptions } from './options.ts';
 import { describeOtlpConfig, resolveOtlpConfig } from './otlp/config.ts';
 import { formatDropReport, startDropReporter } from './otlp/report.ts';
@@ -34,16 +34,14 @@ async function run(opts: CliOptions): Promise<void> {
       sink.emit(batch);
     });
   }
-  const write = (text: string): void => {
-    process.stdout.write(text);
+  const write = (data: string | Buffer): void => {
+    process.stdout.write(data);
   };
   let onEvents: ((batch: readonly TcpEvent[]) => void) | undefined;
   if (opts.json) {
     process.stderr.write(`${BANNER}\n`);
     onEvents = (batch) => {
-      let out = '';
-      for (const e of batch) out += `${jsonLine(e)}\n`;
-      write(out);
+      write(encodeLines(batch, jsonLine, MAX_JSON_LINE_BYTES));
     };
   } else if (!opts.quiet) {
     const table = new TableFormatter({
@@ -53,9 +51,7 @@ async function run(opts: CliOptions): Promise<void> {
     });
     write(`${BANNER}\n${table.header()}\n`);
     onEvents = (batch) => {
-      let out = '';
-      for (const e of batch) out += `${table.row(e)}\n`;
-      write(out);
+      write(encodeLines(batch, (e) => table.row(e), MAX_TABLE_LINE_BYTES));
     };
   } else {
     process.stderr.write(`${BANNER}\n`);

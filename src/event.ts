@@ -51,6 +51,47 @@ export function formatIPv4(b: Uint8Array, off: number): string {
   return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
 }
 
+/*
+ * Hot-path caches: a host sees few distinct process names and IPv4 addresses,
+ * so decoding reuses their strings instead of building new ones per event.
+ */
+const IPV4_CACHE_MAX = 4096;
+const ipv4Cache = new Map<number, string>();
+
+function ipv4(buf: Buffer, view: DataView, off: number): string {
+  const key = view.getUint32(off, true);
+  let s = ipv4Cache.get(key);
+  if (s === undefined) {
+    if (ipv4Cache.size >= IPV4_CACHE_MAX) ipv4Cache.clear();
+    s = formatIPv4(buf, off);
+    ipv4Cache.set(key, s);
+  }
+  return s;
+}
+
+const COMM_SLOTS = 16;
+const commKeys = new Uint32Array(COMM_SLOTS * 4);
+const commStrings: (string | undefined)[] = new Array<string | undefined>(COMM_SLOTS);
+
+function comm(buf: Buffer, view: DataView, off: number): string {
+  const a = view.getUint32(off, true);
+  const b = view.getUint32(off + 4, true);
+  const c = view.getUint32(off + 8, true);
+  const d = view.getUint32(off + 12, true);
+  const slot = ((a ^ (b * 31) ^ (c * 961) ^ d) >>> 0) % COMM_SLOTS;
+  const k = slot * 4;
+  const cached = commStrings[slot];
+  if (cached !== undefined && commKeys[k] === a && commKeys[k + 1] === b && commKeys[k + 2] === c && commKeys[k + 3] === d) {
+    return cached;
+  }
+  let end = buf.indexOf(0, off);
+  if (end < 0 || end > off + 16) end = off + 16;
+  const s = buf.toString('utf8', off, end);
+  commKeys.set([a, b, c, d], k);
+  commStrings[slot] = s;
+  return s;
+}
+
 /** RFC 5952 text form: lower case, longest run (≥ 2) of zero groups as "::". */
 export function formatIPv6(b: Uint8Array, off: number): string {
   const g: number[] = [];
@@ -101,9 +142,6 @@ export function decodeBatch(buf: Buffer, clockOffsetNs: bigint): DecodedBatch {
       continue;
     }
     const v4 = family === AF_INET;
-    const commStart = off + F.comm[0];
-    let commEnd = buf.indexOf(0, commStart);
-    if (commEnd < 0 || commEnd > commStart + F.comm[1]) commEnd = commStart + F.comm[1];
     const mono = view.getBigUint64(off + F.ts_ns[0], LE);
     events.push({
       type,
@@ -114,10 +152,10 @@ export function decodeBatch(buf: Buffer, clockOffsetNs: bigint): DecodedBatch {
       uid: view.getUint32(off + F.uid[0], LE),
       euid: view.getUint32(off + F.euid[0], LE),
       role,
-      comm: buf.toString('utf8', commStart, commEnd),
+      comm: comm(buf, view, off + F.comm[0]),
       ip: v4 ? 4 : 6,
-      saddr: v4 ? formatIPv4(buf, off + F.saddr[0]) : formatIPv6(buf, off + F.saddr[0]),
-      daddr: v4 ? formatIPv4(buf, off + F.daddr[0]) : formatIPv6(buf, off + F.daddr[0]),
+      saddr: v4 ? ipv4(buf, view, off + F.saddr[0]) : formatIPv6(buf, off + F.saddr[0]),
+      daddr: v4 ? ipv4(buf, view, off + F.daddr[0]) : formatIPv6(buf, off + F.daddr[0]),
       sport: view.getUint16(off + F.sport[0], LE),
       dport: view.getUint16(off + F.dport[0], LE),
       netns: view.getUint32(off + F.netns[0], LE),

@@ -56,3 +56,17 @@ test('IPv6 text form follows RFC 5952', () => {
   assert.equal(formatIPv6(b('2001 0db8 0000 0000 0001 0000 0000 0001'), 0), '2001:db8::1:0:0:1');
   assert.equal(formatIPv6(b('2001 0db8 0001 0001 0001 0001 0000 0001'), 0), '2001:db8:1:1:1:1:0:1');
 });
+
+test('name and address caches never return another record\'s strings', () => {
+  const raws: RawEvent[] = [];
+  for (let i = 0; i < 300; i++) {
+    raws.push({ ...base, comm: `proc-${i % 40}`, saddr: `10.0.${i % 7}.${i % 251}`, daddr: `192.168.${i % 3}.1` });
+  }
+  for (let pass = 0; pass < 2; pass++) {
+    const { events } = decodeBatch(encode(raws), 0n);
+    assert.deepEqual(
+      events.map((e) => [e.comm, e.saddr, e.daddr]),
+      raws.map((r) => [r.comm, r.saddr, r.daddr]),
+    );
+  }
+});

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { isoTimeNs, jsonLine, TableFormatter } from '../src/format.ts';
+import { encodeLines, isoTimeNs, jsonLine, TableFormatter } from '../src/format.ts';
 import type { TcpEvent } from '../src/types.ts';
 
 const EXAMPLE = new URL('../../shared/tcptracer_example.txt', import.meta.url);
@@ -80,3 +80,13 @@ function exists(): boolean {
     return false;
   }
 }
+
+test('a batch of lines is encoded into one buffer, UTF-8 and newlines included', () => {
+  const lines = ['a', 'ünïcødé', '', 'x'.repeat(200)];
+  const buf = encodeLines(lines, (s) => s, 256);
+  assert.equal(buf.toString('utf8'), `${lines.join('\n')}\n`);
+  // isoTimeNs across second boundaries, backwards too
+  assert.equal(isoTimeNs(1_764_072_005_000_000_001n), '2025-11-25T12:00:05.000000001Z');
+  assert.equal(isoTimeNs(1_764_072_004_999_999_999n), '2025-11-25T12:00:04.999999999Z');
+  assert.equal(isoTimeNs(1_764_072_005_999_999_999n), '2025-11-25T12:00:05.999999999Z');
+});
