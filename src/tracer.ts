@@ -82,13 +82,12 @@ export class TcpTracer extends EventEmitter<TracerEvents> {
     this.#native = native;
     this.#clockOffsetNs = native.clockOffsetNs();
     this.#stopped = new Promise((resolve) => (this.#resolveStopped = resolve));
-    const pinned: bpf.MapRef[] = [];
     const ringbufBytes = opts.ringbufBytes ?? 8 << 20;
+    let cgroupMap: bpf.MapRef | undefined;
+    let mntnsMap: bpf.MapRef | undefined;
     try {
-      if (opts.cgroupMap) pinned.push(openPinnedFilterMap('--cgroupmap', opts.cgroupMap));
-      const cgroupMapFd = pinned[0]?.fd;
-      if (opts.mntnsMap) pinned.push(openPinnedFilterMap('--mntnsmap', opts.mntnsMap));
-      const mntnsMapFd = opts.mntnsMap ? pinned.at(-1)?.fd : undefined;
+      if (opts.cgroupMap) cgroupMap = openPinnedFilterMap('--cgroupmap', opts.cgroupMap);
+      if (opts.mntnsMap) mntnsMap = openPinnedFilterMap('--mntnsmap', opts.mntnsMap);
       this.#handle = native.open(
         {
           objectPath: bpfObjectPath(),
@@ -96,8 +95,8 @@ export class TcpTracer extends EventEmitter<TracerEvents> {
           uid: opts.uid,
           netns: opts.netns,
           family: opts.family === 4 ? 2 : opts.family === 6 ? 10 : 0,
-          cgroupMapFd,
-          mntnsMapFd,
+          cgroupMapFd: cgroupMap?.fd,
+          mntnsMapFd: mntnsMap?.fd,
           ringbufBytes,
           wakeupBytes: opts.wakeupBytes ?? Math.min(64 << 10, ringbufBytes / 8),
           pollMs: opts.pollMs ?? 100,
@@ -112,7 +111,8 @@ export class TcpTracer extends EventEmitter<TracerEvents> {
       throw new EnvironmentError(describeLoadError(e as Error));
     } finally {
       // libbpf holds its own references to reused maps once loaded
-      for (const ref of pinned) ref.close();
+      cgroupMap?.close();
+      mntnsMap?.close();
     }
     this.#stats = new bpf.RawArrayMap(bpf.createMapRef(native.statsMapFd(this.#handle)));
   }
