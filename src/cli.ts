@@ -59,18 +59,21 @@ async function run(opts: CliOptions): Promise<void> {
   if (onEvents) tracer.on('events', onEvents);
 
   let reported = '';
-  let exportError: string | undefined;
   const reporter = setInterval(() => {
     const line = lostLine(tracer.drops());
     if (line && line !== reported) process.stderr.write(`${line}\n`);
     reported = line ?? '';
     tracer.refreshClock();
-    // a collector that is away is said once per new error, not per retry
-    const err = sink?.stats().lastError;
-    if (err && err !== exportError) process.stderr.write(`tcptracer: otlp export failing, retrying: ${err}\n`);
-    exportError = err;
   }, DROP_REPORT_MS);
   reporter.unref();
+  // a collector that is away or refusing is said promptly, once per new error, not per retry
+  let exportError: string | undefined;
+  const errorWatch = setInterval(() => {
+    const err = sink?.stats().lastError;
+    if (err && err !== exportError) process.stderr.write(`tcptracer: otlp export failed, retrying: ${err}\n`);
+    exportError = err;
+  }, 1000);
+  errorWatch.unref();
   const stopDropReport = sink ? startDropReporter(sink, (l) => process.stderr.write(`tcptracer: ${l}\n`), DROP_REPORT_MS) : undefined;
 
   await new Promise<void>((resolve, reject) => {
@@ -79,6 +82,7 @@ async function run(opts: CliOptions): Promise<void> {
     process.once('SIGTERM', resolve);
   });
   clearInterval(reporter);
+  clearInterval(errorWatch);
   stopDropReport?.();
   const drops = await tracer.stop();
   const line = lostLine(drops);

@@ -110,11 +110,13 @@ describe('kernel: OTLP export end to end', suite, () => {
     }
   });
 
-  test('collector absent at start, then appearing: the records arrive', async () => {
+  test('collector (from OTEL_EXPORTER_OTLP_ENDPOINT) absent at start, then appearing: the records arrive', async () => {
     const collector = new TestCollector();
     await collector.start(); // reserve a port, then go away
     collector.stop();
-    const tracer = await startTracer(otlpFlags(ns, collector), { json: false });
+    const env = { ...process.env, OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint };
+    const tracer = await startTracer(['--otlp', '-q', '-N', String(ns.inode)], { json: false, env });
+    assert.match(tracer.stderr(), new RegExp(`logs -> ${collector.endpoint}`));
     await connect(ns, '127.0.0.1', 7210, ['tt-late-s', 'tt-late-c']);
     await sleep(1500);
     assert.equal(collector.records.length, 0);
@@ -124,6 +126,7 @@ describe('kernel: OTLP export end to end', suite, () => {
       const { code, stderr } = await tracer.stop('SIGTERM');
       assert.equal(code, 0, stderr);
       assert.equal(collector.records.length, 4);
+      assert.match(stderr, /otlp export failed, retrying: 14 UNAVAILABLE/, 'the outage was reported');
       assert.doesNotMatch(stderr, /records dropped/);
     } finally {
       collector.stop();
