@@ -6,7 +6,10 @@
  * (records pending < queue size - one batch), so nothing is dropped for being
  * fed faster than a tracer could; records/s is what reached the receiver.
  *
- *   node bench/pipeline.ts [--count N] [--comm loadgen]
+ *   node bench/pipeline.ts [--count N] [--comm loadgen] [--env NAME=VALUE]...
+ *
+ * The sink is configured from defaults only (the environment is ignored), plus
+ * the settings given with --env (e.g. --env OTEL_BLRP_MAX_EXPORT_BATCH_SIZE=2048).
  *
  * Prints one JSON line: { available, reason?, records, delivered, seconds,
  * recordsPerSec, cpuUsPerRecord, peakRssMB, dropped..., delayP50Ms, delayP99Ms }.
@@ -125,12 +128,12 @@ async function loadSink(): Promise<{ Sink: SinkCtor; resolve: ResolveConfig } | 
 }
 
 /** Runs the pipeline benchmark in this process against a receiver it forks. */
-export async function runPipeline(count: number, comm: string, timeoutMs = 120_000): Promise<PipelineResult> {
+export async function runPipeline(count: number, comm: string, timeoutMs = 120_000, env: Record<string, string> = {}): Promise<PipelineResult> {
   const loaded = await loadSink();
   if (typeof loaded === 'string') return unavailable(loaded);
   const receiver = await ReceiverClient.start(comm);
   try {
-    const cfg = loaded.resolve({ endpoint: receiver.endpoint }, {});
+    const cfg = loaded.resolve({ endpoint: receiver.endpoint }, env);
     const sink = new loaded.Sink(cfg);
     const limit = Math.max(BATCH, cfg.maxQueueSize - BATCH);
     // warm-up: connection set-up and JIT, not measured
@@ -179,9 +182,19 @@ export async function runPipeline(count: number, comm: string, timeoutMs = 120_0
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const { values } = parseArgs({
-    options: { count: { type: 'string', default: '200000' }, comm: { type: 'string', default: 'loadgen' } },
+    options: {
+      count: { type: 'string', default: '200000' },
+      comm: { type: 'string', default: 'loadgen' },
+      env: { type: 'string', multiple: true, default: [] },
+    },
   });
-  const result = await runPipeline(Number(values.count), values.comm);
+  const env: Record<string, string> = {};
+  for (const kv of values.env) {
+    const eq = kv.indexOf('=');
+    if (eq < 1) throw new Error(`--env expects NAME=VALUE, got '${kv}'`);
+    env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  const result = await runPipeline(Number(values.count), values.comm, 120_000, env);
   process.stdout.write(`${JSON.stringify(result)}\n`);
   // the gRPC channel may keep the loop alive after shutdown
   process.exit(0);

@@ -185,6 +185,23 @@ describe('OtlpSink when the collector misbehaves', () => {
   });
 });
 
+describe('OtlpSink queue', () => {
+  it('makes records when they are sent, from the events and the time they were read at', async () => {
+    const collector = await startCollector();
+    const sink = createSink(collector, { OTEL_BLRP_SCHEDULE_DELAY: '60000', OTEL_BLRP_MAX_EXPORT_BATCH_SIZE: '100' });
+    const batch = tcpEvents(30);
+    const observed: HrTime = [1_800_000_000, 7];
+    sink.emit(batch, observed);
+    // the caller may reuse its array once emit returns
+    batch.length = 0;
+    batch.push(...tcpEvents(30, 1001));
+    assert.deepEqual(sink.stats(), { emitted: 30, exported: 0, droppedQueueFull: 0, droppedExportFailed: 0, pending: 30, retries: 0, lastError: undefined });
+    assert.deepEqual(await sink.shutdown(5000), { undelivered: 0 });
+    assert.deepEqual(pids(collector), range(1, 30));
+    assert.ok(collector.records.every((r) => r.observedTimeUnixNano === 1_800_000_000_000_000_007n));
+  });
+});
+
 describe('OtlpSink shutdown', () => {
   it('delivers everything queued before it resolves', async () => {
     const collector = await startCollector();

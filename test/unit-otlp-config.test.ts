@@ -16,7 +16,7 @@ describe('resolveOtlpConfig', () => {
       timeoutMs: 10_000,
       serviceName: 'tcptracer',
       resourceAttributes: {},
-      maxQueueSize: 65_536,
+      maxQueueSize: 16_384,
       maxExportBatchSize: 512,
       scheduledDelayMs: 1000,
       shutdownTimeoutMs: 5000,
@@ -134,7 +134,7 @@ describe('describeOtlpConfig', () => {
     const line = describeOtlpConfig(cfg);
     assert.doesNotMatch(line, /\n/);
     assert.doesNotMatch(line, /TOPSECRET|tenant42|SECRETNODE/);
-    for (const part of ['https://collector:4317', 'tls', 'gzip', 'authorization=<redacted>', 'x-scope-orgid=<redacted>', 'k8s.node.name', 'queue 65536']) {
+    for (const part of ['https://collector:4317', 'tls', 'gzip', 'authorization=<redacted>', 'x-scope-orgid=<redacted>', 'k8s.node.name', 'queue 16384']) {
       assert.ok(line.includes(part), `${part} missing from: ${line}`);
     }
   });

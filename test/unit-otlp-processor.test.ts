@@ -6,7 +6,7 @@ import type { ExportResult } from '@opentelemetry/core';
 import { LoggerProvider } from '@opentelemetry/sdk-logs';
 import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { BoundedBatchLogRecordProcessor } from '../src/otlp/processor.ts';
-import type { BoundedBatchOptions, ProcessorCounts } from '../src/otlp/processor.ts';
+import type { BoundedBatchOptions, DeferredRecords, ProcessorCounts } from '../src/otlp/processor.ts';
 
 /** Holds every export until the test settles it. */
 class ManualExporter implements LogRecordExporter {
@@ -39,6 +39,43 @@ function emit(logger: Logger, count: number, from = 0): void {
 }
 
 const tick = (ms = 0): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Deferred records `d0`, `d1`, ...: emitted through the logger only when the processor asks. */
+class NumberedSource implements DeferredRecords {
+  size = 0;
+  /** Records made so far. */
+  made = 0;
+  private readonly logger: Logger;
+  constructor(logger: Logger) {
+    this.logger = logger;
+  }
+  add(count: number): void {
+    this.size += count;
+  }
+  emit(max: number): void {
+    const n = Math.min(max, this.size);
+    this.size -= n;
+    for (let i = 0; i < n; i++) this.logger.emit({ body: `d${this.made++}` });
+  }
+  clear(): void {
+    this.size = 0;
+  }
+}
+
+/** A processor with a NumberedSource attached; offer() adds what fits, as OtlpSink.emit does. */
+function setupDeferred(options: BoundedBatchOptions): ReturnType<typeof setup> & { source: NumberedSource; offer: (count: number) => void } {
+  const parts = setup(options);
+  const source = new NumberedSource(parts.logger);
+  parts.processor.attach(source);
+  const offer = (count: number): void => {
+    const accepted = Math.min(count, parts.processor.room());
+    parts.processor.countRefused(count - accepted);
+    if (accepted === 0) return;
+    source.add(accepted);
+    parts.processor.offered();
+  };
+  return { ...parts, source, offer };
+}
 
 function assertInvariant(counts: ProcessorCounts, offered: number): void {
   assert.equal(counts.exported + counts.droppedQueueFull + counts.droppedExportFailed + counts.pending, offered);
@@ -108,5 +145,82 @@ describe('BoundedBatchLogRecordProcessor', () => {
     assert.deepEqual(processor.counts(), { exported: 0, droppedQueueFull: 1, droppedExportFailed: 5, pending: 0 });
     await processor.shutdown();
     assert.equal(exporter.shutdowns, 1);
+  });
+
+  describe('with deferred records', () => {
+    it('makes records only for the batch being sent, and counts what does not fit without making it', async () => {
+      const { exporter, processor, source, offer } = setupDeferred({ maxQueueSize: 10, maxExportBatchSize: 4, maxConcurrentExports: 1, scheduledDelayMs: 60_000 });
+      offer(3);
+      assert.equal(source.made, 0);
+      assert.equal(exporter.calls.length, 0);
+      offer(22);
+      // one full batch went out; the rest waits unmade, up to the queue size
+      assert.equal(exporter.calls.length, 1);
+      assert.deepEqual(exporter.calls[0]?.records.map((r) => r.body), ['d0', 'd1', 'd2', 'd3']);
+      assert.equal(source.made, 4);
+      assert.deepEqual(processor.counts(), { exported: 0, droppedQueueFull: 15, droppedExportFailed: 0, pending: 10 });
+      assert.equal(processor.room(), 0);
+      exporter.settle(0, true);
+      await tick();
+      assert.equal(exporter.calls.length, 2);
+      assert.equal(source.made, 8);
+      assert.deepEqual(processor.counts(), { exported: 4, droppedQueueFull: 15, droppedExportFailed: 0, pending: 6 });
+      offer(5);
+      assertInvariant(processor.counts(), 30);
+      assert.equal(processor.counts().droppedQueueFull, 16);
+    });
+
+    it('sends a partial batch after scheduledDelayMs, and forceFlush sends the rest', async () => {
+      const { exporter, processor, source, offer } = setupDeferred({ maxExportBatchSize: 100, maxConcurrentExports: 1, scheduledDelayMs: 30 });
+      offer(3);
+      await tick(5);
+      assert.equal(source.made, 0);
+      await tick(80);
+      assert.equal(exporter.calls.length, 1);
+      assert.deepEqual(exporter.calls[0]?.records.map((r) => r.body), ['d0', 'd1', 'd2']);
+      offer(2);
+      const flushed = processor.forceFlush();
+      exporter.settle(0, true);
+      await tick();
+      assert.equal(exporter.calls.length, 2);
+      assert.deepEqual(exporter.calls[1]?.records.map((r) => r.body), ['d3', 'd4']);
+      exporter.settle(1, true);
+      await flushed;
+      assert.deepEqual(processor.counts(), { exported: 5, droppedQueueFull: 0, droppedExportFailed: 0, pending: 0 });
+    });
+
+    it('fills a partial batch of records emitted directly with deferred ones', async () => {
+      const { exporter, logger, source, offer } = setupDeferred({ maxExportBatchSize: 4, scheduledDelayMs: 60_000 });
+      emit(logger, 2);
+      offer(3);
+      await tick();
+      assert.equal(exporter.calls.length, 1);
+      assert.deepEqual(exporter.calls[0]?.records.map((r) => r.body), ['r0', 'r1', 'd0', 'd1']);
+      assert.equal(source.size, 1);
+    });
+
+    it('counts records the source takes but does not emit as export failures', async () => {
+      const { exporter, processor, source, offer } = setupDeferred({ maxExportBatchSize: 4, scheduledDelayMs: 60_000 });
+      source.emit = (max: number): void => {
+        source.size -= Math.min(max, source.size);
+        throw new Error('cannot make records');
+      };
+      offer(4);
+      await tick();
+      assert.equal(exporter.calls.length, 0);
+      assert.deepEqual(processor.counts(), { exported: 0, droppedQueueFull: 0, droppedExportFailed: 4, pending: 0 });
+    });
+
+    it('seal gives up deferred records too', async () => {
+      const { exporter, processor, source, offer } = setupDeferred({ maxExportBatchSize: 2, maxConcurrentExports: 1, scheduledDelayMs: 60_000 });
+      offer(5);
+      await tick();
+      assert.equal(exporter.calls.length, 1);
+      assert.equal(processor.seal(), 5);
+      assert.equal(source.size, 0);
+      assert.equal(source.made, 2);
+      offer(1);
+      assert.deepEqual(processor.counts(), { exported: 0, droppedQueueFull: 1, droppedExportFailed: 5, pending: 0 });
+    });
   });
 });

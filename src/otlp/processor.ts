@@ -10,12 +10,21 @@
  *
  *     accepted + droppedQueueFull = offered
  *     accepted = exported + droppedExportFailed + pending
+ *
+ * Records may also be deferred: a {@link DeferredRecords} source attached with
+ * {@link BoundedBatchLogRecordProcessor.attach} holds the data of records not
+ * made yet (counted as pending, within maxQueueSize), and the processor asks it
+ * to emit them, through the Logger, only when it is about to export them. A
+ * record then lives for one export instead of waiting in the queue: that keeps
+ * the queue small in memory and spares the garbage collector from promoting
+ * every queued record to the old generation.
  */
 import { ExportResultCode } from '@opentelemetry/core';
 import type { LogRecordExporter, LogRecordProcessor, ReadableLogRecord } from '@opentelemetry/sdk-logs';
+import { DEFAULT_EXPORT_BATCH_SIZE, DEFAULT_QUEUE_SIZE } from './config.ts';
 
 export interface BoundedBatchOptions {
-  /** Most records held, queued plus being exported. Default 65536. */
+  /** Most records held, queued plus being exported. Default 16384 (see OtlpConfig.maxQueueSize). */
   readonly maxQueueSize?: number;
   /** Most records in one export call. Default 512 (capped at maxQueueSize). */
   readonly maxExportBatchSize?: number;
@@ -24,6 +33,26 @@ export interface BoundedBatchOptions {
   /** Export calls in flight at once. Default 2. */
   readonly maxConcurrentExports?: number;
 }
+
+/** Records not made yet, emitted on demand (see {@link BoundedBatchLogRecordProcessor.attach}). */
+export interface DeferredRecords {
+  /** How many records it holds. */
+  readonly size: number;
+  /**
+   * Emits up to `max` of its records now, oldest first, through a Logger of
+   * the provider this processor belongs to (each reaches {@link BoundedBatchLogRecordProcessor.onEmit}),
+   * and forgets them. What it took but did not emit is counted as an export failure.
+   */
+  emit(max: number): void;
+  /** Forgets every record it holds. */
+  clear(): void;
+}
+
+const NO_DEFERRED: DeferredRecords = {
+  size: 0,
+  emit: () => undefined,
+  clear: () => undefined,
+};
 
 /** Record counts; see the invariant in this module's doc. */
 export interface ProcessorCounts {
@@ -55,11 +84,14 @@ export class BoundedBatchLogRecordProcessor implements LogRecordProcessor {
   private closed = false;
   private sealed = false;
   private idleWaiters: (() => void)[] = [];
+  private deferred: DeferredRecords = NO_DEFERRED;
+  /** True while {@link deferred} emits: its records are already accepted and counted. */
+  private pulling = false;
 
   constructor(exporter: LogRecordExporter, options: BoundedBatchOptions = {}) {
     this.exporter = exporter;
-    this.maxQueueSize = options.maxQueueSize ?? 65_536;
-    this.batchSize = Math.min(options.maxExportBatchSize ?? 512, this.maxQueueSize);
+    this.maxQueueSize = options.maxQueueSize ?? DEFAULT_QUEUE_SIZE;
+    this.batchSize = Math.min(options.maxExportBatchSize ?? DEFAULT_EXPORT_BATCH_SIZE, this.maxQueueSize);
     this.delayMs = options.scheduledDelayMs ?? 1000;
     this.maxConcurrent = options.maxConcurrentExports ?? 2;
   }
@@ -69,8 +101,27 @@ export class BoundedBatchLogRecordProcessor implements LogRecordProcessor {
       exported: this.exported,
       droppedQueueFull: this.droppedQueueFull,
       droppedExportFailed: this.droppedExportFailed,
-      pending: this.queued + this.exporting,
+      pending: this.pending(),
     };
+  }
+
+  /**
+   * Takes its records from `source` from now on, when it is about to export
+   * them; the source's size counts as pending. Call {@link offered} whenever
+   * it grows, after checking {@link room}.
+   */
+  attach(source: DeferredRecords): void {
+    this.deferred = source;
+  }
+
+  /** How many more records may be accepted now (0 once closed). */
+  room(): number {
+    return this.closed ? 0 : Math.max(0, this.maxQueueSize - this.pending());
+  }
+
+  /** The attached source grew: sends a batch if one is full, else makes sure the delay timer runs. */
+  offered(): void {
+    this.pump();
   }
 
   /** Counts records refused before they reached this processor (as droppedQueueFull). */
@@ -79,10 +130,21 @@ export class BoundedBatchLogRecordProcessor implements LogRecordProcessor {
   }
 
   onEmit(record: ReadableLogRecord): void {
-    if (this.closed || this.queued + this.exporting >= this.maxQueueSize) {
+    if (this.pulling) {
+      // a deferred record, accepted and counted when it was offered
+      this.append(record);
+      return;
+    }
+    if (this.closed || this.pending() >= this.maxQueueSize) {
       this.droppedQueueFull++;
       return;
     }
+    const tail = this.append(record);
+    if (tail.length >= this.batchSize || this.due) this.pump();
+    else this.armTimer();
+  }
+
+  private append(record: ReadableLogRecord): ReadableLogRecord[] {
     let tail = this.batches.at(-1);
     if (tail === undefined || tail.length >= this.batchSize) {
       tail = [];
@@ -90,8 +152,11 @@ export class BoundedBatchLogRecordProcessor implements LogRecordProcessor {
     }
     tail.push(record);
     this.queued++;
-    if (tail.length >= this.batchSize || this.due) this.pump();
-    else this.armTimer();
+    return tail;
+  }
+
+  private pending(): number {
+    return this.queued + this.exporting + this.deferred.size;
   }
 
   /** Sends everything queued now; resolves when nothing is pending (however long retries take). */
@@ -118,8 +183,9 @@ export class BoundedBatchLogRecordProcessor implements LogRecordProcessor {
     this.closed = true;
     if (this.sealed) return 0;
     this.sealed = true;
-    const undelivered = this.queued + this.exporting;
+    const undelivered = this.pending();
     this.droppedExportFailed += undelivered;
+    this.deferred.clear();
     this.batches.length = 0;
     this.queued = 0;
     this.exporting = 0;
@@ -138,17 +204,40 @@ export class BoundedBatchLogRecordProcessor implements LogRecordProcessor {
 
   private pump(): void {
     while (this.running < this.maxConcurrent && !this.sealed) {
+      const sendPartial = this.due || this.flushing > 0;
+      // Every batch but the last is full; deferred records fill the last one,
+      // made only now that it is about to be sent.
+      const have = this.batches[0]?.length ?? 0;
+      if (this.batches.length <= 1 && have < this.batchSize && this.deferred.size > 0) {
+        if (have + this.deferred.size >= this.batchSize || sendPartial) this.pull(this.batchSize - have);
+      }
       const head = this.batches[0];
       if (head === undefined) break;
       const partial = head.length < this.batchSize;
-      if (partial && !this.due && this.flushing === 0) break;
+      if (partial && !sendPartial) break;
       this.batches.shift();
       if (partial) this.due = false;
       this.queued -= head.length;
       this.startExport(head);
     }
-    if (this.batches.length === 0) this.due = false;
+    if (this.batches.length === 0 && this.deferred.size === 0) this.due = false;
     this.armTimer();
+  }
+
+  /** Has the deferred source emit up to `max` records into the last batch; what it loses is counted. */
+  private pull(max: number): void {
+    const sizeBefore = this.deferred.size;
+    const queuedBefore = this.queued;
+    this.pulling = true;
+    try {
+      this.deferred.emit(max);
+    } catch {
+      // counted below
+    } finally {
+      this.pulling = false;
+    }
+    const lost = sizeBefore - this.deferred.size - (this.queued - queuedBefore);
+    if (lost > 0) this.droppedExportFailed += lost;
   }
 
   private startExport(batch: ReadableLogRecord[]): void {
@@ -161,7 +250,7 @@ export class BoundedBatchLogRecordProcessor implements LogRecordProcessor {
       if (ok) this.exported += batch.length;
       else this.droppedExportFailed += batch.length;
       this.pump();
-      if (this.queued + this.exporting === 0) this.wakeIdle();
+      if (this.pending() === 0) this.wakeIdle();
     });
   }
 
@@ -182,7 +271,7 @@ export class BoundedBatchLogRecordProcessor implements LogRecordProcessor {
   }
 
   private armTimer(): void {
-    if (this.timer !== undefined || this.due || this.sealed || this.batches.length === 0) return;
+    if (this.timer !== undefined || this.due || this.sealed || (this.batches.length === 0 && this.deferred.size === 0)) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.due = true;
@@ -197,7 +286,7 @@ export class BoundedBatchLogRecordProcessor implements LogRecordProcessor {
   }
 
   private idle(): Promise<void> {
-    if (this.queued + this.exporting === 0) return Promise.resolve();
+    if (this.pending() === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
