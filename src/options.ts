@@ -54,7 +54,7 @@ options:
   --otlp-endpoint URL   OTLP gRPC endpoint (overrides OTEL_EXPORTER_OTLP_*ENDPOINT;
                         default http://localhost:4317)
   --otlp-queue-size N   records held while the collector is slow or away
-                        (default 65536; more are dropped and counted)
+                        (default 16384; more are dropped and counted)
 
 examples:
     tcptracer                   # trace all TCP established connections
