@@ -26,8 +26,8 @@ function lostLine(d: { ringbufLost: number; sockMapFull: number; malformed: numb
 async function run(opts: CliOptions): Promise<void> {
   // OTLP settings first: a bad OTEL_* value is a usage error before anything loads
   const otlp = opts.otlp ? resolveOtlpConfig({ endpoint: opts.otlpEndpoint, queueSize: opts.otlpQueueSize }) : undefined;
-  const tracer = TcpTracer.open(opts);
   const sink = otlp ? new OtlpSink(otlp) : undefined;
+  const tracer = TcpTracer.open(opts);
   if (sink && otlp) {
     process.stderr.write(`tcptracer: ${describeOtlpConfig(otlp)}\n`);
     tracer.on('events', (batch) => {
@@ -80,6 +80,11 @@ async function run(opts: CliOptions): Promise<void> {
     tracer.on('error', reject);
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
+    // `tcptracer | head`: the reader went away; stop as on Ctrl-C
+    process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') resolve();
+      else reject(new EnvironmentError(`writing output: ${e.message}`));
+    });
   });
   clearInterval(reporter);
   clearInterval(errorWatch);
