@@ -30,6 +30,7 @@
 #include <linux/types.h>
 
 #include "tcptracer.h"
+#include "loader/set_config.h"
 
 #define MAX_LINKS 8
 
@@ -60,27 +61,6 @@ static int on_sample(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-/* Offset of a global variable in a data section, from the object's BTF (as the loader does). */
-static int datasec_var_offset(struct bpf_object *obj, const char *sec, const char *var)
-{
-	struct btf *btf = bpf_object__btf(obj);
-	int id = btf ? btf__find_by_name_kind(btf, sec, BTF_KIND_DATASEC) : -1;
-	const struct btf_type *t;
-	const struct btf_var_secinfo *vs;
-
-	if (id < 0)
-		return -ENOENT;
-	t = btf__type_by_id(btf, id);
-	vs = btf_var_secinfos(t);
-	for (int i = 0; i < btf_vlen(t); i++, vs++) {
-		const struct btf_type *v = btf__type_by_id(btf, vs->type);
-
-		if (!strcmp(btf__name_by_offset(btf, v->name_off), var))
-			return vs->offset;
-	}
-	return -ENOENT;
-}
-
 static int die(const char *what, int err)
 {
 	fprintf(stderr, "floor: %s: %s\n", what, strerror(err < 0 ? -err : err));
@@ -93,12 +73,10 @@ int main(int argc, char **argv)
 	struct bpf_link *links[MAX_LINKS];
 	struct bpf_object *obj;
 	struct bpf_program *prog;
-	struct bpf_map *rodata, *events, *stats;
+	struct bpf_map *events, *stats;
 	struct ring_buffer *rb;
 	unsigned long long printed = 0, lost = 0, map_full = 0;
-	int nlinks = 0, off, err;
-	size_t sz;
-	char *init;
+	int nlinks = 0, err;
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: floor OBJECT [--comm COMM]\n");
@@ -112,14 +90,8 @@ int main(int argc, char **argv)
 	obj = bpf_object__open_file(argv[1], NULL);
 	if (!obj)
 		return die("opening BPF object", errno);
-	rodata = bpf_object__find_map_by_name(obj, ".rodata");
-	off = datasec_var_offset(obj, ".rodata", "cfg");
-	if (!rodata || off < 0)
-		return die("cfg not found in .rodata", ENOENT);
-	init = (char *)bpf_map__initial_value(rodata, &sz);
-	if (!init || off + sizeof(cfg) > sz)
-		return die("cfg outside .rodata", EINVAL);
-	memcpy(init + off, &cfg, sizeof(cfg));
+	if ((err = tcptracer_set_config(obj, &cfg)))
+		return die("writing cfg into .rodata", err);
 	events = bpf_object__find_map_by_name(obj, "events");
 	if (!events || (err = bpf_map__set_max_entries(events, 8 << 20)))
 		return die("sizing the ring buffer", events ? err : ENOENT);

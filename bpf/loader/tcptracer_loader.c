@@ -41,6 +41,7 @@
 #include <node_api.h>
 
 #include "../tcptracer.h"
+#include "set_config.h"
 
 #define EVENT_SIZE sizeof(struct tcptracer_event)
 #define BATCH_MAX_EVENTS 1024
@@ -277,27 +278,6 @@ static int64_t get_int(napi_env env, napi_value obj, const char *name, int64_t d
 	return r;
 }
 
-/* Offset of a global variable inside its data section, from the object's BTF. */
-static int datasec_var_offset(struct bpf_object *obj, const char *sec, const char *var)
-{
-	struct btf *btf = bpf_object__btf(obj);
-	int id = btf ? btf__find_by_name_kind(btf, sec, BTF_KIND_DATASEC) : -1;
-	const struct btf_type *t;
-	const struct btf_var_secinfo *vs;
-
-	if (id < 0)
-		return -ENOENT;
-	t = btf__type_by_id(btf, id);
-	vs = btf_var_secinfos(t);
-	for (int i = 0; i < btf_vlen(t); i++, vs++) {
-		const struct btf_type *v = btf__type_by_id(btf, vs->type);
-
-		if (!strcmp(btf__name_by_offset(btf, v->name_off), var))
-			return vs->offset;
-	}
-	return -ENOENT;
-}
-
 static int reuse_pinned(struct bpf_object *obj, const char *map_name, int fd)
 {
 	struct bpf_map *map = bpf_object__find_map_by_name(obj, map_name);
@@ -314,9 +294,9 @@ static napi_value js_open(napi_env env, napi_callback_info info)
 	size_t len;
 	struct tracer *t;
 	struct tcptracer_config cfg = { .targ_uid = (__u32)-1 };
-	struct bpf_map *rodata, *events;
+	struct bpf_map *events;
 	struct bpf_program *prog;
-	int off, err = 0, cgroup_fd, mntns_fd;
+	int err = 0, cgroup_fd, mntns_fd;
 	int64_t ringbuf_bytes;
 
 	napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
@@ -353,23 +333,9 @@ static napi_value js_open(napi_env env, napi_callback_info info)
 		free(t);
 		return throw_errno(env, "opening BPF object", err);
 	}
-	rodata = bpf_object__find_map_by_name(t->obj, ".rodata");
-	off = datasec_var_offset(t->obj, ".rodata", "cfg");
-	if (!rodata || off < 0) {
-		err = ENOENT;
+	err = tcptracer_set_config(t->obj, &cfg);
+	if (err)
 		goto fail_msg;
-	}
-	{
-		size_t sz;
-		/* writable until load; older libbpf declares it const */
-		char *init = (char *)bpf_map__initial_value(rodata, &sz);
-
-		if (!init || off + sizeof(cfg) > sz) {
-			err = EINVAL;
-			goto fail_msg;
-		}
-		memcpy(init + off, &cfg, sizeof(cfg));
-	}
 	events = bpf_object__find_map_by_name(t->obj, "events");
 	if (!events || (err = bpf_map__set_max_entries(events, (__u32)ringbuf_bytes)))
 		goto fail_setup;
@@ -436,7 +402,7 @@ static napi_value js_open(napi_env env, napi_callback_info info)
 fail_msg:
 	tracer_free(t);
 	free(t);
-	return throw_errno(env, "configuring BPF object (cfg not found in .rodata)", err);
+	return throw_errno(env, "configuring BPF object (cfg in .rodata)", err);
 fail_setup:
 	tracer_free(t);
 	free(t);
