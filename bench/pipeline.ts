@@ -55,7 +55,8 @@ export interface PipelineResult {
 
 const BATCH = 1024;
 
-function unavailable(reason: string): PipelineResult {
+/** The result when the pipeline could not be measured, saying why. */
+export function unavailable(reason: string): PipelineResult {
   return {
     available: false,
     reason,

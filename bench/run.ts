@@ -27,7 +27,7 @@ import { parseArgs } from 'node:util';
 import { CONFIGS, LABELS, StartError, startTracer, type ConfigName, type Env, type Running } from './configs.ts';
 import { summarizeProfile } from './cpuprofile.ts';
 import { ReceiverClient } from './otlp-receiver.ts';
-import type { PipelineResult } from './pipeline.ts';
+import { unavailable, type PipelineResult } from './pipeline.ts';
 import { foreignBpfHolders, interrupt, killAll, machineBusyS, ownPids, peakRssMB, sampleCpu, start, waitFor, type CpuSample } from './proc.ts';
 import {
   evaluateTargets,
@@ -369,21 +369,7 @@ async function runPipelineChild(records: number): Promise<PipelineResult> {
     return JSON.parse(line) as PipelineResult;
   } catch {
     const why = finished ? c.stderr().trim().split('\n').slice(-2).join(' | ') : 'timed out';
-    return {
-      available: false,
-      reason: `bench/pipeline.ts failed: ${why}`,
-      records: 0,
-      delivered: 0,
-      seconds: 0,
-      recordsPerSec: 0,
-      cpuUsPerRecord: 0,
-      peakRssMB: 0,
-      droppedQueueFull: 0,
-      droppedExportFailed: 0,
-      delayP50Ms: 0,
-      delayP99Ms: 0,
-      receiverCpuS: 0,
-    };
+    return unavailable(`bench/pipeline.ts failed: ${why}`);
   }
 }
 
