@@ -63,6 +63,8 @@ export interface Final extends Counts {
   ringbufLost: number | undefined;
   /** Sockets the probe could not track (stats map index 1). */
   sockMapFull: number | undefined;
+  /** Runs of the probe the kernel skipped (bpf_prog_info recursion_misses). */
+  probeMissed: number | undefined;
   /** OTLP records dropped (queue full + export failed), as the CLI reports them. */
   otlpDropped: number | undefined;
   /** bpftrace's own "Lost N events". */
@@ -152,16 +154,18 @@ function num(re: RegExp, text: string): number | undefined {
 }
 
 /** What the CLI prints at exit: "tcptracer: N events lost (ring buffer full), M sockets untracked (socket map full)". */
-function cliLosses(stderr: string): { ringbufLost: number; sockMapFull: number; malformed: number; otlpDropped: number | undefined } {
+function cliLosses(stderr: string): { ringbufLost: number; sockMapFull: number; probeMissed: number; malformed: number; otlpDropped: number | undefined } {
   let ringbufLost = 0;
   let sockMapFull = 0;
+  let probeMissed = 0;
   let malformed = 0;
   for (const m of stderr.matchAll(/(\d+) malformed records/g)) malformed = Math.max(malformed, Number(m[1]));
   for (const m of stderr.matchAll(/(\d+) events lost \(ring buffer full\)/g)) ringbufLost = Math.max(ringbufLost, Number(m[1]));
   for (const m of stderr.matchAll(/(\d+) sockets untracked/g)) sockMapFull = Math.max(sockMapFull, Number(m[1]));
+  for (const m of stderr.matchAll(/(\d+) probe runs skipped/g)) probeMissed = Math.max(probeMissed, Number(m[1]));
   let otlpDropped: number | undefined;
   for (const m of stderr.matchAll(/otlp: (\d+) records dropped/g)) otlpDropped = Math.max(otlpDropped ?? 0, Number(m[1]));
-  return { ringbufLost, sockMapFull, malformed, otlpDropped };
+  return { ringbufLost, sockMapFull, probeMissed, malformed, otlpDropped };
 }
 
 const tail = (s: string): string => s.trim().split('\n').slice(-3).join(' | ').slice(0, 400);
@@ -216,6 +220,7 @@ function fileTracer(env: Env, name: 'table' | 'json' | 'bpftrace', cmd: string, 
         killed,
         ringbufLost: losses?.ringbufLost,
         sockMapFull: losses?.sockMapFull,
+        probeMissed: losses?.probeMissed,
         otlpDropped: undefined,
         peerLost: name === 'bpftrace' ? counts.lostReported + (num(/Lost (\d+) events/, err) ?? 0) : undefined,
         malformed: losses?.malformed,
@@ -256,6 +261,7 @@ async function otlpTracer(env: Env): Promise<Running> {
         killed,
         ringbufLost: losses.ringbufLost,
         sockMapFull: losses.sockMapFull,
+        probeMissed: losses.probeMissed,
         otlpDropped: losses.otlpDropped ?? 0,
         peerLost: undefined,
         malformed: losses.malformed,
@@ -298,6 +304,7 @@ async function floorTracer(env: Env): Promise<Running> {
         killed,
         ringbufLost: j.ringbuf_lost,
         sockMapFull: j.sock_map_full,
+        probeMissed: j.prog_misses,
         otlpDropped: undefined,
         peerLost: undefined,
         malformed: j.malformed,

@@ -2,7 +2,7 @@
 /*
  * floor - the cheapest possible consumer of the tracer's probe, for bench/run.ts.
  *
- *   floor OBJECT [--comm COMM]
+ *   floor OBJECT [--comm COMM] [--check]
  *
  * Loads the SAME compiled object the CLI loads (build/Release/tcptracer.bpf.o)
  * with the same settings as the Node-API loader (bpf/loader/tcptracer_loader.c)
@@ -14,7 +14,15 @@
  * Prints "Tracing TCP established connections. Ctrl-C to end." on stderr once
  * attached and "count N" on stdout whenever the total changed (at most every
  * 100 ms). On SIGINT/SIGTERM: detach, drain what is left, read the kernel's
- * counters from the "stats" map and print one JSON line on stdout.
+ * counters from the "stats" map and print one JSON line on stdout, with
+ * prog_misses: the runs of the probe's programs the kernel skipped (bpf_prog_info
+ * recursion_misses: another BPF program was running on that CPU).
+ *
+ * --check: also follow each connection of COMM (loopback, one netns: a client
+ * is known by its local port, a server connection by its peer's port) and
+ * report on stderr every connection that opens twice without an X, closes
+ * without having opened, or is still open at the end: where an event went
+ * missing, and what came before it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -37,6 +45,70 @@
 static volatile sig_atomic_t stopping;
 static unsigned long long total, matched, malformed, by_type[4];
 static char want_comm[TASK_COMM_LEN];
+static int check;
+static unsigned long long anomalies;
+
+/* --check: per connection (role, local port, peer port), the event that opened it (type 0: closed) */
+#define CHECK_SLOTS (1 << 20)
+struct opened {
+	__u64 ts_ns;
+	__u32 key; /* 0: empty slot */
+	__u32 tid;
+	__u8 type;
+};
+static struct opened conns[CHECK_SLOTS];
+
+static const char *type_name(unsigned t)
+{
+	return t == TCPTRACER_CONNECT ? "C" : t == TCPTRACER_ACCEPT ? "A" : t == TCPTRACER_CLOSE ? "X" : "?";
+}
+
+static void anomaly(const char *what, const struct tcptracer_event *e, const struct opened *o)
+{
+	if (++anomalies > 20)
+		return;
+	fprintf(stderr, "check: %s: %s %s port %u->%u tid %u ts %llu; before: %s tid %u ts %llu\n", what,
+		type_name(e->type), e->role == TCPTRACER_ROLE_CLIENT ? "client" : "server", e->sport, e->dport,
+		e->tid, (unsigned long long)e->ts_ns, type_name(o->type), o->tid, (unsigned long long)o->ts_ns);
+}
+
+static void follow(const struct tcptracer_event *e)
+{
+	/* one netns, loopback: the ports and the role tell a connection's ends apart */
+	__u32 key = ((__u32)e->sport << 16 | e->dport) ^ (e->role == TCPTRACER_ROLE_CLIENT ? 0 : 0x80000001u);
+	__u32 slot = (key * 2654435761u) & (CHECK_SLOTS - 1);
+	struct opened *o;
+
+	key |= 1; /* never 0 */
+	while (conns[slot].key && conns[slot].key != key)
+		slot = (slot + 1) & (CHECK_SLOTS - 1);
+	o = &conns[slot];
+	o->key = key;
+
+	if (e->type == TCPTRACER_CLOSE) {
+		if (!o->type)
+			anomaly("close without open", e, o);
+		o->type = 0;
+	} else {
+		if (o->type)
+			anomaly("opened twice, no close between", e, o);
+		o->type = e->type;
+	}
+	o->ts_ns = e->ts_ns;
+	o->tid = e->tid;
+}
+
+static void report_still_open(void)
+{
+	for (int i = 0; i < CHECK_SLOTS; i++) {
+		const struct opened *o = &conns[i];
+
+		if (o->type && ++anomalies <= 20)
+			fprintf(stderr, "check: still open at the end: %s ports %u/%u tid %u ts %llu\n",
+				type_name(o->type), o->key >> 16, (o->key & 0xffff) ^ 1, o->tid,
+				(unsigned long long)o->ts_ns);
+	}
+}
 
 static void on_signal(int sig)
 {
@@ -56,8 +128,11 @@ static int on_sample(void *ctx, void *data, size_t size)
 	total++;
 	if (e->type < 4)
 		by_type[e->type]++;
-	if (!want_comm[0] || !strncmp(e->comm, want_comm, TASK_COMM_LEN))
+	if (!want_comm[0] || !strncmp(e->comm, want_comm, TASK_COMM_LEN)) {
 		matched++;
+		if (check)
+			follow(e);
+	}
 	return 0;
 }
 
@@ -75,15 +150,23 @@ int main(int argc, char **argv)
 	struct bpf_program *prog;
 	struct bpf_map *events, *stats;
 	struct ring_buffer *rb;
-	unsigned long long printed = 0, lost = 0, map_full = 0;
+	unsigned long long printed = 0, lost = 0, map_full = 0, prog_misses = 0;
 	int nlinks = 0, err;
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: floor OBJECT [--comm COMM]\n");
 		return 2;
 	}
-	if (argc >= 4 && !strcmp(argv[2], "--comm"))
-		strncpy(want_comm, argv[3], TASK_COMM_LEN - 1);
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--comm") && i + 1 < argc)
+			strncpy(want_comm, argv[++i], TASK_COMM_LEN - 1);
+		else if (!strcmp(argv[i], "--check"))
+			check = 1;
+		else {
+			fprintf(stderr, "usage: floor OBJECT [--comm COMM] [--check]\n");
+			return 2;
+		}
+	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 
@@ -126,6 +209,15 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nlinks; i++)
 		bpf_link__destroy(links[i]);
 	ring_buffer__consume(rb);
+	if (check)
+		report_still_open();
+	bpf_object__for_each_program(prog, obj) {
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+
+		if (!bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
+			prog_misses += info.recursion_misses;
+	}
 
 	stats = bpf_object__find_map_by_name(obj, "stats");
 	if (stats) {
@@ -136,8 +228,9 @@ int main(int argc, char **argv)
 		bpf_map_lookup_elem(bpf_map__fd(stats), &k, &map_full);
 	}
 	printf("{\"events\":%llu,\"matched\":%llu,\"connect\":%llu,\"accept\":%llu,\"close\":%llu,"
-	       "\"ringbuf_lost\":%llu,\"sock_map_full\":%llu,\"malformed\":%llu}\n",
-	       total, matched, by_type[1], by_type[2], by_type[3], lost, map_full, malformed);
+	       "\"ringbuf_lost\":%llu,\"sock_map_full\":%llu,\"prog_misses\":%llu,\"malformed\":%llu,"
+	       "\"anomalies\":%llu}\n",
+	       total, matched, by_type[1], by_type[2], by_type[3], lost, map_full, prog_misses, malformed, anomalies);
 	ring_buffer__free(rb);
 	bpf_object__close(obj);
 	return 0;

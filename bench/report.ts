@@ -23,6 +23,7 @@ export interface RunResult {
   byType: { connect: number; accept: number; close: number };
   ringbufLost?: number;
   sockMapFull?: number;
+  probeMissed?: number;
   otlpDropped?: number;
   peerLost?: number;
   malformed?: number;
@@ -66,6 +67,7 @@ export interface ConfigSummary {
   byType: { connect: number; accept: number; close: number };
   ringbufLost?: number;
   sockMapFull?: number;
+  probeMissed?: number;
   otlpDropped?: number;
   peerLost?: number;
   malformed?: number;
@@ -174,6 +176,7 @@ export function summarize(
   const maybeSum = (xs: (number | undefined)[]): number | undefined => (xs.some((x) => x !== undefined) ? sum(xs) : undefined);
   s.ringbufLost = maybeSum(ok.map((r) => r.ringbufLost));
   s.sockMapFull = maybeSum(ok.map((r) => r.sockMapFull));
+  s.probeMissed = maybeSum(ok.map((r) => r.probeMissed));
   s.otlpDropped = maybeSum(ok.map((r) => r.otlpDropped));
   s.peerLost = maybeSum(ok.map((r) => r.peerLost));
   s.malformed = maybeSum(ok.map((r) => r.malformed));
@@ -257,7 +260,9 @@ export function evaluateTargets(configs: readonly ConfigSummary[], pipeline: Pip
     let lost: number | undefined;
     if (s?.runs) lost = Math.max(s.expectedEvents - s.receivedEvents, (s.ringbufLost ?? 0) + (s.otlpDropped ?? 0));
     const t = target('zero lost events (expected - received, kernel/OTLP drops)', c, lost, '<=', 0, (v) => v.toFixed(0), why(c));
-    if (s?.runs) t.margin = `ringbuf lost ${s.ringbufLost ?? '?'}${c === 'otlp' ? `, otlp dropped ${s.otlpDropped ?? '?'}` : ''}`;
+    if (s?.runs) {
+      t.margin = `ringbuf lost ${s.ringbufLost ?? '?'}, probe runs skipped ${s.probeMissed ?? '?'}${c === 'otlp' ? `, otlp dropped ${s.otlpDropped ?? '?'}` : ''}`;
+    }
     out.push(t);
   }
   out.push(
@@ -322,6 +327,7 @@ function rows(configs: readonly ConfigSummary[]): string[][] {
     const traced = s.config !== 'untraced';
     const lost = [
       s.ringbufLost !== undefined ? String(s.ringbufLost) : '',
+      s.probeMissed ? `probe runs skipped ${s.probeMissed}` : '',
       s.otlpDropped ? `otlp dropped ${s.otlpDropped}` : '',
       s.peerLost ? `bpftrace lost ${s.peerLost}` : '',
       s.malformed ? `malformed ${s.malformed}` : '',

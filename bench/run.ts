@@ -300,6 +300,7 @@ async function runOne(config: ConfigName, round: number, env: Env, count: number
     base.byType = { connect: fin.connect, accept: fin.accept, close: fin.close };
     base.ringbufLost = fin.ringbufLost;
     base.sockMapFull = fin.sockMapFull;
+    base.probeMissed = fin.probeMissed;
     base.otlpDropped = fin.otlpDropped;
     base.peerLost = fin.peerLost;
     base.malformed = fin.malformed;

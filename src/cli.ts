@@ -4,7 +4,7 @@
  * Errors are one line on stderr: exit 2 for usage, 1 for the environment.
  */
 import { EnvironmentError, UsageError } from './errors.ts';
-import { encodeLines, jsonLine, MAX_JSON_LINE_BYTES, MAX_TABLE_LINE_BYTES, TableFormatter } from './format.ts';
+import { encodeLines, formatLostLine, jsonLine, MAX_JSON_LINE_BYTES, MAX_TABLE_LINE_BYTES, TableFormatter } from './format.ts';
 import { HELP, parseCli, type CliOptions } from './options.ts';
 import { describeOtlpConfig, resolveOtlpConfig } from './otlp/config.ts';
 import { formatDropReport, startDropReporter } from './otlp/report.ts';
@@ -15,13 +15,6 @@ import type { TcpEvent } from './types.ts';
 const BANNER = 'Tracing TCP established connections. Ctrl-C to end.';
 const DROP_REPORT_MS = 5000;
 
-function lostLine(d: { ringbufLost: number; sockMapFull: number; malformed: number }): string | undefined {
-  const parts: string[] = [];
-  if (d.ringbufLost) parts.push(`${d.ringbufLost} events lost (ring buffer full)`);
-  if (d.sockMapFull) parts.push(`${d.sockMapFull} sockets untracked (socket map full)`);
-  if (d.malformed) parts.push(`${d.malformed} malformed records`);
-  return parts.length ? `tcptracer: ${parts.join(', ')}` : undefined;
-}
 
 async function run(opts: CliOptions): Promise<void> {
   // OTLP settings first: a bad OTEL_* value is a usage error before anything loads
@@ -60,7 +53,7 @@ async function run(opts: CliOptions): Promise<void> {
 
   let reported = '';
   const reporter = setInterval(() => {
-    const line = lostLine(tracer.drops());
+    const line = formatLostLine(tracer.drops());
     if (line && line !== reported) process.stderr.write(`${line}\n`);
     reported = line ?? '';
     tracer.refreshClock();
@@ -90,7 +83,7 @@ async function run(opts: CliOptions): Promise<void> {
   clearInterval(errorWatch);
   stopDropReport?.();
   const drops = await tracer.stop();
-  const line = lostLine(drops);
+  const line = formatLostLine(drops);
   if (line) process.stderr.write(`${line}\n`);
   if (sink) {
     const { undelivered } = await sink.shutdown();

@@ -2,7 +2,7 @@
  * Output formats: bcc tcptracer's table (same header, columns and widths, with
  * trailing blanks trimmed) and NDJSON.
  */
-import type { TcpEvent, TcpEventType } from './types.ts';
+import type { DropCounters, TcpEvent, TcpEventType } from './types.ts';
 
 export interface TableOptions {
   /** -t: TIME(s) column (TIME(ns) with -v), relative to the first event. */
@@ -108,4 +108,18 @@ export function jsonLine(e: TcpEvent): string {
     s += `,"duration_ns":${e.durationNs},"bytes_acked":${e.bytesAcked},"bytes_received":${e.bytesReceived}`;
   }
   return `${s}}`;
+}
+
+/**
+ * What the tracer lost, as the one line printed to stderr at exit (and
+ * whenever it grew): `tcptracer: 3 events lost (ring buffer full), ...`, or
+ * undefined when nothing was lost.
+ */
+export function formatLostLine(d: DropCounters & { malformed: number }): string | undefined {
+  const parts: string[] = [];
+  if (d.ringbufLost) parts.push(`${d.ringbufLost} events lost (ring buffer full)`);
+  if (d.sockMapFull) parts.push(`${d.sockMapFull} sockets untracked (socket map full)`);
+  if (d.probeMissed) parts.push(`${d.probeMissed} probe runs skipped by the kernel (another BPF program was running on that CPU)`);
+  if (d.malformed) parts.push(`${d.malformed} malformed records`);
+  return parts.length ? `tcptracer: ${parts.join(', ')}` : undefined;
 }

@@ -35,7 +35,7 @@ export interface NativeLoader {
   stop(h: NativeHandle): void;
   close(h: NativeHandle): void;
   statsMapFd(h: NativeHandle): number;
-  drainStatus(h: NativeHandle): { malformed: number; error: number };
+  drainStatus(h: NativeHandle): { malformed: number; error: number; probeMissed: number };
   /** Mount tracefs at /sys/kernel/tracing unless it is available; 0 or errno. */
   ensureTracefs(): number;
   clockOffsetNs(): bigint;

@@ -153,10 +153,12 @@ export class TcpTracer extends EventEmitter<TracerEvents> {
   /** Everything lost so far. Readable until stop() resolves. */
   drops(): DropCounters & { malformed: number } {
     if (this.#finalDrops) return this.#finalDrops;
+    const status = this.#native.drainStatus(this.#handle);
     return {
       ringbufLost: Number(this.#stats.get(STAT_RINGBUF_LOST).readBigUInt64LE()),
       sockMapFull: Number(this.#stats.get(STAT_SOCK_MAP_FULL).readBigUInt64LE()),
-      malformed: this.#malformed + this.#native.drainStatus(this.#handle).malformed,
+      probeMissed: status.probeMissed,
+      malformed: this.#malformed + status.malformed,
     };
   }
 

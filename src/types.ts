@@ -59,4 +59,10 @@ export interface DropCounters {
   readonly ringbufLost: number;
   /** Sockets whose state could not be tracked (per-socket map full). */
   readonly sockMapFull: number;
+  /**
+   * Runs of the probe the kernel skipped because another BPF program was
+   * running on that CPU (bpf_prog_info.recursion_misses): each may be a
+   * missing event.
+   */
+  readonly probeMissed: number;
 }

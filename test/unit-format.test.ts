@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { encodeLines, isoTimeNs, jsonLine, TableFormatter } from '../src/format.ts';
+import { encodeLines, formatLostLine, isoTimeNs, jsonLine, TableFormatter } from '../src/format.ts';
 import type { TcpEvent } from '../src/types.ts';
 
 const EXAMPLE = new URL('../../shared/tcptracer_example.txt', import.meta.url);
@@ -89,4 +89,18 @@ test('a batch of lines is encoded into one buffer, UTF-8 and newlines included',
   assert.equal(isoTimeNs(1_764_072_005_000_000_001n), '2025-11-25T12:00:05.000000001Z');
   assert.equal(isoTimeNs(1_764_072_004_999_999_999n), '2025-11-25T12:00:04.999999999Z');
   assert.equal(isoTimeNs(1_764_072_005_999_999_999n), '2025-11-25T12:00:05.999999999Z');
+});
+
+test('the exit line names every kind of loss, and nothing when nothing was lost', () => {
+  const none = { ringbufLost: 0, sockMapFull: 0, probeMissed: 0, malformed: 0 };
+  assert.equal(formatLostLine(none), undefined);
+  assert.equal(
+    formatLostLine({ ringbufLost: 3, sockMapFull: 2, probeMissed: 5, malformed: 1 }),
+    'tcptracer: 3 events lost (ring buffer full), 2 sockets untracked (socket map full), ' +
+      '5 probe runs skipped by the kernel (another BPF program was running on that CPU), 1 malformed records',
+  );
+  assert.equal(
+    formatLostLine({ ...none, probeMissed: 7 }),
+    'tcptracer: 7 probe runs skipped by the kernel (another BPF program was running on that CPU)',
+  );
 });

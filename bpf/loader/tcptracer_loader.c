@@ -463,6 +463,30 @@ static napi_value js_stats_map_fd(napi_env env, napi_callback_info info)
 	return r;
 }
 
+/*
+ * Runs of the probe's programs the kernel skipped: a tracepoint that fires
+ * while a BPF program is already running on that CPU (an interrupt arriving in
+ * the middle of one) does not run its programs; bpf_prog_info counts those as
+ * recursion_misses. Any of them may be a missing event.
+ */
+static __u64 probe_missed(const struct tracer *t)
+{
+	struct bpf_program *prog;
+	__u64 n = 0;
+
+	if (!t->obj)
+		return 0;
+	bpf_object__for_each_program(prog, t->obj) {
+		struct bpf_prog_info pi = {};
+		__u32 len = sizeof(pi);
+		int fd = bpf_program__fd(prog);
+
+		if (fd >= 0 && !bpf_obj_get_info_by_fd(fd, &pi, &len))
+			n += pi.recursion_misses;
+	}
+	return n;
+}
+
 static napi_value js_drain_status(napi_env env, napi_callback_info info)
 {
 	struct tracer *t = get_tracer(env, info);
@@ -475,6 +499,8 @@ static napi_value js_drain_status(napi_env env, napi_callback_info info)
 	napi_set_named_property(env, r, "malformed", v);
 	napi_create_int32(env, t->drain_error, &v);
 	napi_set_named_property(env, r, "error", v);
+	napi_create_int64(env, (int64_t)probe_missed(t), &v);
+	napi_set_named_property(env, r, "probeMissed", v);
 	return r;
 }
 
