@@ -50,6 +50,13 @@ async function run(opts: CliOptions): Promise<void> {
     process.stderr.write(`${BANNER}\n`);
   }
   if (onEvents) tracer.on('events', onEvents);
+  else if (sink) {
+    // the export queue is the only consumer: what it has no room for is only counted
+    tracer.limitDecoding(() => sink.room());
+    tracer.on('skipped', (count) => {
+      sink.refuse(count);
+    });
+  }
 
   let reported = '';
   const reporter = setInterval(() => {

@@ -118,22 +118,28 @@ export function formatIPv6(b: Uint8Array, off: number): string {
   return `${hex(0, bestStart)}::${hex(bestStart + bestLen, 8)}`;
 }
 
-/** Result of decoding one batch: the events, and records that could not be decoded. */
+/** Result of decoding one batch: the events, records that could not be decoded, and records left undecoded. */
 export interface DecodedBatch {
   readonly events: TcpEvent[];
   readonly malformed: number;
+  /** Records after the first `maxEvents` events, not looked at. */
+  readonly undecoded: number;
 }
 
 /**
  * Decode a batch of records as handed over by the loader.
  * @param clockOffsetNs CLOCK_REALTIME - CLOCK_MONOTONIC, to turn kernel time into wall clock.
+ * @param maxEvents stop after this many events; the records after them are only counted.
  */
-export function decodeBatch(buf: Buffer, clockOffsetNs: bigint): DecodedBatch {
+export function decodeBatch(buf: Buffer, clockOffsetNs: bigint, maxEvents = Infinity): DecodedBatch {
   const size = EVENT_LAYOUT.size;
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const events: TcpEvent[] = [];
   let malformed = buf.byteLength % size === 0 ? 0 : 1;
   for (let off = 0; off + size <= buf.byteLength; off += size) {
+    if (events.length >= maxEvents) {
+      return { events, malformed, undecoded: Math.floor((buf.byteLength - off) / size) };
+    }
     const type = TYPES[view.getUint8(off + F.type[0])];
     const role = ROLES[view.getUint8(off + F.role[0])];
     const family = view.getUint16(off + F.family[0], LE);
@@ -165,5 +171,5 @@ export function decodeBatch(buf: Buffer, clockOffsetNs: bigint): DecodedBatch {
       bytesReceived: u64(view, off + F.bytes_received[0]),
     });
   }
-  return { events, malformed };
+  return { events, malformed, undecoded: 0 };
 }

@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events';
 import { constants as osConstants } from 'node:os';
 import * as bpf from 'bpf';
 import { EnvironmentError } from './errors.ts';
-import { decodeBatch } from './event.ts';
+import { decodeBatch, EVENT_LAYOUT } from './event.ts';
 import { bpfObjectPath, loadNative, type NativeHandle, type NativeLoader } from './native.ts';
 import { checkHost, readHostFacts } from './preflight.ts';
 import type { DropCounters, TcpEvent } from './types.ts';
@@ -41,6 +41,8 @@ export interface TracerOptions {
 
 interface TracerEvents {
   events: [batch: readonly TcpEvent[]];
+  /** Records not decoded because of {@link TcpTracer.limitDecoding}. */
+  skipped: [count: number];
   error: [err: Error];
 }
 
@@ -76,6 +78,7 @@ export class TcpTracer extends EventEmitter<TracerEvents> {
   #resolveStopped!: () => void;
   #stopping = false;
   #finalDrops: (DropCounters & { malformed: number }) | undefined;
+  #decodeLimit: ((records: number) => number) | undefined;
 
   private constructor(native: NativeLoader, opts: TracerOptions) {
     super();
@@ -140,9 +143,22 @@ export class TcpTracer extends EventEmitter<TracerEvents> {
       this.#resolveStopped();
       return;
     }
-    const { events, malformed } = decodeBatch(batch, this.#clockOffsetNs);
+    const records = Math.floor(batch.byteLength / EVENT_LAYOUT.size);
+    const max = this.#decodeLimit ? this.#decodeLimit(records) : records;
+    const { events, malformed, undecoded } = decodeBatch(batch, this.#clockOffsetNs, max);
     this.#malformed += malformed;
     if (events.length) this.emit('events', events);
+    if (undecoded) this.emit('skipped', undecoded);
+  }
+
+  /**
+   * Decode at most `limit(n)` of the n records of each batch and report the
+   * others with a 'skipped' event instead. For a sole consumer that would
+   * refuse them anyway (a full export queue): decoding what is dropped costs
+   * the CPU that delivering the rest needs.
+   */
+  limitDecoding(limit: (records: number) => number): void {
+    this.#decodeLimit = limit;
   }
 
   /** CLOCK_REALTIME - CLOCK_MONOTONIC used to timestamp events; refresh after clock steps. */

@@ -70,3 +70,19 @@ test('name and address caches never return another record\'s strings', () => {
     );
   }
 });
+
+test('decoding can stop after a number of events: the rest are counted, not decoded', () => {
+  const raws: RawEvent[] = [];
+  for (let i = 0; i < 10; i++) raws.push({ ...base, sport: 1000 + i });
+  const buf = encode(raws);
+  const some = decodeBatch(buf, 0n, 4);
+  assert.deepEqual(
+    some.events.map((e) => e.sport),
+    [1000, 1001, 1002, 1003],
+  );
+  assert.equal(some.undecoded, 6);
+  assert.equal(decodeBatch(buf, 0n, 0).undecoded, 10);
+  const all = decodeBatch(buf, 0n);
+  assert.equal(all.events.length, 10);
+  assert.equal(all.undecoded, 0);
+});

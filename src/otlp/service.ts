@@ -113,6 +113,20 @@ export class OtlpSink {
     this.processor.offered();
   }
 
+  /** How many more events emit() would accept now (0 once shutting down). */
+  room(): number {
+    return this.closing ? 0 : this.processor.room();
+  }
+
+  /**
+   * Counts `count` events refused without being offered (droppedQueueFull),
+   * e.g. events the caller did not even decode because {@link room} was 0.
+   */
+  refuse(count: number): void {
+    this.emitted += count;
+    this.processor.countRefused(count);
+  }
+
   stats(): OtlpSinkStats {
     return {
       emitted: this.emitted,
