@@ -18,28 +18,6 @@ struct trace_entry {
 	int pid;
 };
 
-/* sock:inet_sock_set_state */
-struct trace_event_raw_inet_sock_set_state {
-	struct trace_entry ent;
-	const void *skaddr;
-	int oldstate;
-	int newstate;
-	__u16 sport;
-	__u16 dport;
-	__u16 family;
-	__u16 protocol;
-	__u8 saddr[4];
-	__u8 daddr[4];
-	__u8 saddr_v6[16];
-	__u8 daddr_v6[16];
-};
-
-/* tcp:tcp_destroy_sock */
-struct trace_event_raw_tcp_event_sk {
-	struct trace_entry ent;
-	const void *skaddr;
-};
-
 /* syscalls:sys_exit_* */
 struct trace_event_raw_sys_exit {
 	struct trace_entry ent;
@@ -59,12 +37,27 @@ typedef struct {
 	struct net *net;
 } possible_net_t;
 
+struct in6_addr {
+	union {
+		__u8 u6_addr8[16];
+	} in6_u;
+};
+
+/* The kernel nests some of these in anonymous unions: CO-RE finds them by name. */
 struct sock_common {
+	__be32 skc_daddr;
+	__be32 skc_rcv_saddr;
+	__be16 skc_dport;
+	__u16 skc_num;
+	unsigned short skc_family;
 	possible_net_t skc_net;
+	struct in6_addr skc_v6_daddr;
+	struct in6_addr skc_v6_rcv_saddr;
 };
 
 struct sock {
 	struct sock_common __sk_common;
+	__u16 sk_protocol; /* a bitfield before Linux 5.6; tp_btf programs need later kernels anyway */
 };
 
 struct tcp_sock {

@@ -3,9 +3,18 @@
  * tcptracer.bpf.c - TCP connect (C), accept (A) and close (X) events, from
  * tracepoints only (no kprobes, no fentry): the stable ABI.
  *
- *   sock:inet_sock_set_state  every TCP state change of every socket
+ *   sock:inet_sock_set_state  every TCP state change of every socket (tp_btf)
  *   syscalls:sys_exit_accept4 / sys_exit_accept   runs in the accepting task
- *   tcp:tcp_destroy_sock      the socket is gone: drop its state
+ *   tcp:tcp_destroy_sock      the socket is gone: drop its state (tp_btf)
+ *
+ * The two socket tracepoints are attached as BTF-typed raw tracepoints
+ * (tp_btf): the program gets the struct sock itself, with no trace record
+ * built for it first (perf's tracepoint glue was 1/8 of the probe's kernel
+ * time), and the kernel's recursion guard is per program, so they still run
+ * when an interrupt lands in the middle of another BPF program on that CPU -
+ * ours or another tool's. A classic tracepoint skips its programs whenever any
+ * tracing program is running on the CPU. The kernel still counts the runs it
+ * skips (bpf_prog_info.recursion_misses); the loader reports them.
  *
  * Per socket (keyed by its kernel address, which never leaves the kernel) we keep
  * the tuple seen at ESTABLISHED - read late, at accept or close, a reset socket can
@@ -28,6 +37,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_tracing.h>
 #include "kernel_types.h"
 #include "tcptracer.h"
 
@@ -173,21 +183,18 @@ static __always_inline bool is_v4_mapped(const __u8 *a)
 }
 
 /*
- * Copy the tuple from the tracepoint. An AF_INET6 socket talking to an
+ * Copy the tuple from the socket. An AF_INET6 socket talking to an
  * IPv4-mapped address (::ffff:a.b.c.d) speaks IPv4 on the wire: report it as
  * AF_INET with the IPv4 addresses, so -4/-6 and the IP column say what the
  * network sees.
  */
-static __always_inline void copy_tuple(struct sock_state *s,
-				       const struct trace_event_raw_inet_sock_set_state *ctx)
+static __always_inline void copy_tuple(struct sock_state *s, const struct sock *sk)
 {
-	s->sport = ctx->sport;
-	s->dport = ctx->dport;
-	if (ctx->family == AF_INET6) {
-		/* CO-RE turns array field addresses into ctx arithmetic, which the
-		 * verifier refuses to dereference: read the arrays with a helper. */
-		bpf_probe_read_kernel(s->saddr, 16, ctx->saddr_v6);
-		bpf_probe_read_kernel(s->daddr, 16, ctx->daddr_v6);
+	s->sport = sk->__sk_common.skc_num;
+	s->dport = bpf_ntohs(sk->__sk_common.skc_dport);
+	if (sk->__sk_common.skc_family == AF_INET6) {
+		BPF_CORE_READ_INTO(&s->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&s->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
 		if (!is_v4_mapped(s->saddr) || !is_v4_mapped(s->daddr)) {
 			s->family = AF_INET6;
 			return;
@@ -196,8 +203,8 @@ static __always_inline void copy_tuple(struct sock_state *s,
 	s->family = AF_INET;
 	__builtin_memset(s->saddr, 0, 16);
 	__builtin_memset(s->daddr, 0, 16);
-	bpf_probe_read_kernel(s->saddr, 4, ctx->saddr);
-	bpf_probe_read_kernel(s->daddr, 4, ctx->daddr);
+	*(__be32 *)s->saddr = sk->__sk_common.skc_rcv_saddr;
+	*(__be32 *)s->daddr = sk->__sk_common.skc_daddr;
 }
 
 static __always_inline bool family_selected(__u16 family)
@@ -290,15 +297,13 @@ static __always_inline void close_conn(__u64 key, const void *sk, bool in_closin
 	bpf_map_delete_elem(&socks, &key);
 }
 
-SEC("tracepoint/sock/inet_sock_set_state")
-int handle_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate)
 {
-	const void *sk = ctx->skaddr;
 	__u64 key = (__u64)sk;
-	int oldstate = ctx->oldstate, newstate = ctx->newstate;
 	struct sock_state *s;
 
-	if (ctx->protocol != IPPROTO_TCP)
+	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 
 	switch (newstate) {
@@ -322,7 +327,7 @@ int handle_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 			s = bpf_map_lookup_elem(&socks, &key);
 			if (!s || s->phase != PHASE_CONNECTING)
 				return 0;
-			copy_tuple(s, ctx);
+			copy_tuple(s, sk);
 			if (!family_selected(s->family)) {
 				bpf_map_delete_elem(&socks, &key);
 				return 0;
@@ -336,7 +341,7 @@ int handle_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 			n.netns = sock_netns(sk);
 			if (cfg.targ_netns && n.netns != cfg.targ_netns)
 				return 0;
-			copy_tuple(&n, ctx);
+			copy_tuple(&n, sk);
 			if (!family_selected(n.family))
 				return 0;
 			n.established_ns = bpf_ktime_get_ns();
@@ -359,10 +364,10 @@ int handle_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	return 0;
 }
 
-SEC("tracepoint/tcp/tcp_destroy_sock")
-int handle_destroy_sock(struct trace_event_raw_tcp_event_sk *ctx)
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(handle_destroy_sock, struct sock *sk)
 {
-	close_conn((__u64)ctx->skaddr, ctx->skaddr, false);
+	close_conn((__u64)sk, sk, false);
 	return 0;
 }
 
