@@ -15,6 +15,7 @@
  * Options: --full, --rounds N, --seconds S (workload length per run),
  * --count N (connections per run; skips calibration), --only a,b,c,
  * --cli PATH (the CLI to measure, default src/cli.ts; dist/src/cli.js works too),
+ * --node-flags=FLAGS (Node/V8 flags for the measured CLI, e.g. --node-flags=--max-semi-space-size=8),
  * --no-profile, --no-pipeline, --no-docs.
  */
 import { execFileSync } from 'node:child_process';
@@ -61,7 +62,16 @@ interface Mode {
   profileModes: ('table' | 'json')[];
 }
 
-function parseOptions(): { mode: Mode; count?: number; only?: ConfigName[]; cli: string; profile: boolean; pipeline: boolean; docs: boolean } {
+function parseOptions(): {
+  mode: Mode;
+  count?: number;
+  only?: ConfigName[];
+  cli: string;
+  nodeFlags: string[];
+  profile: boolean;
+  pipeline: boolean;
+  docs: boolean;
+} {
   let values;
   try {
     ({ values } = parseArgs({
@@ -72,6 +82,7 @@ function parseOptions(): { mode: Mode; count?: number; only?: ConfigName[]; cli:
         count: { type: 'string' },
         only: { type: 'string' },
         cli: { type: 'string' },
+        'node-flags': { type: 'string' },
         'no-profile': { type: 'boolean' },
         'no-pipeline': { type: 'boolean' },
         'no-docs': { type: 'boolean' },
@@ -111,6 +122,7 @@ function parseOptions(): { mode: Mode; count?: number; only?: ConfigName[]; cli:
     count: pos('count', values.count),
     only,
     cli: values.cli ?? join(ROOT, 'src/cli.ts'),
+    nodeFlags: (values['node-flags'] ?? '').split(/\s+/).filter(Boolean),
     profile: !values['no-profile'],
     pipeline: !values['no-pipeline'],
     docs: !values['no-docs'],
@@ -443,7 +455,7 @@ async function main(): Promise<number> {
     root: ROOT,
     tmp,
     comm: COMM,
-    cli: [process.execPath, opts.cli],
+    cli: [process.execPath, ...opts.nodeFlags, opts.cli],
     floor: join(OUT, 'floor'),
     bpfObject,
     btScript: join(ROOT, 'bench/tcptracer.bt'),
