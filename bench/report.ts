@@ -462,38 +462,77 @@ export function humanReport(r: BenchReport): string {
  * Hand-written reading of the profiles, kept with the generator so it travels
  * with the figures; dated, because unlike the rest it is not regenerated.
  */
-const ANALYSIS = `### Analysis of the profiles (written by hand on 2026-11-25, not regenerated)
+const ANALYSIS = `### Analysis (written by hand on 2026-11-25, not regenerated)
 
-Read from the profiles above and from experiments on copies of src/ (not in the
-tree); re-check after src/ changes.
+From the profiles above, \`perf record -a -g\` of the workload, micro-benchmarks
+of the OTLP path and stress runs of the C floor; re-check after changes.
 
-- The JavaScript thread is about three quarters of the CLI's CPU per event; the
-  loader's drain thread (libbpf + copy into batches) costs about 0.14 µs/event,
-  in line with the C floor's total. The ring buffer is not the bottleneck.
-- **table**: \`pad()\` (\`String(x).padEnd(w)\`, 8 calls per row) plus \`row()\`
-  is ~28% of the main thread, GC ~20% (an object, ~12 strings and 2 BigInts per
-  event), the stdout write ~17%: the batch string is built with \`out +=\`, and
-  SyncWriteStream turns that rope into a Buffer (flatten + UTF-8 encode) before
-  writeSync.
-- **--json**: the stdout write is ~31% (the same rope-to-Buffer conversion of
-  ~230-byte lines), \`jsonLine\` ~15%, \`isoTimeNs\` ~4% (BigInt arithmetic
-  and \`toString\` per event).
-- **decode** ~10% in both: per event two C++ calls for comm (\`buf.indexOf(0)\`,
-  \`buf.toString\`), two template strings for the IPv4 addresses, two BigInts.
-- **Batches**: counting the 'events' emits during one 50k-connection run, 583
-  batches carried 200k events: 350 batches held 513-1024 events but 161
-  held a single one. Once the consumer lags, the probe asks for a wake-up on
-  every record past the 64 KiB threshold, so the drain thread is woken again
-  right after draining; each tiny batch pays a full thread-safe-function call,
-  decode set-up and write syscall.
+**Probe, kernel side** (loadgen CPU per connection, the floor's row). \`perf\`
+of the workload with the floor attached, tp_btf probe: the socket tracepoint
+program is ~10% of all samples and the accept handler ~4%; within them the ring
+buffer's reserve + commit is ~6.8% (half of the probe's cost: 4 records per
+connection, each reservation takes the ring buffer's irqsave spinlock, and
+re-enabling interrupts is a paravirtual call on this PVM guest, \`pvm_irq_enable\`),
+the programs' own code ~2.7%, the hash map ~1.1%, helpers ~1%, the raw
+tracepoint dispatch 0.9%. With classic tracepoints (before) perf's tracepoint glue
+(record building, \`perf_trace_buf_alloc\`, \`trace_call_bpf\`) added ~1.7%;
+the switch to tp_btf took the floor from +27% to +22% and --json from +19% to
++18% in the full runs. What would close the rest: fewer ring buffer
+reservations per connection (a per-CPU staging buffer committed in batches,
+at the cost of cross-CPU ordering and latency), and per-socket storage
+(\`BPF_MAP_TYPE_SK_STORAGE\`) instead of the hash map, which needs the accept
+handler to become a tp_btf program on raw_syscalls:sys_exit (run for every
+syscall of the host). On a host where enabling interrupts is one instruction
+the reservation cost shrinks.
 
-Measured on copies in a tight loop writing 1024-event batches to tmpfs
-(µs/event, user + system): table decode + format + write 1.1-1.7 -> 0.5-0.9 with
-a padding helper that appends a slice of a constant blank string instead of
-padEnd, lines joined with \`Array#join\`, comm and IPv4 strings cached in decode;
-JSON 1.3-1.4 -> 0.8 with the same decode and encoding each line straight into
-one preallocated Buffer (\`buf.utf8Write\`) written once; decode alone 0.35 ->
-0.08-0.15.
+**Skipped probe runs**: tp_btf's recursion guard is per program, so the socket
+program is still skipped when a softirq state change lands while that same
+program runs in task context on the CPU. Counted (bpf_prog_info
+recursion_misses) and reported by the CLI: 12 in the 7 OTLP runs above (the
+exporter's own loopback traffic adds softirq work), none in the other modes.
+
+**Throughput ratios** follow from the above on a 2-core host that the workload
+saturates: the tracer's own CPU (4 events x ~1 µs) and the probe's (~5 µs)
+against ~27 µs of untraced work per connection. The untraced rate itself
+varies by up to a quarter between rounds here; the loadgen CPU column is the
+steadier one.
+
+**OTLP, per record** (Node 26, sdk-logs 3.1, exporter 0.301; this record shape:
+17 attributes, 20 on closes, a one-line body, ~590 bytes of protobuf). Measured
+in isolation on pre-built records: \`Logger.emit\` ~3 µs (LogRecordImpl copies
+the attributes one by one through \`Object.entries\` and validates each), the
+SDK's \`ProtobufLogsSerializer\` ~4.7 µs (it walks every record twice, once to
+size the buffer and once to write it; attribute keys are 70% of the string
+bytes); in the CLI the transport (buffer copies, grpc-js framing) and GC add the
+rest. Already done: events wait in the queue and become records only at export
+(a quarter of the memory, and records die young), attributes built as one
+literal, and in \`--otlp -q\` events the queue has no room for are counted
+without being decoded (decode was 11% of the main thread when 80% of events
+were dropped). The target of 8 µs needs a serializer that does not re-walk the
+records or fewer, shorter attributes: within the SDK the remaining levers are
+the record's shape, not the code around it. One main thread delivers ~35-55k
+records/s; the saturating workload makes ~130k events/s, so the bounded queue
+drops the excess and counts every record.
+
+**OTLP memory**: the process with the SDK loaded and nothing queued is ~100 MB
+RSS; under full load the V8 heap grows to ~110 MB (half of it young generation)
+plus ~35 MB of buffers. \`--node-flags=--max-semi-space-size=N\`, one 2-round
+run each: default 275 MB, N=16 236 MB, N=8 250 MB, N=4 227 MB, no clear CPU
+change: not enough to reach 200 MB, so not adopted.
+
+**One missing close in ~15 runs of 575k connections**, also in the rows above
+when a received count is one short. \`bench/out/floor OBJ --comm loadgen --check\`
+names it every time: a client connection whose C arrived and whose X never did.
+Counting every state change inside the probe and, independently, with bpftrace
+on the classic tracepoints beside it: both see exactly one fewer CLOSE_WAIT ->
+CLOSE transition and one fewer \`tcp_destroy_sock\` than there were
+connections, while ESTABLISHED -> CLOSE_WAIT is exact, no run was skipped
+(recursion_misses 0) and the ring buffer lost nothing. The socket is gone by the
+end of the workload (not in /proc/net/tcp) and its 4-tuple is reused by a new
+connection 0.5-2.7 s later. So the kernel never fired those tracepoints for that
+socket, for any consumer: not a loss in the probe, ring buffer or reader. Which
+path closes it without them needs kprobes or fentry to find, and this kernel
+has neither.
 `;
 
 export function markdown(r: BenchReport, command: string): string {
