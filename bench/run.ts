@@ -431,7 +431,7 @@ async function main(): Promise<number> {
   if (process.getuid?.() !== 0) throw new BenchError('must run as root (it loads BPF programs and creates a network namespace): sudo npm run bench');
   const bpfObject = join(ROOT, 'build/Release/tcptracer.bpf.o');
   if (!existsSync(bpfObject) || !existsSync(join(ROOT, 'build/Release/tcptracer_loader.node'))) {
-    throw new BenchError('build/Release/tcptracer.bpf.o or tcptracer_loader.node missing: run "npm run build" first');
+    throw new BenchError('build/Release/tcptracer.bpf.o or tcptracer_loader.node missing: run "./scripts/setup.sh" (or "npm run build") first');
   }
   if (!existsSync(opts.cli)) throw new BenchError(`--cli ${opts.cli}: no such file (for dist/src/cli.js run "npm run build" first)`);
   const budget = setTimeout(() => {
