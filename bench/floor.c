@@ -16,7 +16,7 @@
  * 100 ms). On SIGINT/SIGTERM: detach, drain what is left, read the kernel's
  * counters from the "stats" map and print one JSON line on stdout, with
  * prog_misses: the runs of the probe's programs the kernel skipped (bpf_prog_info
- * recursion_misses: another BPF program was running on that CPU).
+ * recursion_misses: a BPF program was already running on that CPU).
  *
  * --check: also follow each connection of COMM (loopback, one netns: a client
  * is known by its local port, a server connection by its peer's port) and

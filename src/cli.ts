@@ -15,7 +15,6 @@ import type { TcpEvent } from './types.ts';
 const BANNER = 'Tracing TCP established connections. Ctrl-C to end.';
 const DROP_REPORT_MS = 5000;
 
-
 async function run(opts: CliOptions): Promise<void> {
   // OTLP settings first: a bad OTEL_* value is a usage error before anything loads
   const otlp = opts.otlp ? resolveOtlpConfig({ endpoint: opts.otlpEndpoint, queueSize: opts.otlpQueueSize }) : undefined;

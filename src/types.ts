@@ -60,9 +60,10 @@ export interface DropCounters {
   /** Sockets whose state could not be tracked (per-socket map full). */
   readonly sockMapFull: number;
   /**
-   * Runs of the probe the kernel skipped because another BPF program was
-   * running on that CPU (bpf_prog_info.recursion_misses): each may be a
-   * missing event.
+   * Runs of the probe the kernel skipped because a BPF program was already
+   * running on that CPU, the same one for the tp_btf socket handlers, any for
+   * the classic accept handlers (bpf_prog_info.recursion_misses): each may be
+   * a missing event.
    */
   readonly probeMissed: number;
 }

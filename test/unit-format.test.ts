@@ -97,10 +97,10 @@ test('the exit line names every kind of loss, and nothing when nothing was lost'
   assert.equal(
     formatLostLine({ ringbufLost: 3, sockMapFull: 2, probeMissed: 5, malformed: 1 }),
     'tcptracer: 3 events lost (ring buffer full), 2 sockets untracked (socket map full), ' +
-      '5 probe runs skipped by the kernel (another BPF program was running on that CPU), 1 malformed records',
+      '5 probe runs skipped by the kernel (a BPF program was already running on that CPU), 1 malformed records',
   );
   assert.equal(
     formatLostLine({ ...none, probeMissed: 7 }),
-    'tcptracer: 7 probe runs skipped by the kernel (another BPF program was running on that CPU)',
+    'tcptracer: 7 probe runs skipped by the kernel (a BPF program was already running on that CPU)',
   );
 });

@@ -464,9 +464,10 @@ static napi_value js_stats_map_fd(napi_env env, napi_callback_info info)
 }
 
 /*
- * Runs of the probe's programs the kernel skipped: a tracepoint that fires
- * while a BPF program is already running on that CPU (an interrupt arriving in
- * the middle of one) does not run its programs; bpf_prog_info counts those as
+ * Runs of the probe's programs the kernel skipped: a tracepoint that fires in
+ * an interrupt landing in the middle of a BPF program on that CPU does not run
+ * the program (for tp_btf: if it is the same program; for classic
+ * tracepoints: any tracing program); bpf_prog_info counts those as
  * recursion_misses. Any of them may be a missing event.
  */
 static __u64 probe_missed(const struct tracer *t)
