@@ -8,7 +8,7 @@ import { encodeLines, formatLostLine, jsonLine, MAX_JSON_LINE_BYTES, MAX_TABLE_L
 import { HELP, parseCli, type CliOptions } from './options.ts';
 import { describeOtlpConfig, resolveOtlpConfig } from './otlp/config.ts';
 import { formatDropReport, startDropReporter } from './otlp/report.ts';
-import { OtlpSink } from './otlp/service.ts';
+import type { OtlpSink } from './otlp/service.ts';
 import { TcpTracer } from './tracer.ts';
 import type { TcpEvent } from './types.ts';
 
@@ -18,7 +18,8 @@ const DROP_REPORT_MS = 5000;
 async function run(opts: CliOptions): Promise<void> {
   // OTLP settings first: a bad OTEL_* value is a usage error before anything loads
   const otlp = opts.otlp ? resolveOtlpConfig({ endpoint: opts.otlpEndpoint, queueSize: opts.otlpQueueSize }) : undefined;
-  const sink = otlp ? new OtlpSink(otlp) : undefined;
+  // the OpenTelemetry SDK and gRPC (~30 MB of RSS) load only in OTLP mode
+  const sink: OtlpSink | undefined = otlp ? new (await import('./otlp/service.ts')).OtlpSink(otlp) : undefined;
   const tracer = TcpTracer.open(opts);
   if (sink && otlp) {
     process.stderr.write(`tcptracer: ${describeOtlpConfig(otlp)}\n`);
