@@ -120,6 +120,8 @@ export interface BenchReport {
     eventsPerConnection: number;
     calibratedConnPerSec?: number;
     netns: boolean;
+    /** The measured CLI's command line (node, its flags, the script), paths relative to the repository. */
+    cli?: string;
   };
   interference: string[];
   configs: ConfigSummary[];
@@ -561,6 +563,8 @@ export function markdown(r: BenchReport, command: string): string {
       (w.calibratedConnPerSec ? ` (calibrated from an untraced ${k(w.calibratedConnPerSec)} conn/s warm-up)` : '') +
       '. The load generator reports wall time and its own CPU time (getrusage: user + system, both ends of every connection, where the probe\'s kernel-side cost lands).',
     `- Expected events: ${w.eventsPerConnection} per connection. From the probe's semantics (bpf/tcptracer.bpf.c): C when the client reaches ESTABLISHED, A at accept4() exit, X when the server closes (ESTABLISHED -> FIN_WAIT1) and X when the client closes (CLOSE_WAIT -> CLOSE, RST). Received = events whose comm is \`loadgen\`; anything else on the host is excluded.`,
+    `- The tracer measured: \`${w.cli ?? 'node src/cli.ts'}\`` +
+      (w.cli?.includes('dist/') ? ' (the installed bin: tsc output, as `npx tcptracer` and the Docker image run it).' : '.'),
     `- ${w.rounds} rounds, configurations interleaved in each round (${r.configs.map((c) => c.config).join(', ')}); medians with (min–max).`,
     '- Tracers are started and their banner awaited before the workload; after it, the bench waits until the tracer stops delivering (the "catch-up" column), samples its CPU time (utime + stime from /proc, from workload start: start-up excluded) and peak RSS (VmHWM), then sends SIGINT and waits for it to drain and exit.',
     '- table and --json write to a file on tmpfs (counted afterwards), --otlp -q exports to `bench/otlp-receiver.ts` (a counting OTLP/gRPC receiver in its own process, which reads each record\'s time_unix_nano to measure the delay), bpftrace runs `bench/tcptracer.bt` (same tracepoints and socket logic), the C floor (`bench/floor.c`) loads build/Release/tcptracer.bpf.o with the loader\'s settings (cfg in .rodata via BTF, 8 MiB ring buffer, 64 KiB wake-up threshold, 100 ms poll) and only counts.',
