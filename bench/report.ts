@@ -478,8 +478,9 @@ re-enabling interrupts is a paravirtual call on this PVM guest, \`pvm_irq_enable
 the programs' own code ~2.7%, the hash map ~1.1%, helpers ~1%, the raw
 tracepoint dispatch 0.9%. With classic tracepoints (before) perf's tracepoint glue
 (record building, \`perf_trace_buf_alloc\`, \`trace_call_bpf\`) added ~1.7%;
-the switch to tp_btf took the floor from +27% to +22% and --json from +19% to
-+18% in the full runs. What would close the rest: fewer ring buffer
+in the full runs the floor went from +27% (before the switch to tp_btf) to
++22% and +17% (the two runs after), --json from +19% to +18% and +23%: a gain
+for the floor, within this VM's noise for the rest. What would close the rest: fewer ring buffer
 reservations per connection (a per-CPU staging buffer committed in batches,
 at the cost of cross-CPU ordering and latency), and per-socket storage
 (\`BPF_MAP_TYPE_SK_STORAGE\`) instead of the hash map, which needs the accept
@@ -516,11 +517,14 @@ the record's shape, not the code around it. One main thread delivers ~35-55k
 records/s; the saturating workload makes ~130k events/s, so the bounded queue
 drops the excess and counts every record.
 
-**OTLP memory**: the process with the SDK loaded and nothing queued is ~100 MB
-RSS; under full load the V8 heap grows to ~110 MB (half of it young generation)
-plus ~35 MB of buffers. \`--node-flags=--max-semi-space-size=N\`, one 2-round
-run each: default 275 MB, N=16 236 MB, N=8 250 MB, N=4 227 MB, no clear CPU
-change: not enough to reach 200 MB, so not adopted.
+**OTLP memory**: the installed bin with the tracer and the OTLP sink loaded and
+nothing queued is 81 MB RSS (109 MB when run from src/ with Node's type
+stripping, which is what the bench measured before this run); under full load
+the V8 heap grows to ~110 MB (half of it young generation) plus ~35 MB of
+buffers. \`--node-flags=--max-semi-space-size=N\`, one 2-round run each, from
+src/: default 275 MB, N=16 236 MB, N=8 250 MB, N=4 227 MB, no clear CPU
+change: not enough to reach 200 MB, so not adopted. Table and JSON modes no
+longer load the SDK (about 30 MB less).
 
 **One missing close in ~15 runs of 575k connections**, also in the rows above
 when a received count is one short. \`bench/out/floor OBJ --comm loadgen --check\`
