@@ -479,8 +479,9 @@ the programs' own code ~2.7%, the hash map ~1.1%, helpers ~1%, the raw
 tracepoint dispatch 0.9%. With classic tracepoints (before) perf's tracepoint glue
 (record building, \`perf_trace_buf_alloc\`, \`trace_call_bpf\`) added ~1.7%;
 in the full runs the floor went from +27% (before the switch to tp_btf) to
-+22% and +17% (the two runs after), --json from +19% to +18% and +23%: a gain
-for the floor, within this VM's noise for the rest. What would close the rest: fewer ring buffer
++22%, +17% and +13% (three runs after; the last, not shown, had the noisiest
+untraced baseline), --json from +19% to +18%, +23% and +14%: a gain for the
+floor, within this VM's noise for the rest. What would close the rest: fewer ring buffer
 reservations per connection (a per-CPU staging buffer committed in batches,
 at the cost of cross-CPU ordering and latency), and per-socket storage
 (\`BPF_MAP_TYPE_SK_STORAGE\`) instead of the hash map, which needs the accept
