@@ -1,6 +1,7 @@
 /**
  * tcptracer-otel benchmark: `npm run bench` (quick, about 2-3 minutes) or
- * `npm run bench -- --full`. Run as root after `npm run build`.
+ * `npm run bench -- --full`, as root. The npm script runs scripts/setup.sh
+ * first (installs what is missing, builds); `node bench/run.ts` skips that.
  *
  * Builds bench/loadgen.c and bench/floor.c with cc into bench/out/ (every run,
  * from source; nothing binary is committed), then measures, on the same
