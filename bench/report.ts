@@ -620,7 +620,7 @@ export function markdown(r: BenchReport, command: string): string {
   out.push(
     '## Reproduce',
     '',
-    'As root, after `npm run build` (needs cc, libbpf-dev, bpftrace; the bench compiles bench/loadgen.c and bench/floor.c into bench/out/ itself):',
+    'As root, from a clone (the npm script runs scripts/setup.sh first, which installs clang, libbpf-dev, bpftrace and the rest if missing and builds; the bench compiles bench/loadgen.c and bench/floor.c into bench/out/ itself):',
     '',
     '```sh',
     'npm run bench            # quick: about 2-3 minutes',
