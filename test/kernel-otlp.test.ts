@@ -140,6 +140,10 @@ describe('kernel: OTLP export end to end', suite, () => {
     const tracer = await startTracer(otlpFlags(ns, collector, '--otlp-queue-size', '50'), { json: false });
     const n = 100; // 400 events
     await burst(ns, 7220, n);
+    // every event must have reached the tracer (and the full queue) before the collector returns,
+    // or late ones find room again: wait for the periodic drop report to show all 350
+    const deadline = Date.now() + 15_000;
+    while (!tracer.stderr().includes(`otlp: ${4 * n - 50} records dropped`) && Date.now() < deadline) await sleep(100);
     await collector.start();
     try {
       await collector.waitForRecords(50, 30_000);
