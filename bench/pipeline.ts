@@ -74,7 +74,7 @@ export function unavailable(reason: string): PipelineResult {
   };
 }
 
-function syntheticBatch(n: number, seq: number, comm: string): TcpEvent[] {
+export function syntheticBatch(n: number, seq: number, comm: string): TcpEvent[] {
   const out: TcpEvent[] = [];
   const now = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
   const kinds = ['connect', 'accept', 'close', 'close'] as const;

@@ -502,13 +502,14 @@ varies by up to a quarter between rounds here; the loadgen CPU column is the
 steadier one.
 
 **OTLP, per record** (Node 26, sdk-logs 3.1, exporter 0.301; this record shape:
-17 attributes, 20 on closes, a one-line body, ~590 bytes of protobuf). Measured
-in isolation on pre-built records: \`Logger.emit\` ~3 µs (LogRecordImpl copies
-the attributes one by one through \`Object.entries\` and validates each), the
-SDK's \`ProtobufLogsSerializer\` ~4.7 µs (it walks every record twice, once to
+17 attributes, 20 on closes, a one-line body, ~640 bytes of protobuf).
+\`node bench/otlp-record-cost.ts\`, the SDK's steps without the network: our
+mapping 0.15 µs, \`Logger.emit\` ~2 µs (LogRecordImpl copies the attributes
+one by one through \`Object.entries\` and validates each), the SDK's
+\`ProtobufLogsSerializer\` ~4-4.4 µs (it walks every record twice, once to
 size the buffer and once to write it; attribute keys are 70% of the string
-bytes); in the CLI the transport (buffer copies, grpc-js framing) and GC add the
-rest. Already done: events wait in the queue and become records only at export
+bytes): ~6-6.5 µs in all. In the CLI the transport (buffer copies, grpc-js
+framing), GC with more live data, the queue and decoding add the rest. Already done: events wait in the queue and become records only at export
 (a quarter of the memory, and records die young), attributes built as one
 literal, and in \`--otlp -q\` events the queue has no room for are counted
 without being decoded (decode was 11% of the main thread when 80% of events
