@@ -492,8 +492,9 @@ the reservation cost shrinks.
 **Skipped probe runs**: tp_btf's recursion guard is per program, so the socket
 program is still skipped when a softirq state change lands while that same
 program runs in task context on the CPU. Counted (bpf_prog_info
-recursion_misses) and reported by the CLI: 12 in the 7 OTLP runs above (the
-exporter's own loopback traffic adds softirq work), none in the other modes.
+recursion_misses) and reported by the CLI: 12 in the 7 OTLP runs above (likely
+softirq work from the exporter's own loopback traffic: not verified), none in
+the other modes.
 
 **Throughput ratios** follow from the above on a 2-core host that the workload
 saturates: the tracer's own CPU (4 events x ~1 µs) and the probe's (~5 µs)
