@@ -6,7 +6,23 @@ import type { ConfigName } from './configs.ts';
 import type { ProfileSummary } from './cpuprofile.ts';
 import type { PipelineResult } from './pipeline.ts';
 
-export interface RunResult {
+/** What a configuration lost, by where; undefined where it cannot tell. */
+export interface LossCounts {
+  /** Kernel ring buffer full (stats map). */
+  ringbufLost?: number;
+  /** Sockets the probe could not track (socket map full). */
+  sockMapFull?: number;
+  /** Probe runs the kernel skipped (bpf_prog_info recursion_misses). */
+  probeMissed?: number;
+  /** OTLP records dropped: queue full + export failed. */
+  otlpDropped?: number;
+  /** bpftrace's own "Lost N events". */
+  peerLost?: number;
+  /** Records the tracer could not decode. */
+  malformed?: number;
+}
+
+export interface RunResult extends LossCounts {
   config: ConfigName;
   round: number;
   ok: boolean;
@@ -21,12 +37,6 @@ export interface RunResult {
   /** All events the tracer delivered (workload + anything else on the host). */
   receivedTotal: number;
   byType: { connect: number; accept: number; close: number };
-  ringbufLost?: number;
-  sockMapFull?: number;
-  probeMissed?: number;
-  otlpDropped?: number;
-  peerLost?: number;
-  malformed?: number;
   tracerCpuS?: number;
   tracerUsPerEvent?: number;
   /** Of which in the kernel (system time), µs. */
@@ -50,7 +60,7 @@ export interface Spread {
   max: number;
 }
 
-export interface ConfigSummary {
+export interface ConfigSummary extends LossCounts {
   config: ConfigName;
   label: string;
   available: boolean;
@@ -65,12 +75,6 @@ export interface ConfigSummary {
   expectedEvents: number;
   receivedEvents: number;
   byType: { connect: number; accept: number; close: number };
-  ringbufLost?: number;
-  sockMapFull?: number;
-  probeMissed?: number;
-  otlpDropped?: number;
-  peerLost?: number;
-  malformed?: number;
   tracerUsPerEvent?: Spread;
   tracerSysUsPerEvent?: Spread;
   threadUsPerEvent?: Record<string, number>;
