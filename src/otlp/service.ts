@@ -106,7 +106,7 @@ export class OtlpSink {
   emit(events: readonly TcpEvent[], observedAt: HrTime = hrTime()): void {
     const count = events.length;
     this.emitted += count;
-    const accepted = this.closing ? 0 : Math.min(count, this.processor.room());
+    const accepted = Math.min(count, this.room());
     if (accepted < count) this.processor.countRefused(count - accepted);
     if (accepted === 0) return;
     this.queue.push(events.slice(0, accepted), observedAt);
