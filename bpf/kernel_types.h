@@ -58,11 +58,24 @@ struct sock_common {
 struct sock {
 	struct sock_common __sk_common;
 	__u16 sk_protocol; /* a bitfield before Linux 5.6; tp_btf programs need later kernels anyway */
+	int sk_err;
+	int sk_err_soft;
+};
+
+/*
+ * The local port as inet_sport: skc_num is cleared when a closing socket
+ * gives its port back (inet_put_port, before the ->CLOSE tracepoint fires),
+ * inet_sport is not.
+ */
+struct inet_sock {
+	__be16 inet_sport;
 };
 
 struct tcp_sock {
 	__u64 bytes_received;
 	__u64 bytes_acked;
+	__u32 snd_una;
+	__u32 rcv_nxt;
 };
 
 struct socket {

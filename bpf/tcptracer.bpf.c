@@ -17,20 +17,31 @@
  * skips (bpf_prog_info.recursion_misses); the loader reports them.
  *
  * Per socket (keyed by its kernel address, which never leaves the kernel) we keep
- * the tuple seen at ESTABLISHED - read late, at accept or close, a reset socket can
- * show zeros - and the task that owns the connection:
+ * the tuple and both initial sequence numbers seen at ESTABLISHED - read late, at
+ * accept or close, a reset socket can show zeros - and the task that owns the
+ * connection:
  *
  *   connect: CLOSE->SYN_SENT runs in the connect()ing task; remember it. The
  *            SYN_SENT->ESTABLISHED transition runs in softirq (any task), so C is
  *            emitted there with the remembered task.
+ *   failed:  SYN_SENT->CLOSE (refused, timed out, unreachable, or given up by the
+ *            application) emits F with the connecting task and sk_err (--failed).
  *   accept:  SYN_RECV->ESTABLISHED (softirq) stores the tuple; the accept()
  *            syscall's exit, in the accepting task, finds the socket from the
- *            returned fd and emits A with that task.
+ *            returned fd and emits A with that task. A connection reset while it
+ *            waits to be accepted keeps its state (the kernel still hands it to
+ *            accept()): its accept emits A, then its X with the time and error of
+ *            the reset. One that is never accepted is freed silently at destruction.
  *   close:   one X per connection that had a C or an A, at the first of
  *            ESTABLISHED/CLOSE_WAIT -> FIN_WAIT1/LAST_ACK (close() or shutdown(),
  *            always in the closing task: that task is reported), -> CLOSE (reset
  *            or abort, possibly in softirq: the owner is reported), or the
- *            socket's destruction.
+ *            socket's destruction; the X says which (enum tcptracer_end).
+ *
+ * Initial sequence numbers: at SYN_SENT->ESTABLISHED (tcp_rcv_synsent_state_process,
+ * after tcp_ack) and at SYN_RECV->ESTABLISHED (the child made by
+ * tcp_create_openreq_child), snd_una is this socket's ISN + 1 and rcv_nxt the
+ * peer's ISN + 1, so both ends see the same pair, swapped.
  */
 #include <stdbool.h>
 #include <linux/bpf.h>
@@ -93,6 +104,7 @@ enum phase {
 	PHASE_CONNECTING = 1, /* SYN_SENT: task known, not established yet */
 	PHASE_ACCEPT_WAIT = 2, /* passive, established, not accepted yet */
 	PHASE_OPEN = 3, /* C or A emitted; X pending */
+	PHASE_ACCEPT_RESET = 4, /* passive, reset before accept(): A and X pending */
 };
 
 struct task_info {
@@ -107,6 +119,7 @@ struct task_info {
 struct sock_state {
 	struct task_info owner;
 	__u64 established_ns;
+	__u64 closed_ns; /* PHASE_ACCEPT_RESET: when the reset came */
 	__u8 saddr[16];
 	__u8 daddr[16];
 	__u16 sport;
@@ -115,6 +128,10 @@ struct sock_state {
 	__u8 phase;
 	__u8 role; /* enum tcptracer_role */
 	__u32 netns;
+	__u32 local_isn;
+	__u32 peer_isn;
+	__u16 error; /* PHASE_ACCEPT_RESET: sk_err at the reset */
+	__u8 end;    /* PHASE_ACCEPT_RESET: how it ended */
 };
 
 struct {
@@ -154,6 +171,8 @@ static __always_inline void current_task(struct task_info *t)
 /* pid, uid, cgroup and mount-namespace filters: about the current task. */
 static __always_inline bool task_selected(const struct task_info *t)
 {
+	if (cfg.exclude_tgid && t->pid == cfg.exclude_tgid)
+		return false;
 	if (cfg.targ_tgid && t->pid != cfg.targ_tgid)
 		return false;
 	if (cfg.targ_uid != (__u32)-1 && t->uid != cfg.targ_uid)
@@ -190,7 +209,7 @@ static __always_inline bool is_v4_mapped(const __u8 *a)
  */
 static __always_inline void copy_tuple(struct sock_state *s, const struct sock *sk)
 {
-	s->sport = sk->__sk_common.skc_num;
+	s->sport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
 	s->dport = bpf_ntohs(sk->__sk_common.skc_dport);
 	if (sk->__sk_common.skc_family == AF_INET6) {
 		BPF_CORE_READ_INTO(&s->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
@@ -232,8 +251,12 @@ static __always_inline void submit(struct tcptracer_event *e)
 	bpf_ringbuf_submit(e, flags);
 }
 
+/*
+ * One record. For a close, `end` and `error` say how it ended and the byte
+ * counters are read from the socket; `now` is the event's time.
+ */
 static __always_inline void emit(const struct sock_state *s, const struct task_info *t,
-				 __u8 type, const void *sk, __u64 now)
+				 __u8 type, const void *sk, __u64 now, __u8 end, __u16 error)
 {
 	struct tcptracer_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 
@@ -256,6 +279,10 @@ static __always_inline void emit(const struct sock_state *s, const struct task_i
 	e->type = type;
 	e->role = s->role;
 	__builtin_memcpy(e->comm, t->comm, TASK_COMM_LEN);
+	e->local_isn = s->local_isn;
+	e->peer_isn = s->peer_isn;
+	e->error = error;
+	e->end = end;
 	e->__reserved = 0;
 	if (type == TCPTRACER_CLOSE) {
 		const struct tcp_sock *tp = sk;
@@ -271,27 +298,73 @@ static __always_inline void emit(const struct sock_state *s, const struct task_i
 	submit(e);
 }
 
+/* Both initial sequence numbers, at ->ESTABLISHED (see the top of this file). */
+static __always_inline void copy_isns(struct sock_state *s, const struct sock *sk)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+
+	s->local_isn = BPF_CORE_READ(tp, snd_una) - 1;
+	s->peer_isn = BPF_CORE_READ(tp, rcv_nxt) - 1;
+}
+
 static __always_inline void store(__u64 key, const struct sock_state *s)
 {
 	if (bpf_map_update_elem(&socks, &key, s, BPF_ANY))
 		count(TCPTRACER_STAT_SOCK_MAP_FULL);
 }
 
-/* Emit the connection's X once: current task if it is the closing one, else the owner. */
-static __always_inline void close_conn(__u64 key, const void *sk, bool in_closing_task)
+/*
+ * The error the kernel recorded: sk_err, else the soft error (an ICMP error
+ * that arrived while the connecting task held the socket is kept in
+ * sk_err_soft; Linux itself reports it that way when SYN retries run out).
+ */
+static __always_inline __u16 sock_error(const struct sock *sk)
+{
+	int err = BPF_CORE_READ(sk, sk_err);
+
+	return (__u16)(err ? err : BPF_CORE_READ(sk, sk_err_soft));
+}
+
+/*
+ * A transition that ends the connection: emit its X once (the current task if
+ * it is the closing one, else the owner) and forget the socket. A connection
+ * reset before accept() keeps its state for the accept; a failed connect is an
+ * F with --failed.
+ */
+static __always_inline void close_conn(__u64 key, const struct sock *sk, bool in_closing_task, __u8 end)
 {
 	struct sock_state *s = bpf_map_lookup_elem(&socks, &key);
 	struct task_info closer;
+	__u16 error;
 
 	if (!s)
 		return;
-	if (s->phase == PHASE_OPEN) {
+	error = end == TCPTRACER_END_FIN ? 0 : sock_error(sk);
+	switch (s->phase) {
+	case PHASE_OPEN:
 		if (in_closing_task) {
 			current_task(&closer);
-			emit(s, &closer, TCPTRACER_CLOSE, sk, bpf_ktime_get_ns());
+			emit(s, &closer, TCPTRACER_CLOSE, sk, bpf_ktime_get_ns(), end, error);
 		} else {
-			emit(s, &s->owner, TCPTRACER_CLOSE, sk, bpf_ktime_get_ns());
+			emit(s, &s->owner, TCPTRACER_CLOSE, sk, bpf_ktime_get_ns(), end, error);
 		}
+		break;
+	case PHASE_ACCEPT_WAIT:
+		if (end == TCPTRACER_END_RESET) {
+			s->phase = PHASE_ACCEPT_RESET;
+			s->closed_ns = bpf_ktime_get_ns();
+			s->end = end;
+			s->error = error;
+			return;
+		}
+		break;
+	case PHASE_CONNECTING:
+		if (cfg.report_failed && end == TCPTRACER_END_RESET) {
+			copy_tuple(s, sk);
+			if (family_selected(s->family))
+				emit(s, &s->owner, TCPTRACER_FAILED, sk, bpf_ktime_get_ns(), 0, error);
+		}
+		break;
 	}
 	/* Nothing more to report for this connection; a reconnect starts afresh. */
 	bpf_map_delete_elem(&socks, &key);
@@ -332,9 +405,10 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 				bpf_map_delete_elem(&socks, &key);
 				return 0;
 			}
+			copy_isns(s, sk);
 			s->established_ns = bpf_ktime_get_ns();
 			s->phase = PHASE_OPEN;
-			emit(s, &s->owner, TCPTRACER_CONNECT, sk, s->established_ns);
+			emit(s, &s->owner, TCPTRACER_CONNECT, sk, s->established_ns, 0, 0);
 		} else if (oldstate == TCP_SYN_RECV) {
 			struct sock_state n = {};
 
@@ -344,6 +418,7 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 			copy_tuple(&n, sk);
 			if (!family_selected(n.family))
 				return 0;
+			copy_isns(&n, sk);
 			n.established_ns = bpf_ktime_get_ns();
 			n.phase = PHASE_ACCEPT_WAIT;
 			n.role = TCPTRACER_ROLE_SERVER;
@@ -354,11 +429,11 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 	case TCP_LAST_ACK:
 		/* tcp_close() or tcp_shutdown(): always in the closing task */
 		if (oldstate == TCP_ESTABLISHED || oldstate == TCP_CLOSE_WAIT)
-			close_conn(key, sk, true);
+			close_conn(key, sk, true, TCPTRACER_END_FIN);
 		return 0;
 	case TCP_CLOSE:
 		/* reset, abort, failed connect: maybe in softirq, so report the owner */
-		close_conn(key, sk, false);
+		close_conn(key, sk, false, TCPTRACER_END_RESET);
 		return 0;
 	}
 	return 0;
@@ -367,7 +442,7 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(handle_destroy_sock, struct sock *sk)
 {
-	close_conn((__u64)sk, sk, false);
+	close_conn((__u64)sk, sk, false, TCPTRACER_END_DESTROYED);
 	return 0;
 }
 
@@ -401,15 +476,21 @@ static __always_inline int handle_accept_exit(long ret)
 	if (!key)
 		return 0;
 	s = bpf_map_lookup_elem(&socks, &key);
-	if (!s || s->phase != PHASE_ACCEPT_WAIT)
+	if (!s || (s->phase != PHASE_ACCEPT_WAIT && s->phase != PHASE_ACCEPT_RESET))
 		return 0;
 	current_task(&s->owner);
 	if (!task_selected(&s->owner)) {
 		bpf_map_delete_elem(&socks, &key);
 		return 0;
 	}
+	emit(s, &s->owner, TCPTRACER_ACCEPT, (const void *)key, bpf_ktime_get_ns(), 0, 0);
+	if (s->phase == PHASE_ACCEPT_RESET) {
+		/* reset while it waited: its X follows at once, timed at the reset */
+		emit(s, &s->owner, TCPTRACER_CLOSE, (const void *)key, s->closed_ns, s->end, s->error);
+		bpf_map_delete_elem(&socks, &key);
+		return 0;
+	}
 	s->phase = PHASE_OPEN;
-	emit(s, &s->owner, TCPTRACER_ACCEPT, (const void *)key, bpf_ktime_get_ns());
 	return 0;
 }
 

@@ -18,6 +18,14 @@ enum tcptracer_event_type {
 	TCPTRACER_CONNECT = 1, /* outgoing connection reached ESTABLISHED */
 	TCPTRACER_ACCEPT = 2,  /* a process accepted an established connection */
 	TCPTRACER_CLOSE = 3,   /* an established connection was closed */
+	TCPTRACER_FAILED = 4,  /* a connect went SYN_SENT -> CLOSE without establishing (--failed) */
+};
+
+/* How a connection ended (on TCPTRACER_CLOSE; 0 on the other events). */
+enum tcptracer_end {
+	TCPTRACER_END_FIN = 1,       /* this host sent its FIN: close() or shutdown() */
+	TCPTRACER_END_RESET = 2,     /* -> CLOSE without a FIN: RST sent or received, abort, timeout */
+	TCPTRACER_END_DESTROYED = 3, /* the socket was destroyed with neither seen */
 };
 
 /* Which end of the connection the socket is: set on every event, close included. */
@@ -46,6 +54,9 @@ struct tcptracer_config {
 	__u16 targ_family;       /* -4 / -6: AF_INET or AF_INET6 */
 	__u8 filter_cgroup;      /* --cgroupmap: task's cgroup id must be a key of cgroup_map */
 	__u8 filter_mntns;       /* --mntnsmap: task's mount ns inode must be a key of mount_ns_set */
+	__u32 exclude_tgid;      /* the tracer's own process: its connections are not traced */
+	__u8 report_failed;      /* --failed: emit TCPTRACER_FAILED events */
+	__u8 __pad[3];
 };
 
 struct tcptracer_event {
@@ -67,7 +78,11 @@ struct tcptracer_event {
 	__u8 type;            /* enum tcptracer_event_type */
 	__u8 role;            /* enum tcptracer_role: which end this host is */
 	char comm[TASK_COMM_LEN]; /* process name (thread group leader's comm) */
-	__u32 __reserved;     /* explicit padding, always 0 */
+	__u32 local_isn;      /* this socket's initial sequence number, seen at ESTABLISHED; 0 on failed */
+	__u32 peer_isn;       /* the peer's initial sequence number; 0 on failed */
+	__u16 error;          /* sk_err: failed: why; close: what ended it (0 for a FIN); else 0 */
+	__u8 end;             /* enum tcptracer_end: close only */
+	__u8 __reserved;      /* explicit padding, always 0 */
 };
 
 #endif /* TCPTRACER_H */

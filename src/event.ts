@@ -5,10 +5,10 @@
  * offsets the compiled loader reports, so the two cannot drift apart silently.
  */
 import { endianness } from 'node:os';
-import type { ConnectionRole, TcpEvent, TcpEventType } from './types.ts';
+import type { ConnectionEnd, ConnectionRole, TcpEvent, TcpEventType } from './types.ts';
 
 export const EVENT_LAYOUT = {
-  size: 120,
+  size: 128,
   fields: {
     ts_ns: [0, 8],
     cgroup_id: [8, 8],
@@ -28,7 +28,11 @@ export const EVENT_LAYOUT = {
     type: [98, 1],
     role: [99, 1],
     comm: [100, 16],
-    __reserved: [116, 4],
+    local_isn: [116, 4],
+    peer_isn: [120, 4],
+    error: [124, 2],
+    end: [126, 1],
+    __reserved: [127, 1],
   },
 } as const;
 
@@ -37,7 +41,8 @@ export const AF_INET6 = 10;
 
 const F = EVENT_LAYOUT.fields;
 const LE = endianness() === 'LE';
-const TYPES: readonly (TcpEventType | undefined)[] = [undefined, 'connect', 'accept', 'close'];
+const TYPES: readonly (TcpEventType | undefined)[] = [undefined, 'connect', 'accept', 'close', 'failed'];
+const ENDS: readonly (ConnectionEnd | undefined)[] = [undefined, 'fin', 'reset', 'destroyed'];
 const ROLES: readonly (ConnectionRole | undefined)[] = [undefined, 'client', 'server'];
 const U32 = 0x1_0000_0000;
 
@@ -169,6 +174,10 @@ export function decodeBatch(buf: Buffer, clockOffsetNs: bigint, maxEvents = Infi
       durationNs: u64(view, off + F.duration_ns[0]),
       bytesAcked: u64(view, off + F.bytes_acked[0]),
       bytesReceived: u64(view, off + F.bytes_received[0]),
+      errno: view.getUint16(off + F.error[0], LE),
+      end: ENDS[view.getUint8(off + F.end[0])],
+      localIsn: view.getUint32(off + F.local_isn[0], LE),
+      peerIsn: view.getUint32(off + F.peer_isn[0], LE),
     });
   }
   return { events, malformed, undecoded: 0 };

@@ -20,6 +20,12 @@ export interface NativeOpenOptions {
   wakeupBytes?: number;
   pollMs?: number;
   libbpfDebug?: number;
+  /** This process id's connections are not traced (0: none). */
+  excludePid?: number;
+  /** 1: emit failed-connect events. */
+  failed?: number;
+  /** 1: read only what grant() allowed (see the loader's doc). */
+  paced?: number;
 }
 
 declare const handleBrand: unique symbol;
@@ -33,6 +39,10 @@ export interface EventLayout {
 export interface NativeLoader {
   open(opts: NativeOpenOptions, onBatch: (batch: Buffer | null) => void): NativeHandle;
   stop(h: NativeHandle): void;
+  /** Paced mode: `n` more records may be read from the ring buffer. */
+  grant(h: NativeHandle, n: number): void;
+  /** Paced mode ends: everything left in the ring buffer is handed over at once. */
+  release(h: NativeHandle): void;
   close(h: NativeHandle): void;
   statsMapFd(h: NativeHandle): number;
   drainStatus(h: NativeHandle): { malformed: number; error: number; probeMissed: number };

@@ -6,14 +6,26 @@
  * in bpf/tcptracer.h; src/event.ts mirrors it.
  */
 
-/** Kind of event, named as bcc's tcptracer verbose output names them. */
-export type TcpEventType = 'connect' | 'accept' | 'close';
+/**
+ * Kind of event, named as bcc's tcptracer verbose output names them; `failed`
+ * (a connect that never established) exists only with `--failed`.
+ */
+export type TcpEventType = 'connect' | 'accept' | 'close' | 'failed';
+
+/**
+ * How a connection ended, on its close event (the probe sees the transition):
+ * `fin`: this host sent its FIN (close() or shutdown(), after or before the
+ * peer's); `reset`: reset or aborted (RST sent or received, linger 0, timeout:
+ * -> CLOSE without a FIN; see TcpEvent.errno); `destroyed`: the socket was
+ * destroyed without either being seen.
+ */
+export type ConnectionEnd = 'fin' | 'reset' | 'destroyed';
 
 /** Which end of the connection this host's socket is: it connected (client) or accepted (server). */
 export type ConnectionRole = 'client' | 'server';
 
 export interface TcpEvent {
-  /** connect (C): outgoing connection established; accept (A); close (X). */
+  /** connect (C): outgoing connection established; accept (A); close (X); failed (F): a connect that never established. */
   readonly type: TcpEventType;
   /** Kernel event time (CLOCK_MONOTONIC), nanoseconds since boot. */
   readonly monotonicNs: bigint;
@@ -51,6 +63,23 @@ export interface TcpEvent {
   readonly bytesAcked: number;
   /** close only: bytes received; 0 otherwise. */
   readonly bytesReceived: number;
+  /**
+   * The error the kernel recorded on the socket (sk_err, an errno): failed:
+   * why the connect failed (ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH,
+   * ENETUNREACH...; 0 when the application gave up first); close: the error
+   * that ended it (e.g. ECONNRESET), 0 for an orderly close; 0 otherwise.
+   */
+  readonly errno: number;
+  /** close only: how the connection ended; undefined for other events. */
+  readonly end: ConnectionEnd | undefined;
+  /**
+   * This socket's initial sequence number and the peer's, as the kernel saw
+   * them at ESTABLISHED (connect, accept and close; 0 for failed). Both ends of
+   * one connection see the same pair, swapped. In-process only: used to derive
+   * trace and span ids, never exported as such.
+   */
+  readonly localIsn: number;
+  readonly peerIsn: number;
 }
 
 /** Counters of everything that was lost, from the kernel to the exporter. */

@@ -14,7 +14,8 @@ test('decodes every field of a batch, with wall-clock time from the clock offset
     encode([
       base,
       { ...base, type: 2, role: 2, saddr: '::1', daddr: 'fe80::1:2', comm: 'nc', sport: 80, dport: 55758 },
-      { ...base, type: 3, durationNs: 1_500_000n, bytesAcked: 2n ** 40n, bytesReceived: 7n, comm: 'exactly15chars!' },
+      { ...base, type: 3, durationNs: 1_500_000n, bytesAcked: 2n ** 40n, bytesReceived: 7n, comm: 'exactly15chars!', end: 2, error: 104, localIsn: 0xffff_fffe, peerIsn: 1 },
+      { ...base, type: 4, error: 111 },
     ]),
     offset,
   );
@@ -23,9 +24,10 @@ test('decodes every field of a batch, with wall-clock time from the clock offset
     type: 'connect', monotonicNs: 5_000_000_123n, timeUnixNs: offset + 5_000_000_123n,
     pid: 28943, tid: 28944, uid: 1000, euid: 0, role: 'client', comm: 'telnet', ip: 4, saddr: '192.168.1.2', daddr: '192.168.1.1',
     sport: 59306, dport: 23, netns: 4026531840, cgroupId: 1234, durationNs: 0, bytesAcked: 0, bytesReceived: 0,
+    errno: 0, end: undefined, localIsn: 0, peerIsn: 0,
   });
-  const [, a, x] = events;
-  assert.ok(a && x);
+  const [, a, x, f] = events;
+  assert.ok(a && x && f);
   assert.equal(a.type, 'accept');
   assert.equal(a.role, 'server');
   assert.equal(a.ip, 6);
@@ -36,6 +38,8 @@ test('decodes every field of a batch, with wall-clock time from the clock offset
   assert.equal(x.durationNs, 1_500_000);
   assert.equal(x.bytesAcked, 2 ** 40);
   assert.equal(x.bytesReceived, 7);
+  assert.deepEqual([x.end, x.errno, x.localIsn, x.peerIsn], ['reset', 104, 0xffff_fffe, 1]);
+  assert.deepEqual([f.type, f.errno, f.end], ['failed', 111, undefined]);
 });
 
 test('counts records it cannot decode instead of guessing', () => {

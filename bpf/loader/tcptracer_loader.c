@@ -10,10 +10,20 @@
  * the kernel counts what it cannot store). Nothing happens per event in
  * JavaScript's thread but decoding.
  *
+ * Paced mode (opts.paced): the drain thread reads only as many records as
+ * JavaScript has granted (grant(handle, n)), so the ring buffer itself is the
+ * queue in front of a slow consumer (an OTLP export pipeline): records wait
+ * there, compact and outside the JavaScript heap, and only a full ring buffer
+ * loses any - counted by the probe. After stop() it goes on draining at the
+ * granted pace until the ring buffer is empty, or until release(handle) asks
+ * for everything left at once.
+ *
  * JS API (see src/native.ts):
  *   open(opts, onBatch) -> handle     onBatch(Buffer) per batch, onBatch(null) at the end
- *   stop(handle)                      ask the drain thread to finish (non-blocking)
- *   close(handle)                     detach and free; after onBatch(null)
+ *   grant(handle, n)                  paced mode: n more records may be read
+ *   stop(handle)                      detach; the drain thread finishes (non-blocking)
+ *   release(handle)                   paced mode: hand over everything left, ignoring grants
+ *   close(handle)                     free; after onBatch(null)
  *   statsMapFd(handle) -> fd          the kernel counters, read with node-bpf
  *   ensureTracefs() -> errno        mount tracefs if it is not mounted
  *   clockOffsetNs() -> bigint         CLOCK_REALTIME - CLOCK_MONOTONIC
@@ -47,6 +57,7 @@
 #define BATCH_MAX_EVENTS 1024
 #define BATCH_QUEUE_MAX 16
 #define BATCH_FULL (-ENOSPC)
+#define CREDIT_SPENT (-EDQUOT) /* paced: the sample is consumed; nothing more may be read */
 #define MAX_LINKS 8
 
 struct batch {
@@ -64,6 +75,12 @@ struct tracer {
 	bool thread_started;
 	atomic_bool stopping;
 	int poll_ms;
+	/* paced mode: records that may still be read; woken by grant/stop/release */
+	bool paced;
+	atomic_bool released;
+	atomic_llong credit;
+	pthread_mutex_t lock;
+	pthread_cond_t granted;
 	struct batch *cur;
 	unsigned long long malformed;
 	int drain_error;
@@ -128,6 +145,7 @@ static napi_value throw_errno(napi_env env, const char *what, int err)
 static int on_sample(void *ctx, void *data, size_t size)
 {
 	struct tracer *t = ctx;
+	bool spent;
 
 	if (size != EVENT_SIZE) {
 		t->malformed++;
@@ -140,9 +158,10 @@ static int on_sample(void *ctx, void *data, size_t size)
 		t->cur->n = 0;
 	}
 	memcpy(t->cur->data + t->cur->n * EVENT_SIZE, data, EVENT_SIZE);
+	spent = t->paced && !atomic_load(&t->released) && atomic_fetch_sub(&t->credit, 1) <= 1;
 	if (++t->cur->n == BATCH_MAX_EVENTS)
 		return BATCH_FULL; /* the sample is consumed; hand the batch over first */
-	return 0;
+	return spent ? CREDIT_SPENT : 0;
 }
 
 static void hand_over(struct tracer *t)
@@ -166,20 +185,64 @@ static void hand_over(struct tracer *t)
 #define SMALL_BATCH 64
 #define NAP_US 2000
 
+/* Unpaced, released, or granted records left: the ring buffer may be read. */
+static bool may_read(struct tracer *t)
+{
+	return !t->paced || atomic_load(&t->released) || atomic_load(&t->credit) > 0;
+}
+
+/* Paced mode with nothing granted: wait for a grant or release, at most poll_ms. */
+static void wait_for_credit(struct tracer *t)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += (long)t->poll_ms * 1000000L;
+	until.tv_sec += until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	pthread_mutex_lock(&t->lock);
+	while (!may_read(t))
+		if (pthread_cond_timedwait(&t->granted, &t->lock, &until) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&t->lock);
+}
+
+static void wake_drain(struct tracer *t)
+{
+	pthread_mutex_lock(&t->lock);
+	pthread_cond_signal(&t->granted);
+	pthread_mutex_unlock(&t->lock);
+}
+
+static bool drain_failed(struct tracer *t, int n)
+{
+	if (n >= 0 || n == -EINTR || n == BATCH_FULL || n == CREDIT_SPENT)
+		return false;
+	t->drain_error = -n;
+	return true;
+}
+
 static void *drain(void *arg)
 {
 	struct tracer *t = arg;
 	int n;
 
-	while (!atomic_load(&t->stopping)) {
-		n = ring_buffer__consume(t->rb);
-		if (n < 0 && n != -EINTR && n != BATCH_FULL) {
-			t->drain_error = -n;
-			break;
-		}
-		hand_over(t);
-		if (n == BATCH_FULL)
+	for (;;) {
+		bool stopping = atomic_load(&t->stopping);
+
+		if (!may_read(t)) {
+			/* paced and nothing granted: the records wait in the ring buffer */
+			wait_for_credit(t);
 			continue;
+		}
+		n = ring_buffer__consume(t->rb);
+		if (drain_failed(t, n))
+			break;
+		hand_over(t);
+		if (n == BATCH_FULL || n == CREDIT_SPENT)
+			continue;
+		if (stopping)
+			break; /* detached, and everything written is read */
 		if (n >= SMALL_BATCH)
 			continue;
 		if (n > 0) {
@@ -187,13 +250,12 @@ static void *drain(void *arg)
 			continue;
 		}
 		n = ring_buffer__poll(t->rb, t->poll_ms);
-		if (n < 0 && n != -EINTR && n != BATCH_FULL) {
-			t->drain_error = -n;
+		if (drain_failed(t, n))
 			break;
-		}
 		hand_over(t);
 	}
-	/* Whatever is still in the ring buffer after detach. */
+	/* Whatever is still in the ring buffer (after a drain error): all of it. */
+	atomic_store(&t->released, true);
 	do {
 		n = ring_buffer__consume(t->rb);
 		hand_over(t);
@@ -247,9 +309,13 @@ static void finalize_tracer(napi_env env, void *data, void *hint)
 	(void)hint;
 	if (t->thread_started) {
 		atomic_store(&t->stopping, true);
+		atomic_store(&t->released, true);
+		wake_drain(t);
 		pthread_join(t->thread, NULL);
 	}
 	tracer_free(t);
+	pthread_cond_destroy(&t->granted);
+	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
 
@@ -315,6 +381,8 @@ static napi_value js_open(napi_env env, napi_callback_info info)
 	cfg.targ_netns = (__u32)get_int(env, argv[0], "netns", 0);
 	cfg.targ_family = (__u16)get_int(env, argv[0], "family", 0);
 	cfg.wakeup_data_bytes = (__u64)get_int(env, argv[0], "wakeupBytes", 0);
+	cfg.exclude_tgid = (__u32)get_int(env, argv[0], "excludePid", 0);
+	cfg.report_failed = get_int(env, argv[0], "failed", 0) != 0;
 	cgroup_fd = (int)get_int(env, argv[0], "cgroupMapFd", -1);
 	mntns_fd = (int)get_int(env, argv[0], "mntnsMapFd", -1);
 	cfg.filter_cgroup = cgroup_fd >= 0;
@@ -325,7 +393,12 @@ static napi_value js_open(napi_env env, napi_callback_info info)
 	if (!t)
 		return throw_errno(env, "allocating tracer", ENOMEM);
 	t->poll_ms = (int)get_int(env, argv[0], "pollMs", 100);
+	t->paced = get_int(env, argv[0], "paced", 0) != 0;
 	atomic_init(&t->stopping, false);
+	atomic_init(&t->released, false);
+	atomic_init(&t->credit, 0);
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->granted, NULL);
 
 	t->obj = bpf_object__open_file(path, NULL);
 	if (!t->obj) {
@@ -433,6 +506,42 @@ static napi_value js_stop(napi_env env, napi_callback_info info)
 			bpf_link__destroy(t->links[i]);
 		t->nlinks = 0;
 		atomic_store(&t->stopping, true);
+		wake_drain(t);
+	}
+	return NULL;
+}
+
+/* grant(handle, n): paced mode, n more records may be read. */
+static napi_value js_grant(napi_env env, napi_callback_info info)
+{
+	size_t argc = 2;
+	napi_value argv[2];
+	int64_t n = 0;
+	void *p = NULL;
+	struct tracer *t;
+
+	napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+	if (argc < 2 || napi_get_value_external(env, argv[0], &p) != napi_ok || !p ||
+	    napi_get_value_int64(env, argv[1], &n) != napi_ok) {
+		napi_throw_type_error(env, NULL, "grant(handle, n)");
+		return NULL;
+	}
+	t = p;
+	if (n > 0) {
+		atomic_fetch_add(&t->credit, n);
+		wake_drain(t);
+	}
+	return NULL;
+}
+
+/* release(handle): paced mode ends; everything left is handed over as fast as it can be read. */
+static napi_value js_release(napi_env env, napi_callback_info info)
+{
+	struct tracer *t = get_tracer(env, info);
+
+	if (t) {
+		atomic_store(&t->released, true);
+		wake_drain(t);
 	}
 	return NULL;
 }
@@ -443,6 +552,8 @@ static napi_value js_close(napi_env env, napi_callback_info info)
 
 	if (t && t->thread_started) {
 		atomic_store(&t->stopping, true);
+		atomic_store(&t->released, true);
+		wake_drain(t);
 		pthread_join(t->thread, NULL);
 		t->thread_started = false;
 		tracer_free(t);
@@ -589,6 +700,10 @@ static napi_value event_layout(napi_env env)
 	FIELD(type);
 	FIELD(role);
 	FIELD(comm);
+	FIELD(local_isn);
+	FIELD(peer_isn);
+	FIELD(error);
+	FIELD(end);
 	FIELD(__reserved);
 	napi_create_uint32(env, EVENT_SIZE, &v);
 	napi_set_named_property(env, layout, "size", v);
@@ -601,6 +716,8 @@ static napi_value init(napi_env env, napi_value exports)
 	napi_property_descriptor props[] = {
 		{ "open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL },
 		{ "stop", NULL, js_stop, NULL, NULL, NULL, napi_default, NULL },
+		{ "grant", NULL, js_grant, NULL, NULL, NULL, napi_default, NULL },
+		{ "release", NULL, js_release, NULL, NULL, NULL, napi_default, NULL },
 		{ "close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL },
 		{ "statsMapFd", NULL, js_stats_map_fd, NULL, NULL, NULL, napi_default, NULL },
 		{ "drainStatus", NULL, js_drain_status, NULL, NULL, NULL, napi_default, NULL },
