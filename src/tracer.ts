@@ -6,6 +6,13 @@
  *   const tracer = TcpTracer.open({ family: 4 });
  *   tracer.on('events', (batch) => ...);
  *   await tracer.stop();   // detaches, delivers what was still queued, frees
+ *
+ * A consumer slower than the kernel (an OTLP export pipeline) opens it paced,
+ * `TcpTracer.open({ room: () => n })`: records are then read from the ring
+ * buffer only as far as `room()` allows, so bursts wait in the ring buffer
+ * (compact, outside the JavaScript heap) and only a full ring buffer loses
+ * events, counted by the probe as ringbufLost. Call {@link TcpTracer.replenish}
+ * whenever the room may have grown.
  */
 import { EventEmitter } from 'node:events';
 import { constants as osConstants } from 'node:os';
@@ -37,6 +44,24 @@ export interface TracerOptions {
   pollMs?: number;
   /** Skip the host checks (tests of the checks themselves). Default false. */
   skipHostCheck?: boolean;
+  /** Also trace this process's own connections (e.g. its OTLP exports). Default false: they are left out in the kernel. */
+  traceSelf?: boolean;
+  /** Also report connects that never established ('failed' events). Default false. */
+  failed?: boolean;
+  /**
+   * Paced reading: how many more events the consumer can take now. Default:
+   * unpaced, every record is read as soon as it is there.
+   */
+  room?: () => number;
+}
+
+/** Options of {@link TcpTracer.stop}. */
+export interface StopOptions {
+  /**
+   * Paced mode: how long the events still in the ring buffer may be read at the
+   * consumer's pace before the rest is handed over at once, ms. Default 0.
+   */
+  drainDeadlineMs?: number;
 }
 
 interface TracerEvents {
@@ -79,12 +104,18 @@ export class TcpTracer extends EventEmitter<TracerEvents> {
   #stopping = false;
   #finalDrops: (DropCounters & { malformed: number }) | undefined;
   #decodeLimit: ((records: number) => number) | undefined;
+  readonly #room: (() => number) | undefined;
+  /** Paced mode: records granted to the drain thread so far, and received. */
+  #granted = 0;
+  #received = 0;
+  #released = false;
 
   private constructor(native: NativeLoader, opts: TracerOptions) {
     super();
     this.#native = native;
     this.#clockOffsetNs = native.clockOffsetNs();
     this.#stopped = new Promise((resolve) => (this.#resolveStopped = resolve));
+    this.#room = opts.room;
     const ringbufBytes = opts.ringbufBytes ?? 8 << 20;
     let cgroupMap: bpf.MapRef | undefined;
     let mntnsMap: bpf.MapRef | undefined;
@@ -104,6 +135,9 @@ export class TcpTracer extends EventEmitter<TracerEvents> {
           wakeupBytes: opts.wakeupBytes ?? Math.min(64 << 10, ringbufBytes / 8),
           pollMs: opts.pollMs ?? 100,
           libbpfDebug: process.env.TCPTRACER_LIBBPF_DEBUG ? 1 : 0,
+          excludePid: opts.traceSelf ? 0 : process.pid,
+          failed: opts.failed ? 1 : 0,
+          paced: opts.room ? 1 : 0,
         },
         (batch) => {
           this.#onBatch(batch);
@@ -118,6 +152,26 @@ export class TcpTracer extends EventEmitter<TracerEvents> {
       mntnsMap?.close();
     }
     this.#stats = new bpf.RawArrayMap(bpf.createMapRef(native.statsMapFd(this.#handle)));
+    this.replenish();
+  }
+
+  /**
+   * Paced mode: lets the drain thread read as many more records as the
+   * consumer's room allows, less those already read and on their way.
+   */
+  replenish(): void {
+    if (!this.#room || this.#released) return;
+    const want = this.#room() - (this.#granted - this.#received);
+    if (want > 0) {
+      this.#granted += want;
+      this.#native.grant(this.#handle, want);
+    }
+  }
+
+  #release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#native.release(this.#handle);
   }
 
   /** Check the host, load and attach the probe. Throws EnvironmentError on failure. */
@@ -135,6 +189,7 @@ export class TcpTracer extends EventEmitter<TracerEvents> {
 
   #onBatch(batch: Buffer | null): void {
     if (batch === null) {
+      this.#released = true; // nothing more to grant
       const { error } = this.#native.drainStatus(this.#handle);
       this.#finalDrops = this.drops();
       this.#native.close(this.#handle);
@@ -144,11 +199,13 @@ export class TcpTracer extends EventEmitter<TracerEvents> {
       return;
     }
     const records = Math.floor(batch.byteLength / EVENT_LAYOUT.size);
+    this.#received += records;
     const max = this.#decodeLimit ? this.#decodeLimit(records) : records;
     const { events, malformed, undecoded } = decodeBatch(batch, this.#clockOffsetNs, max);
     this.#malformed += malformed;
     if (events.length) this.emit('events', events);
     if (undecoded) this.emit('skipped', undecoded);
+    this.replenish();
   }
 
   /**
@@ -178,11 +235,22 @@ export class TcpTracer extends EventEmitter<TracerEvents> {
     };
   }
 
-  /** Detach, deliver the events still in the ring buffer, free everything. */
-  stop(): Promise<DropCounters & { malformed: number }> {
+  /**
+   * Detach, deliver the events still in the ring buffer (paced: at the
+   * consumer's pace until `drainDeadlineMs`, then all at once), free everything.
+   */
+  stop(options: StopOptions = {}): Promise<DropCounters & { malformed: number }> {
     if (!this.#stopping) {
       this.#stopping = true;
       this.#native.stop(this.#handle);
+      if (this.#room) {
+        const timer = setTimeout(() => {
+          this.#release();
+        }, options.drainDeadlineMs ?? 0);
+        void this.#stopped.then(() => {
+          clearTimeout(timer);
+        });
+      }
     }
     return this.#stopped.then(() => this.drops());
   }
