@@ -5,26 +5,37 @@
  */
 import { EnvironmentError, UsageError } from './errors.ts';
 import { encodeLines, formatLostLine, jsonLine, MAX_JSON_LINE_BYTES, MAX_TABLE_LINE_BYTES, TableFormatter } from './format.ts';
-import { HELP, parseCli, type CliOptions } from './options.ts';
+import { DEFAULT_OTLP_RINGBUF_BYTES, DEFAULT_RINGBUF_BYTES, HELP, parseCli, type CliOptions } from './options.ts';
 import { describeOtlpConfig, resolveOtlpConfig } from './otlp/config.ts';
 import { formatDropReport, startDropReporter } from './otlp/report.ts';
 import type { OtlpSink } from './otlp/service.ts';
 import { TcpTracer } from './tracer.ts';
 import type { TcpEvent } from './types.ts';
+import { packageVersion, unsupportedNode } from './version.ts';
 
 const BANNER = 'Tracing TCP established connections. Ctrl-C to end.';
 const DROP_REPORT_MS = 5000;
 
 async function run(opts: CliOptions): Promise<void> {
   // OTLP settings first: a bad OTEL_* value is a usage error before anything loads
-  const otlp = opts.otlp ? resolveOtlpConfig({ endpoint: opts.otlpEndpoint, queueSize: opts.otlpQueueSize }) : undefined;
+  const otlp = opts.otlp
+    ? resolveOtlpConfig({ endpoint: opts.otlpEndpoint, queueSize: opts.otlpQueueSize, signals: opts.otlpSignals })
+    : undefined;
   // the OpenTelemetry SDK and gRPC (~30 MB of RSS) load only in OTLP mode
   const sink: OtlpSink | undefined = otlp ? new (await import('./otlp/service.ts')).OtlpSink(otlp) : undefined;
-  const tracer = TcpTracer.open(opts);
+  const tracer = TcpTracer.open({
+    ...opts,
+    ringbufBytes: opts.ringbufBytes ?? (sink ? DEFAULT_OTLP_RINGBUF_BYTES : DEFAULT_RINGBUF_BYTES),
+    // the ring buffer is the export queue: read it only as fast as the sink takes events
+    room: sink ? () => sink.room() : undefined,
+  });
   if (sink && otlp) {
     process.stderr.write(`tcptracer: ${describeOtlpConfig(otlp)}\n`);
     tracer.on('events', (batch) => {
       sink.emit(batch);
+    });
+    sink.onRoom(() => {
+      tracer.replenish();
     });
   }
   const write = (data: string | Buffer): void => {
@@ -41,6 +52,7 @@ async function run(opts: CliOptions): Promise<void> {
       timestamp: opts.timestamp,
       verbose: opts.verbose,
       netnsFiltered: opts.netns !== undefined,
+      failed: opts.failed,
     });
     write(`${BANNER}\n${table.header()}\n`);
     onEvents = (batch) => {
@@ -89,11 +101,13 @@ async function run(opts: CliOptions): Promise<void> {
   clearInterval(reporter);
   clearInterval(errorWatch);
   stopDropReport?.();
-  const drops = await tracer.stop();
+  // OTLP: what the ring buffer still holds goes out at the exporter's pace, within the shutdown deadline
+  const deadline = performance.now() + (otlp?.shutdownTimeoutMs ?? 0);
+  const drops = await tracer.stop({ drainDeadlineMs: otlp?.shutdownTimeoutMs });
   const line = formatLostLine(drops);
   if (line) process.stderr.write(`${line}\n`);
   if (sink) {
-    const { undelivered } = await sink.shutdown();
+    const { undelivered } = await sink.shutdown(Math.max(0, deadline - performance.now()));
     if (undelivered) process.stderr.write(`tcptracer: otlp: ${undelivered} records could not be delivered before the shutdown deadline\n`);
     const report = formatDropReport(sink.stats());
     if (report) process.stderr.write(`tcptracer: ${report}\n`);
@@ -101,6 +115,11 @@ async function run(opts: CliOptions): Promise<void> {
 }
 
 async function main(): Promise<number> {
+  const oldNode = unsupportedNode();
+  if (oldNode) {
+    process.stderr.write(`tcptracer: ${oldNode}\n`);
+    return 1;
+  }
   let opts: CliOptions;
   try {
     opts = parseCli(process.argv.slice(2));
@@ -113,6 +132,10 @@ async function main(): Promise<number> {
   }
   if (opts.help) {
     process.stdout.write(HELP);
+    return 0;
+  }
+  if (opts.version) {
+    process.stdout.write(`tcptracer ${packageVersion()}\n`);
     return 0;
   }
   try {

@@ -2,6 +2,7 @@
  * Output formats: bcc tcptracer's table (same header, columns and widths, with
  * trailing blanks trimmed) and NDJSON.
  */
+import { errnoName } from './errno.ts';
 import type { DropCounters, TcpEvent, TcpEventType } from './types.ts';
 
 export interface TableOptions {
@@ -11,9 +12,11 @@ export interface TableOptions {
   verbose: boolean;
   /** -N was given: bcc then leaves the NETNS column out. */
   netnsFiltered: boolean;
+  /** --failed: F rows appear; with -v they end with the error's name (an ERROR column). */
+  failed?: boolean;
 }
 
-const LETTER: Record<TcpEventType, string> = { connect: 'C', accept: 'A', close: 'X' };
+const LETTER: Record<TcpEventType, string> = { connect: 'C', accept: 'A', close: 'X', failed: 'F' };
 
 const BLANKS = ' '.repeat(32);
 
@@ -37,7 +40,8 @@ export class TableFormatter {
     if (o.verbose) {
       if (o.timestamp) line += pad('TIME(ns)', 14);
       line += `${pad('TYPE', 12)} ${pad('PID', 6)} ${pad('COMM', 16)} ${pad('IP', 2)} ${pad('SADDR', 16)} ${pad('DADDR', 16)} ${pad('SPORT', 6)} ${pad('DPORT', 7)}`;
-      if (!o.netnsFiltered) line += pad('NETNS', 8);
+      if (!o.netnsFiltered) line += pad('NETNS', 11);
+      if (o.failed) line += 'ERROR';
     } else {
       if (o.timestamp) line += pad('TIME(s)', 9);
       line += `${pad('T', 2)} ${pad('PID', 6)} ${pad('COMM', 16)} ${pad('IP', 2)} ${pad('SADDR', 16)} ${pad('DADDR', 16)} ${pad('SPORT', 6)} ${pad('DPORT', 6)}`;
@@ -60,7 +64,10 @@ export class TableFormatter {
       pad(e.pid, 6) + ' ' + pad(e.comm, 16) + ' ' + (v6 ? '6  ' : '4  ') +
       pad(v6 ? `[${e.saddr}]` : e.saddr, 16) + ' ' + pad(v6 ? `[${e.daddr}]` : e.daddr, 16) + ' ' +
       pad(e.sport, 6) + ' ';
-    return o.verbose && !o.netnsFiltered ? line + pad(e.dport, 6) + ' ' + String(e.netns) : line + String(e.dport);
+    if (!o.verbose) return line + String(e.dport);
+    line += o.netnsFiltered ? pad(e.dport, 7) : pad(e.dport, 6) + ' ' + pad(e.netns, 11);
+    // -v: a failed connect's error ends the row (ERROR column); other rows end where bcc's do
+    return e.type === 'failed' ? line + (errnoName(e.errno) || 'none') : line.trimEnd();
   }
 }
 
@@ -105,7 +112,10 @@ export function jsonLine(e: TcpEvent): string {
     `"comm":${JSON.stringify(e.comm)},"uid":${e.uid},"euid":${e.euid},"role":"${e.role}","ip":${e.ip},"saddr":"${e.saddr}","daddr":"${e.daddr}",` +
     `"sport":${e.sport},"dport":${e.dport},"netns":${e.netns},"cgroup_id":${e.cgroupId}`;
   if (e.type === 'close') {
-    s += `,"duration_ns":${e.durationNs},"bytes_acked":${e.bytesAcked},"bytes_received":${e.bytesReceived}`;
+    s += `,"duration_ns":${e.durationNs},"bytes_acked":${e.bytesAcked},"bytes_received":${e.bytesReceived},"end":"${e.end ?? 'destroyed'}"`;
+    if (e.errno !== 0) s += `,"error":"${errnoName(e.errno)}","errno":${e.errno}`;
+  } else if (e.type === 'failed') {
+    s += e.errno === 0 ? ',"error":null,"errno":0' : `,"error":"${errnoName(e.errno)}","errno":${e.errno}`;
   }
   return `${s}}`;
 }

@@ -21,15 +21,37 @@ export interface CliOptions {
   quiet: boolean;
   otlpEndpoint?: string;
   otlpQueueSize?: number;
-  /** TCPTRACER_RINGBUF_BYTES: kernel ring buffer size, a power of two >= 4096 (default 8 MiB). */
+  /** --otlp-signals (validated by the OTLP config, with TCPTRACER_OTLP_SIGNALS). */
+  otlpSignals?: string;
+  /**
+   * --ringbuf-size or TCPTRACER_RINGBUF_BYTES: kernel ring buffer size, a power
+   * of two >= 4096. Default {@link DEFAULT_RINGBUF_BYTES}, or
+   * {@link DEFAULT_OTLP_RINGBUF_BYTES} with --otlp (there it is the export queue).
+   */
   ringbufBytes?: number;
+  /** --failed: also report connects that never established (F rows, `failed` type). */
+  failed: boolean;
+  /** --trace-self: also trace the tracer's own connections (its OTLP exports). */
+  traceSelf: boolean;
   help: boolean;
+  version: boolean;
 }
+
+/** Ring buffer for the table and JSON, read as fast as it fills: 8 MiB, about 61k events. */
+export const DEFAULT_RINGBUF_BYTES = 8 << 20;
+/**
+ * Ring buffer with --otlp, where it is the queue in front of the exporter: 64 MiB,
+ * about 490k events (136 bytes each with its header), several seconds of the
+ * full connection rate of a 2-core machine. Locked kernel memory, mapped
+ * read-only into the tracer.
+ */
+export const DEFAULT_OTLP_RINGBUF_BYTES = 64 << 20;
 
 export const USAGE =
   'usage: tcptracer [-h] [-t] [-p PID] [-u UID] [-N NETNS] [--cgroupmap CGROUPMAP]\n' +
-  '                 [--mntnsmap MNTNSMAP] [-4 | -6] [-v] [--json]\n' +
-  '                 [--otlp] [-q] [--otlp-endpoint URL] [--otlp-queue-size N]';
+  '                 [--mntnsmap MNTNSMAP] [-4 | -6] [-v] [--json] [--failed]\n' +
+  '                 [--otlp] [-q] [--otlp-endpoint URL] [--otlp-queue-size N]\n' +
+  '                 [--otlp-signals LIST] [--ringbuf-size BYTES] [--trace-self] [--version]';
 
 export const HELP = `${USAGE}
 
@@ -49,12 +71,20 @@ options:
   -6, --ipv6            trace IPv6 family only
   -v, --verbose         include Network Namespace in the output
   --json                print one JSON object per event (banner on stderr)
-  --otlp                export events as OTLP log records over gRPC
+  --failed              also report connects that never established (type F,
+                        with the error: refused, timed out, unreachable)
+  --otlp                export events as OTLP log records and connections as
+                        spans over gRPC
   -q, --quiet           no table or JSON output (with --otlp: run as a service)
   --otlp-endpoint URL   OTLP gRPC endpoint (overrides OTEL_EXPORTER_OTLP_*ENDPOINT;
                         default http://localhost:4317)
-  --otlp-queue-size N   records held while the collector is slow or away
-                        (default 16384; more are dropped and counted)
+  --otlp-queue-size N   records held in memory for export (default 4096); the
+                        kernel ring buffer queues the rest
+  --otlp-signals LIST   logs,traces (default), logs or traces
+  --ringbuf-size BYTES  kernel ring buffer, a power of two: 8M, 64M... (default
+                        8M, 64M with --otlp; locked kernel memory)
+  --trace-self          also trace this tracer's own connections
+  --version             print the version and exit
 
 examples:
     tcptracer                   # trace all TCP established connections
@@ -65,6 +95,7 @@ examples:
     tcptracer -4                # only trace IPv4
     tcptracer -v                # type as a word, and the NETNS column
     tcptracer --json            # one JSON object per line
+    tcptracer --failed          # also refused / timed-out connects (F rows)
     tcptracer --cgroupmap /sys/fs/bpf/test01  # only trace cgroups in this BPF map
     tcptracer --mntnsmap /sys/fs/bpf/mnt_ns   # only trace mount namespaces in the map
     OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4317 tcptracer --otlp -q
@@ -78,11 +109,15 @@ function uint(flag: string, value: string | undefined, max: number, min = 0): nu
   return Number(value);
 }
 
-function ringbufBytes(value: string | undefined): number | undefined {
-  if (value === undefined || value === '') return undefined;
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 4096 || n > 1 << 30 || (n & (n - 1)) !== 0) {
-    throw new UsageError(`TCPTRACER_RINGBUF_BYTES: invalid value '${value}' (expected a power of two from 4096 to 1073741824)`);
+const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, k: 1 << 10, m: 1 << 20, g: 1 << 30 };
+
+/** A ring buffer size: bytes, or with a K/M/G (KiB/MiB/GiB) suffix; a power of two from 4 KiB to 1 GiB. */
+function ringbufBytes(source: string, value: string | undefined): number | undefined {
+  if (value === undefined || (value === '' && source.startsWith('TCPTRACER_'))) return undefined;
+  const m = /^(\d+)([kmg]?)(?:i?b)?$/i.exec(value);
+  const n = m ? Number(m[1]) * (SIZE_UNITS[(m[2] ?? '').toLowerCase()] ?? NaN) : NaN;
+  if (!(n >= 4096 && n <= 1 << 30) || (n & (n - 1)) !== 0) {
+    throw new UsageError(`${source}: invalid value '${value}' (expected a power of two from 4096 to 1073741824, e.g. 65536, 8M, 64M)`);
   }
   return n;
 }
@@ -110,6 +145,11 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
         quiet: { type: 'boolean', short: 'q' },
         'otlp-endpoint': { type: 'string' },
         'otlp-queue-size': { type: 'string' },
+        'otlp-signals': { type: 'string' },
+        'ringbuf-size': { type: 'string' },
+        failed: { type: 'boolean' },
+        'trace-self': { type: 'boolean' },
+        version: { type: 'boolean' },
       },
     }));
   } catch (e) {
@@ -119,8 +159,8 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
   }
   if (values.ipv4 && values.ipv6) throw new UsageError('argument -6/--ipv6: not allowed with argument -4/--ipv4');
   if (values.json && values.quiet) throw new UsageError('--json and -q/--quiet contradict each other');
-  if (!values.otlp && (values['otlp-endpoint'] !== undefined || values['otlp-queue-size'] !== undefined)) {
-    throw new UsageError('--otlp-endpoint and --otlp-queue-size need --otlp');
+  if (!values.otlp && (values['otlp-endpoint'] !== undefined || values['otlp-queue-size'] !== undefined || values['otlp-signals'] !== undefined)) {
+    throw new UsageError('--otlp-endpoint, --otlp-queue-size and --otlp-signals need --otlp');
   }
   for (const flag of ['cgroupmap', 'mntnsmap'] as const) {
     if (values[flag] === '') throw new UsageError(`argument --${flag}: expected a path`);
@@ -140,6 +180,13 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     quiet: values.quiet ?? false,
     otlpEndpoint: values['otlp-endpoint'],
     otlpQueueSize: uint('--otlp-queue-size', values['otlp-queue-size'], 1 << 24, 1),
-    ringbufBytes: ringbufBytes(env.TCPTRACER_RINGBUF_BYTES),
+    otlpSignals: values['otlp-signals'],
+    ringbufBytes:
+      values['ringbuf-size'] !== undefined
+        ? ringbufBytes('argument --ringbuf-size', values['ringbuf-size'])
+        : ringbufBytes('TCPTRACER_RINGBUF_BYTES', env.TCPTRACER_RINGBUF_BYTES),
+    failed: values.failed ?? false,
+    traceSelf: values['trace-self'] ?? false,
+    version: values.version ?? false,
   };
 }

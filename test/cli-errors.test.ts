@@ -1,6 +1,7 @@
 /** The real CLI process: errors are one line on stderr with exit 2 (usage) or 1 (environment). */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
 const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
@@ -25,6 +26,13 @@ test('--help prints bcc-style usage and examples, exit 0', () => {
   assert.equal(r.code, 0);
   assert.match(r.stdout, /^usage: tcptracer \[-h\] \[-t\] \[-p PID\]/);
   assert.match(r.stdout, /examples:\n {4}tcptracer +# trace all TCP established connections/);
+});
+
+test('--version prints the package version, exit 0', () => {
+  const r = cli(['--version']);
+  assert.equal(r.code, 0, r.stderr);
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  assert.equal(r.stdout, `tcptracer ${pkg.version}\n`);
 });
 
 test('not root: one line, exit 1', { skip: process.geteuid?.() !== 0 && 'needs root to drop privileges' }, () => {

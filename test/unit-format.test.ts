@@ -12,6 +12,7 @@ function ev(type: TcpEvent['type'], pid: number, comm: string, saddr: string, da
     type, pid, comm, saddr, daddr, sport, dport, tid: pid, uid: 0, euid: 0, role: type === 'connect' ? 'client' : 'server', ip: saddr.includes(':') ? 6 : 4,
     monotonicNs: BigInt(Math.round(sec * 1e9)) + 10n ** 12n, timeUnixNs: 0n, netns: 4026531840,
     cgroupId: 1, durationNs: 0, bytesAcked: 0, bytesReceived: 0,
+    errno: 0, end: type === 'close' ? 'fin' : undefined, localIsn: 1, peerIsn: 2,
   };
 }
 
@@ -60,14 +61,36 @@ test('-v: type as a word and the NETNS column; -N drops NETNS as bcc does', () =
   assert.equal(vn.row({ ...e, monotonicNs: e.monotonicNs + 1234n }), '1234          accept       17     nginx            4  10.0.0.1         10.0.0.2         443    50000');
 });
 
+test('--failed: F rows; with -v the type word and an ERROR column that only failed rows fill', () => {
+  const f = { ...ev('failed', 4242, 'psql', '10.0.0.1', '10.0.0.2', 41234, 5432), role: 'client' as const, errno: 111 };
+  const t = new TableFormatter({ timestamp: false, verbose: false, netnsFiltered: false, failed: true });
+  assert.equal(t.header(), 'T  PID    COMM             IP SADDR            DADDR            SPORT  DPORT');
+  assert.equal(t.row(f), 'F  4242   psql             4  10.0.0.1         10.0.0.2         41234  5432');
+  const v = new TableFormatter({ timestamp: false, verbose: true, netnsFiltered: false, failed: true });
+  assert.equal(v.header(), 'TYPE         PID    COMM             IP SADDR            DADDR            SPORT  DPORT  NETNS      ERROR');
+  assert.equal(v.row(f), 'failed       4242   psql             4  10.0.0.1         10.0.0.2         41234  5432   4026531840 ECONNREFUSED');
+  assert.equal(v.row({ ...f, errno: 0 }), 'failed       4242   psql             4  10.0.0.1         10.0.0.2         41234  5432   4026531840 none');
+  assert.equal(v.row({ ...f, type: 'connect' }), 'connect      4242   psql             4  10.0.0.1         10.0.0.2         41234  5432   4026531840');
+  const vn = new TableFormatter({ timestamp: false, verbose: true, netnsFiltered: true, failed: true });
+  assert.equal(vn.header(), 'TYPE         PID    COMM             IP SADDR            DADDR            SPORT  DPORT  ERROR');
+  assert.equal(vn.row({ ...f, errno: 110 }), 'failed       4242   psql             4  10.0.0.1         10.0.0.2         41234  5432   ETIMEDOUT');
+});
+
 test('--json: one object per event, ISO 8601 time with nanoseconds, no brackets', () => {
   const e = { ...ev('close', 5, 'a"b', '::1', '::2', 1, 2), timeUnixNs: 1_764_072_000_000_000_007n, durationNs: 9, bytesAcked: 3, bytesReceived: 4 };
   assert.deepEqual(JSON.parse(jsonLine(e)), {
     type: 'close', time: '2025-11-25T12:00:00.000000007Z', pid: 5, tid: 5, comm: 'a"b', uid: 0, euid: 0, role: 'server', ip: 6,
     saddr: '::1', daddr: '::2', sport: 1, dport: 2, netns: 4026531840, cgroup_id: 1,
-    duration_ns: 9, bytes_acked: 3, bytes_received: 4,
+    duration_ns: 9, bytes_acked: 3, bytes_received: 4, end: 'fin',
   });
-  assert.equal((JSON.parse(jsonLine({ ...e, type: 'connect' })) as Record<string, unknown>).duration_ns, undefined);
+  const reset = JSON.parse(jsonLine({ ...e, end: 'reset', errno: 104 })) as Record<string, unknown>;
+  assert.deepEqual([reset.end, reset.error, reset.errno], ['reset', 'ECONNRESET', 104]);
+  const connect = JSON.parse(jsonLine({ ...e, type: 'connect', end: undefined })) as Record<string, unknown>;
+  assert.deepEqual([connect.duration_ns, connect.end, connect.error], [undefined, undefined, undefined]);
+  const failed = JSON.parse(jsonLine({ ...e, type: 'failed', end: undefined, errno: 111 })) as Record<string, unknown>;
+  assert.deepEqual([failed.type, failed.error, failed.errno, failed.duration_ns], ['failed', 'ECONNREFUSED', 111, undefined]);
+  const gaveUp = JSON.parse(jsonLine({ ...e, type: 'failed', end: undefined, errno: 0 })) as Record<string, unknown>;
+  assert.deepEqual([gaveUp.error, gaveUp.errno], [null, 0]);
   assert.equal(isoTimeNs(1_764_072_001_123_456_789n), '2025-11-25T12:00:01.123456789Z');
   assert.equal(isoTimeNs(1_764_072_000_999_999_999n), '2025-11-25T12:00:00.999999999Z');
 });

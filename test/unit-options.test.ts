@@ -16,8 +16,14 @@ test('bcc flags, short and long', () => {
   assert.deepEqual(
     { ...parseCli([], {}), help: undefined },
     { help: undefined, timestamp: false, verbose: false, json: false, pid: undefined, uid: undefined, netns: undefined,
-      family: undefined, cgroupMap: undefined, mntnsMap: undefined, otlp: false, quiet: false, otlpEndpoint: undefined, otlpQueueSize: undefined, ringbufBytes: undefined },
+      family: undefined, cgroupMap: undefined, mntnsMap: undefined, otlp: false, quiet: false, otlpEndpoint: undefined, otlpQueueSize: undefined, otlpSignals: undefined, ringbufBytes: undefined,
+      failed: false, traceSelf: false, version: false },
   );
+  const o2 = parseCli(['--failed', '--trace-self', '--otlp', '--otlp-signals', 'logs', '--ringbuf-size', '16M', '--version']);
+  assert.deepEqual([o2.failed, o2.traceSelf, o2.otlpSignals, o2.ringbufBytes, o2.version], [true, true, 'logs', 16 << 20, true]);
+  assert.equal(parseCli(['--ringbuf-size', '65536']).ringbufBytes, 65536);
+  assert.equal(parseCli(['--ringbuf-size', '64MiB']).ringbufBytes, 64 << 20);
+  assert.equal(parseCli(['--ringbuf-size', '1g'], { TCPTRACER_RINGBUF_BYTES: '4096' }).ringbufBytes, 1 << 30, 'the flag wins');
 });
 
 test('bad input is a UsageError with a one-line message', () => {
@@ -34,6 +40,11 @@ test('bad input is a UsageError with a one-line message', () => {
     [['--json', '-q'], /contradict/],
     [['--otlp-endpoint', 'http://x:4317'], /need --otlp/],
     [['--cgroupmap', ''], /expected a path/],
+    [['--otlp-signals', 'logs'], /need --otlp/],
+    [['--ringbuf-size', '3M'], /--ringbuf-size: invalid value '3M'/],
+    [['--ringbuf-size', '2G'], /--ringbuf-size: invalid value/],
+    [['--ringbuf-size', ''], /--ringbuf-size: invalid value/],
+    [['--ringbuf-size', '1024'], /--ringbuf-size: invalid value/],
   ];
   for (const bad of ['1000', '4097', 'x', String(2 ** 31)]) {
     assert.throws(() => parseCli([], { TCPTRACER_RINGBUF_BYTES: bad }), /TCPTRACER_RINGBUF_BYTES: invalid value/);
@@ -57,4 +68,14 @@ test('host checks name the missing requirement', () => {
   for (const [facts, re] of cases) {
     assert.throws(() => { checkHost({ ...ok, ...facts }); }, (e: unknown) => e instanceof EnvironmentError && re.test(e.message));
   }
+});
+
+test('the Node.js check names the version needed', async () => {
+  const { unsupportedNode, packageVersion } = await import('../src/version.ts');
+  assert.equal(unsupportedNode('26.10.0'), undefined);
+  assert.equal(unsupportedNode('22.15.0'), undefined);
+  assert.equal(unsupportedNode('23.0.1'), undefined);
+  assert.match(unsupportedNode('22.14.0') ?? '', /^Node\.js 22\.14\.0 is too old: tcptracer needs Node\.js 22\.15 or later/);
+  assert.match(unsupportedNode('20.20.2') ?? '', /too old/);
+  assert.match(packageVersion(), /^\d+\.\d+\.\d+/);
 });

@@ -131,7 +131,7 @@ export async function startPeer(
 }
 
 export interface JsonEvent {
-  type: 'connect' | 'accept' | 'close';
+  type: 'connect' | 'accept' | 'close' | 'failed';
   time: string;
   pid: number;
   tid: number;
@@ -149,6 +149,11 @@ export interface JsonEvent {
   duration_ns?: number;
   bytes_acked?: number;
   bytes_received?: number;
+  /** close: fin | reset | destroyed */
+  end?: string;
+  /** failed, and close with an error: the errno's name (null: failed with no error recorded) */
+  error?: string | null;
+  errno?: number;
 }
 
 export interface TracerRun {
