@@ -1,30 +1,39 @@
 # syntax=docker/dockerfile:1
 #
-# tcptracer-otel: eBPF TCP connect/accept/close tracer exporting OTLP log records.
+# tcptracer-otel: eBPF TCP connect/accept/close tracer exporting OTLP.
 #
-# Build:  docker build -t tcptracer-otel:0.1.0 .
+# Build and push (a cluster pulls the image from a registry you choose; nothing is published for you):
+#   docker build -t REGISTRY/tcptracer-otel:0.1.0 .
+#   docker push REGISTRY/tcptracer-otel:0.1.0
 # Run (kernel 5.8+ with BTF; the host's kernel does the tracing, the container only needs
 # capabilities and a few host paths):
 #
 #   docker run --rm --name tcptracer \
-#     --pid=host \
+#     --pid=host --read-only \
 #     --cap-drop ALL --cap-add BPF --cap-add PERFMON --cap-add SYS_RESOURCE \
 #     -v /sys/kernel/btf:/sys/kernel/btf:ro \
 #     -v /sys/kernel/tracing:/sys/kernel/tracing:ro \
 #     -v /sys/fs/bpf:/sys/fs/bpf \
 #     -e OTEL_EXPORTER_OTLP_ENDPOINT=http://collector.example:4317 \
-#     tcptracer-otel:0.1.0
+#     REGISTRY/tcptracer-otel:0.1.0
 #
 #   --pid=host                 events carry host PIDs; -p/--mntnsmap filters need the host's processes
+#   --read-only                nothing writes to the image at run time: no cache, no temporary files
+#                              (the only write is mounting tracefs when /sys/kernel/tracing is empty,
+#                              which the bind mount below avoids; pinned maps live in /sys/fs/bpf)
 #   BPF, PERFMON               load the probe and attach it to tracepoints (no --privileged needed)
 #   SYS_RESOURCE               raise RLIMIT_MEMLOCK on kernels before 5.11 (or: --ulimit memlock=-1)
 #   /sys/kernel/btf (ro)       kernel type information for CO-RE relocation
 #   /sys/kernel/tracing (ro)   tracepoint ids; bind-mounted so the tracer never has to mount tracefs
 #   /sys/fs/bpf                pinned maps for --cgroupmap / --mntnsmap
-#   OTEL_*                     exporter settings (endpoint, headers, TLS, ...); see otel-config/README.md
+#   OTEL_*                     exporter settings (endpoint, headers, TLS, ...); see README.md, "OTLP mode"
 # If Docker's seccomp profile on the host predates CAP_BPF/CAP_PERFMON (bpf() and perf_event_open()
 # then need SYS_ADMIN), add --security-opt seccomp=unconfined rather than SYS_ADMIN.
 # Arguments after the image name are appended to `--otlp -q`, e.g. `... tcptracer-otel:0.1.0 -p 1234`.
+#
+# test/unit-dockerfile.test.ts builds both stages without Docker (scratch directories holding only
+# what each COPY brings, the npm commands run for real, the apt packages checked) and starts the
+# entrypoint with --help: keep every instruction to the forms it understands.
 
 # ---- build: everything from source with the project's own commands ----
 FROM node:26-bookworm AS build
@@ -36,7 +45,8 @@ ENV npm_config_nodedir=/usr/local
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci
-COPY tsconfig.json binding.gyp ./
+# Everything `npm run build` reads: binding.gyp (build:native), both tsconfigs (build:ts).
+COPY tsconfig.json tsconfig.build.json binding.gyp ./
 COPY bpf/ bpf/
 COPY src/ src/
 RUN npm run build \
