@@ -1,5 +1,5 @@
 /**
- * Attribute names used on tcptracer's log records and resource.
+ * Attribute names used on tcptracer's log records, spans and resources.
  *
  * Stable semantic conventions (network.*, client.*, server.*, service.*) are
  * imported from `@opentelemetry/semantic-conventions` wherever they are used.
@@ -32,6 +32,10 @@ export const ATTR_HOST_NAME = 'host.name';
 export const ATTR_HOST_ID = 'host.id';
 /** Resource: operating system type, e.g. `linux`. */
 export const ATTR_OS_TYPE = 'os.type';
+/** Resource: name of the distribution of the OpenTelemetry SDK that produced the telemetry (the tracer: `tcptracer-otel`). */
+export const ATTR_TELEMETRY_DISTRO_NAME = 'telemetry.distro.name';
+/** Resource: its version. */
+export const ATTR_TELEMETRY_DISTRO_VERSION = 'telemetry.distro.version';
 
 // ---- Project-specific attributes (no convention exists) ----
 
@@ -45,6 +49,19 @@ export const ATTR_TCPTRACER_CONNECTION_DURATION_NS = 'tcptracer.connection.durat
 export const ATTR_TCPTRACER_CONNECTION_BYTES_ACKED = 'tcptracer.connection.bytes_acked';
 /** close only: bytes received by this host (tcp_info bytes_received). Int. */
 export const ATTR_TCPTRACER_CONNECTION_BYTES_RECEIVED = 'tcptracer.connection.bytes_received';
+/**
+ * Span only: how the connection ended: `fin` (this host sent its FIN),
+ * `reset` (reset or aborted), `destroyed` (the socket went away with neither
+ * seen), `tracer_stopped` (still open when the tracer stopped).
+ */
+export const ATTR_TCPTRACER_CONNECTION_END = 'tcptracer.connection.end';
+/**
+ * Resource of a span exported under the traced process's own service name:
+ * the `service.name` of the tracer that observed it (e.g. `tcptracer`), so
+ * that a backend can tell spans observed by the kernel from spans the
+ * application made itself, and which tracer deployment made them.
+ */
+export const ATTR_TCPTRACER_OBSERVER_SERVICE_NAME = 'tcptracer.observer.service.name';
 
 // ---- Event names (LogRecord EventName field) ----
 
@@ -52,3 +69,5 @@ export const ATTR_TCPTRACER_CONNECTION_BYTES_RECEIVED = 'tcptracer.connection.by
 export const EVENT_TCP_CONNECT = 'tcp.connect';
 export const EVENT_TCP_ACCEPT = 'tcp.accept';
 export const EVENT_TCP_CLOSE = 'tcp.close';
+/** Event name of a connect that never established (`--failed`). */
+export const EVENT_TCP_CONNECT_FAILED = 'tcp.connect_failed';

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SeverityNumber } from '@opentelemetry/api';
 import type { HrTime } from '@opentelemetry/api';
-import { formatEndpoint, nsToHrTime, toLogRecord } from '../src/otlp/mapping.ts';
+import { ROOT_CONTEXT, trace, TraceFlags } from '@opentelemetry/api';
+import { errnoName } from '../src/errno.ts';
+import { errorType, formatEndpoint, nsToHrTime, toLogRecord } from '../src/otlp/mapping.ts';
 import { tcpEvent } from './fixtures/tcp-events.ts';
 
 const OBSERVED: HrTime = [1_735_689_601, 5];
@@ -88,6 +90,71 @@ describe('toLogRecord', () => {
     assert.equal(a['network.local.address'], '2001:db8::1');
     assert.equal(a['server.address'], '::1');
     assert.equal(record.body, 'connect [2001:db8::1]:50000 -> [::1]:443 (curl pid 4242)');
+  });
+});
+
+describe('toLogRecord for a failed connect', () => {
+  it('is a WARN tcp.connect_failed record with error.type, the connect attributes and a body naming the failure', () => {
+    const record = toLogRecord(tcpEvent({ type: 'failed', errno: 111, localIsn: 0, peerIsn: 0 }), OBSERVED);
+    assert.equal(record.eventName, 'tcp.connect_failed');
+    assert.equal(record.severityNumber, SeverityNumber.WARN);
+    assert.equal(record.severityText, 'WARN');
+    assert.equal(record.body, 'connect 10.0.0.1:41234 -> 10.0.0.2:5432 failed: connection refused (psql pid 4242)');
+    assert.equal(record.context, undefined);
+    assert.deepEqual(record.attributes, {
+      ...COMMON,
+      'network.type': 'ipv4',
+      'network.local.address': '10.0.0.1',
+      'network.local.port': 41234,
+      'network.peer.address': '10.0.0.2',
+      'network.peer.port': 5432,
+      'client.address': '10.0.0.1',
+      'client.port': 41234,
+      'server.address': '10.0.0.2',
+      'server.port': 5432,
+      'error.type': 'connection_refused',
+    });
+  });
+
+  it('names the failure in the body for every mapping', () => {
+    const body = (errno: number): unknown => toLogRecord(tcpEvent({ type: 'failed', errno }), OBSERVED).body;
+    assert.match(String(body(110)), /failed: timed out \(psql/);
+    assert.match(String(body(113)), /failed: host unreachable \(/);
+    assert.match(String(body(101)), /failed: network unreachable \(/);
+    assert.match(String(body(0)), /failed: aborted \(/);
+    assert.match(String(body(13)), /failed: EACCES \(/);
+  });
+
+  it('carries the span context it is given', () => {
+    const context = trace.setSpanContext(ROOT_CONTEXT, { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), traceFlags: TraceFlags.SAMPLED });
+    assert.equal(toLogRecord(tcpEvent(), OBSERVED, context).context, context);
+  });
+});
+
+describe('errorType', () => {
+  it('maps the documented errnos, 0 to aborted, others to their name lower-cased', () => {
+    assert.equal(errorType(111), 'connection_refused');
+    assert.equal(errorType(110), 'timed_out');
+    assert.equal(errorType(113), 'host_unreachable');
+    assert.equal(errorType(101), 'network_unreachable');
+    assert.equal(errorType(104), 'connection_reset');
+    assert.equal(errorType(0), 'aborted');
+    assert.equal(errorType(13), 'eacces');
+    assert.equal(errorType(1), 'eperm');
+    assert.equal(errorType(9999), 'errno_9999');
+  });
+});
+
+describe('errnoName', () => {
+  it('names errnos from the platform table, 0 as empty, unknown ones by number', () => {
+    assert.equal(errnoName(111), 'ECONNREFUSED');
+    assert.equal(errnoName(110), 'ETIMEDOUT');
+    assert.equal(errnoName(113), 'EHOSTUNREACH');
+    assert.equal(errnoName(101), 'ENETUNREACH');
+    assert.equal(errnoName(104), 'ECONNRESET');
+    assert.equal(errnoName(13), 'EACCES');
+    assert.equal(errnoName(0), '');
+    assert.equal(errnoName(9999), 'errno 9999');
   });
 });
 

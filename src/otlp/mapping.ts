@@ -1,28 +1,36 @@
 /**
  * TcpEvent -> OpenTelemetry log record fields. Pure functions, no I/O.
  *
- * One record per event, with EventName `tcp.connect` / `tcp.accept` / `tcp.close`,
- * Timestamp = the kernel's event time, ObservedTimestamp = when user space read it,
- * severity INFO, a one-line human body, and attributes:
+ * One record per event, with EventName `tcp.connect` / `tcp.accept` / `tcp.close`
+ * / `tcp.connect_failed`, Timestamp = the kernel's event time, ObservedTimestamp =
+ * when user space read it, severity INFO (WARN for a failed connect), a
+ * one-line human body, and attributes:
  *
- * | attribute                                 | connect | accept | close            |
- * | ----------------------------------------- | ------- | ------ | ---------------- |
- * | network.transport (`tcp`), network.type   | yes     | yes    | yes              |
- * | network.local.address / .port             | yes     | yes    | yes              |
- * | network.peer.address / .port              | yes     | yes    | yes              |
- * | client.address / .port, server.address / .port | yes | yes   | yes              |
- * | process.pid, process.executable.name, process.user.id (effective), process.real_user.id, thread.id | yes | yes | yes |
- * | tcptracer.netns.inode, tcptracer.cgroup.id | yes    | yes    | yes              |
- * | tcptracer.connection.{duration_ns,bytes_acked,bytes_received} | no | no | yes |
+ * | attribute                                 | connect | accept | close | failed |
+ * | ----------------------------------------- | ------- | ------ | ----- | ------ |
+ * | network.transport (`tcp`), network.type   | yes     | yes    | yes   | yes    |
+ * | network.local.address / .port             | yes     | yes    | yes   | yes    |
+ * | network.peer.address / .port              | yes     | yes    | yes   | yes    |
+ * | client.address / .port, server.address / .port | yes | yes   | yes   | yes    |
+ * | process.pid, process.executable.name, process.user.id (effective), process.real_user.id, thread.id | yes | yes | yes | yes |
+ * | tcptracer.netns.inode, tcptracer.cgroup.id | yes    | yes    | yes   | yes    |
+ * | tcptracer.connection.{duration_ns,bytes_acked,bytes_received} | no | no | yes | no |
+ * | error.type (see {@link errorType})        | no      | no     | no    | yes    |
+ *
+ * A connect/accept/close record carries its connection's trace id and this
+ * side's span id in its context (src/otlp/ids.ts: derived from the
+ * connection, so they are set whether or not spans are exported); a failed
+ * connect has none.
  *
  * Direction: the probe reports which end this host's socket is (event.role,
  * kept per socket from its connect or accept, so closes have it too): as client,
  * server = peer; as server, server = local.
  */
 import { SeverityNumber } from '@opentelemetry/api';
-import type { Attributes, HrTime, LogRecord } from '@opentelemetry/api';
+import type { Attributes, Context, HrTime, LogRecord } from '@opentelemetry/api';
 import {
   ATTR_CLIENT_ADDRESS,
+  ATTR_ERROR_TYPE,
   ATTR_CLIENT_PORT,
   ATTR_NETWORK_LOCAL_ADDRESS,
   ATTR_NETWORK_LOCAL_PORT,
@@ -50,14 +58,48 @@ import {
   EVENT_TCP_ACCEPT,
   EVENT_TCP_CLOSE,
   EVENT_TCP_CONNECT,
+  EVENT_TCP_CONNECT_FAILED,
 } from '../semconv.ts';
+import { errnoName } from '../errno.ts';
 import type { TcpEvent, TcpEventType } from '../types.ts';
 
 const EVENT_NAMES: Readonly<Record<TcpEventType, string>> = {
   connect: EVENT_TCP_CONNECT,
   accept: EVENT_TCP_ACCEPT,
   close: EVENT_TCP_CLOSE,
+  failed: EVENT_TCP_CONNECT_FAILED,
 };
+
+/** error.type of the common connect failures, by errno name. */
+const ERROR_TYPES: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'connection_refused',
+  ETIMEDOUT: 'timed_out',
+  EHOSTUNREACH: 'host_unreachable',
+  ENETUNREACH: 'network_unreachable',
+  ECONNRESET: 'connection_reset',
+};
+
+/**
+ * `error.type` of a failed connect, from the errno the kernel recorded on the
+ * socket: ECONNREFUSED (a RST answered the SYN) `connection_refused`,
+ * ETIMEDOUT (SYN retries exhausted) `timed_out`, EHOSTUNREACH / ENETUNREACH
+ * (ICMP) `host_unreachable` / `network_unreachable`, ECONNRESET
+ * `connection_reset`, 0 `aborted` (no error recorded: the application gave up
+ * first, closing the socket or letting its own timeout fire, or the connect
+ * failed before a SYN was sent); any other errno its name lower-cased
+ * (EACCES: `eacces`), and `errno_N` for a number without a name.
+ */
+export function errorType(errno: number): string {
+  if (errno === 0) return 'aborted';
+  const name = errnoName(errno);
+  return ERROR_TYPES[name] ?? name.toLowerCase().replace(' ', '_');
+}
+
+/** What the body says of a failure: `connection refused`, `timed out`, ..., or the errno name (`EACCES`). */
+function describeFailure(errno: number): string {
+  const name = errnoName(errno);
+  return errno === 0 || name in ERROR_TYPES ? errorType(errno).replace('_', ' ') : name;
+}
 
 const NS_PER_SECOND = 1_000_000_000n;
 
@@ -80,6 +122,7 @@ function summarize(event: TcpEvent): string {
   const arrow = event.role === 'client' ? '->' : '<-';
   const local = formatEndpoint(event.ip, event.saddr, event.sport);
   const peer = formatEndpoint(event.ip, event.daddr, event.dport);
+  if (event.type === 'failed') return `connect ${local} ${arrow} ${peer} failed: ${describeFailure(event.errno)} (${event.comm} pid ${event.pid})`;
   return `${event.type} ${local} ${arrow} ${peer} (${event.comm} pid ${event.pid})`;
 }
 
@@ -90,9 +133,31 @@ function summarize(event: TcpEvent): string {
  * in a fast (non-dictionary) layout that the SDK copies quickly. Adding them
  * one by one would turn a close record's 20 into a dictionary.
  */
-function eventAttributes(event: TcpEvent): Attributes {
+export function eventAttributes(event: TcpEvent): Attributes {
   const client = event.role === 'client';
   const network = event.ip === 6 ? NETWORK_TYPE_VALUE_IPV6 : NETWORK_TYPE_VALUE_IPV4;
+  if (event.type === 'failed') {
+    return {
+      [ATTR_NETWORK_TRANSPORT]: NETWORK_TRANSPORT_VALUE_TCP,
+      [ATTR_NETWORK_TYPE]: network,
+      [ATTR_NETWORK_LOCAL_ADDRESS]: event.saddr,
+      [ATTR_NETWORK_LOCAL_PORT]: event.sport,
+      [ATTR_NETWORK_PEER_ADDRESS]: event.daddr,
+      [ATTR_NETWORK_PEER_PORT]: event.dport,
+      [ATTR_PROCESS_PID]: event.pid,
+      [ATTR_PROCESS_EXECUTABLE_NAME]: event.comm,
+      [ATTR_PROCESS_USER_ID]: event.euid,
+      [ATTR_PROCESS_REAL_USER_ID]: event.uid,
+      [ATTR_THREAD_ID]: event.tid,
+      [ATTR_TCPTRACER_NETNS_INODE]: event.netns,
+      [ATTR_TCPTRACER_CGROUP_ID]: event.cgroupId,
+      [ATTR_CLIENT_ADDRESS]: event.saddr,
+      [ATTR_CLIENT_PORT]: event.sport,
+      [ATTR_SERVER_ADDRESS]: event.daddr,
+      [ATTR_SERVER_PORT]: event.dport,
+      [ATTR_ERROR_TYPE]: errorType(event.errno),
+    };
+  }
   if (event.type !== 'close') {
     return {
       [ATTR_NETWORK_TRANSPORT]: NETWORK_TRANSPORT_VALUE_TCP,
@@ -143,15 +208,19 @@ function eventAttributes(event: TcpEvent): Attributes {
  *
  * @param observedAt when user space read the event; one HrTime may be shared by
  *   every event of a batch (it is never mutated).
+ * @param context holds the span context the record points at (its
+ *   connection's trace id and this side's span id); none for a failed connect.
  */
-export function toLogRecord(event: TcpEvent, observedAt: HrTime): LogRecord {
+export function toLogRecord(event: TcpEvent, observedAt: HrTime, context?: Context): LogRecord {
+  const failed = event.type === 'failed';
   return {
     eventName: EVENT_NAMES[event.type],
     timestamp: nsToHrTime(event.timeUnixNs),
     observedTimestamp: observedAt,
-    severityNumber: SeverityNumber.INFO,
-    severityText: 'INFO',
+    severityNumber: failed ? SeverityNumber.WARN : SeverityNumber.INFO,
+    severityText: failed ? 'WARN' : 'INFO',
     body: summarize(event),
     attributes: eventAttributes(event),
+    context,
   };
 }
