@@ -92,6 +92,21 @@ export class NetNs {
   delete(): void {
     spawnSync('ip', ['netns', 'delete', this.name]);
   }
+
+  /**
+   * A veth link from this namespace to `other`, both ends up, with these
+   * addresses (CIDR, IPv4 or IPv6): two "hosts" that reach each other.
+   */
+  link(other: NetNs, here: string, there: string): void {
+    const [a, b] = [`tt-${randomBytes(3).toString('hex')}`, `tt-${randomBytes(3).toString('hex')}`];
+    sh('ip', ['-n', this.name, 'link', 'add', a, 'type', 'veth', 'peer', 'name', b, 'netns', other.name]);
+    for (const [ns, dev, cidr] of [[this.name, a, here], [other.name, b, there]] as const) {
+      // no duplicate address detection: an IPv6 address is usable at once
+      if (cidr.includes(':')) sh('ip', ['netns', 'exec', ns, 'sysctl', '-qw', `net.ipv6.conf.${dev}.accept_dad=0`]);
+      sh('ip', ['-n', ns, 'addr', 'add', cidr, 'dev', dev, ...(cidr.includes(':') ? ['nodad'] : [])]);
+      sh('ip', ['-n', ns, 'link', 'set', dev, 'up']);
+    }
+  }
 }
 
 export interface Peer {
