@@ -1,0 +1,81 @@
+/**
+ * Trace and span ids derived from the connection itself, so that the tracer
+ * on the client's host and the one on the server's host compute the same
+ * ones with no propagation.
+ *
+ * At ESTABLISHED both ends of a TCP connection know the same two initial
+ * sequence numbers (ISNs): the client's (its SYN) and the server's (its
+ * SYN-ACK). The probe reports this socket's own ISN and the peer's
+ * (TcpEvent.localIsn / peerIsn), so client ISN = the client's local one, or
+ * the server's peer one. One SHA-256 over a domain-separation label and the
+ * two ISNs, client first, gives 32 bytes: the trace id (16), the client
+ * span's id (8) and the server span's id (8). The server span is a child of
+ * the client span: one connection traced on two hosts is one trace, a CLIENT
+ * root and a SERVER child.
+ *
+ * Ports and addresses are left out of the hash on purpose: DNAT (a
+ * Kubernetes Service maps port 80 to the pod's targetPort 8080, a load
+ * balancer rewrites the destination address) and SNAT (masquerading rewrites
+ * the source) make the two ends see different tuples, while the ISN pair
+ * survives NAT and already tells connections apart (two 32-bit numbers that
+ * RFC 6528 makes unpredictable, chosen anew per connection). Limits: TCP Fast
+ * Open (the server side is established before the handshake completes, so
+ * the pair may not match), middleboxes that rewrite sequence numbers
+ * (some firewalls randomize ISNs; then the ends compute different ids and
+ * each end's span is a one-span trace), and an end that is not traced (its
+ * span is missing: the server span then names a parent no one exported).
+ *
+ * The ISNs and the hash stay in this process: only the derived ids leave.
+ * An event with both ISNs 0 (a failed connect, or a kernel that did not
+ * report them) has no derived ids.
+ */
+import { createHash } from 'node:crypto';
+import type { TcpEvent } from '../types.ts';
+
+/** Ids of one connection, lower-case hex as OpenTelemetry JS spells them. */
+export interface ConnectionIds {
+  /** 32 hex digits. */
+  readonly traceId: string;
+  /** 16 hex digits: the span of the connecting side (CLIENT, the trace's root). */
+  readonly clientSpanId: string;
+  /** 16 hex digits: the span of the accepting side (SERVER, child of the client span). */
+  readonly serverSpanId: string;
+}
+
+const LABEL = Buffer.from('tcptracer-otel connection ids v1\0', 'latin1');
+const ZERO_TRACE = '0'.repeat(32);
+const ZERO_SPAN = '0'.repeat(16);
+
+/**
+ * The ids of the connection whose client ISN and server ISN (unsigned 32-bit)
+ * are given. Never an all-zero id, and the two span ids differ: in the
+ * (2^-64) case where the hash gives one, it is taken again with a counter
+ * byte appended, which both ends do alike.
+ */
+export function idsFromIsns(clientIsn: number, serverIsn: number): ConnectionIds {
+  const input = Buffer.alloc(LABEL.length + 9);
+  LABEL.copy(input);
+  input.writeUInt32BE(clientIsn >>> 0, LABEL.length);
+  input.writeUInt32BE(serverIsn >>> 0, LABEL.length + 4);
+  let data = input.subarray(0, input.length - 1);
+  for (let round = 1; ; round++) {
+    const hex = createHash('sha256').update(data).digest('hex');
+    const ids = { traceId: hex.slice(0, 32), clientSpanId: hex.slice(32, 48), serverSpanId: hex.slice(48, 64) };
+    if (ids.traceId !== ZERO_TRACE && ids.clientSpanId !== ZERO_SPAN && ids.serverSpanId !== ZERO_SPAN && ids.clientSpanId !== ids.serverSpanId) {
+      return ids;
+    }
+    input.writeUInt8(round & 0xff, input.length - 1);
+    data = input;
+  }
+}
+
+/** The ids of `event`'s connection, or undefined when it carries no ISNs (both 0). */
+export function connectionIds(event: TcpEvent): ConnectionIds | undefined {
+  if (event.localIsn === 0 && event.peerIsn === 0) return undefined;
+  return event.role === 'client' ? idsFromIsns(event.localIsn, event.peerIsn) : idsFromIsns(event.peerIsn, event.localIsn);
+}
+
+/** This side's span id: the client span's for role client, the server span's for role server. */
+export function ownSpanId(ids: ConnectionIds, role: TcpEvent['role']): string {
+  return role === 'client' ? ids.clientSpanId : ids.serverSpanId;
+}
