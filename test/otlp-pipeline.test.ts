@@ -1,7 +1,10 @@
 /**
  * OtlpSink against a real gRPC collector on 127.0.0.1 (test/fixtures/otlp-collector.ts),
  * with synthetic events: delivery, resource, and the fault cases (collector
- * absent, stopping, refusing, slow; queue overflow; shutdown flush).
+ * absent, stopping, refusing, slow, answering partial success; queue
+ * overflow; shutdown flush), for log records and for connection spans.
+ * The log-record cases run with `signals: logs` so that their counts are the
+ * records' alone; the span cases follow.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
@@ -13,9 +16,13 @@ import type { HrTime } from '@opentelemetry/api';
 import { resolveOtlpConfig } from '../src/otlp/config.ts';
 import { ATTR_HOST_ID, ATTR_HOST_NAME, ATTR_OS_TYPE } from '../src/semconv.ts';
 import { OtlpSink } from '../src/otlp/service.ts';
-import type { OtlpSinkOptions, OtlpSinkStats } from '../src/otlp/service.ts';
-import { TestCollector } from './fixtures/otlp-collector.ts';
-import { BASE_TIME_NS, tcpEvents } from './fixtures/tcp-events.ts';
+import type { OtlpSignalStats, OtlpSinkOptions, OtlpSinkStats } from '../src/otlp/service.ts';
+import { connectionIds } from '../src/otlp/ids.ts';
+import { formatDropReport } from '../src/otlp/report.ts';
+import type { TcpEvent } from '../src/types.ts';
+import { SPAN_KIND, STATUS_CODE, TestCollector } from './fixtures/otlp-collector.ts';
+import type { ReceivedLogRecord } from './fixtures/otlp-collector.ts';
+import { BASE_TIME_NS, tcpEvent, tcpEvents } from './fixtures/tcp-events.ts';
 
 const FAST_RETRY: OtlpSinkOptions = { retry: { initialBackoffMs: 50, maxBackoffMs: 250, maxElapsedMs: 20_000 } };
 const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -34,15 +41,21 @@ async function startCollector(): Promise<TestCollector> {
   return collector;
 }
 
-function createSink(collector: TestCollector, env: Record<string, string> = {}, options: OtlpSinkOptions = FAST_RETRY): OtlpSink {
-  const cfg = resolveOtlpConfig({ endpoint: collector.endpoint }, { OTEL_BLRP_SCHEDULE_DELAY: '20', ...env });
+function createSink(collector: TestCollector, env: Record<string, string> = {}, options: OtlpSinkOptions = FAST_RETRY, signals = 'logs'): OtlpSink {
+  const cfg = resolveOtlpConfig({ endpoint: collector.endpoint, signals }, { OTEL_BLRP_SCHEDULE_DELAY: '20', ...env });
   const sink = new OtlpSink(cfg, options);
   cleanup.push(() => sink.shutdown(1000));
   return sink;
 }
 
-function assertBalanced(stats: OtlpSinkStats): void {
-  assert.equal(stats.exported + stats.droppedQueueFull + stats.droppedExportFailed + stats.pending, stats.emitted, JSON.stringify(stats));
+function assertBalanced(stats: OtlpSignalStats): void {
+  assert.equal(stats.exported + stats.droppedQueueFull + stats.droppedExportFailed + stats.droppedRejected + stats.pending, stats.emitted, JSON.stringify(stats));
+}
+
+/** The totals of `stats` (what the CLI's drop line reports). */
+function totals(stats: OtlpSinkStats): OtlpSignalStats {
+  const { emitted, exported, droppedQueueFull, droppedExportFailed, droppedRejected, pending, retries, lastError } = stats;
+  return { emitted, exported, droppedQueueFull, droppedExportFailed, droppedRejected, pending, retries, lastError };
 }
 
 async function waitFor(condition: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
@@ -88,7 +101,10 @@ describe('OtlpSink with a healthy collector', () => {
     assert.equal(resource['telemetry.sdk.language'], 'nodejs');
     if (existsSync('/etc/machine-id')) assert.equal(resource[ATTR_HOST_ID], readFileSync('/etc/machine-id', 'utf8').trim());
 
-    assert.deepEqual(sink.stats(), { emitted: 1000, exported: 1000, droppedQueueFull: 0, droppedExportFailed: 0, pending: 0, retries: 0, lastError: undefined });
+    assert.deepEqual(totals(sink.stats()), { emitted: 1000, exported: 1000, droppedQueueFull: 0, droppedExportFailed: 0, droppedRejected: 0, pending: 0, retries: 0, lastError: undefined });
+    assert.deepEqual(sink.stats().logs, totals(sink.stats()));
+    assert.equal(sink.stats().traces, undefined);
+    assert.equal(collector.spans.length, 0);
   });
 });
 
@@ -195,7 +211,7 @@ describe('OtlpSink queue', () => {
     // the caller may reuse its array once emit returns
     batch.length = 0;
     batch.push(...tcpEvents(30, 1001));
-    assert.deepEqual(sink.stats(), { emitted: 30, exported: 0, droppedQueueFull: 0, droppedExportFailed: 0, pending: 30, retries: 0, lastError: undefined });
+    assert.deepEqual(totals(sink.stats()), { emitted: 30, exported: 0, droppedQueueFull: 0, droppedExportFailed: 0, droppedRejected: 0, pending: 30, retries: 0, lastError: undefined });
     assert.deepEqual(await sink.shutdown(5000), { undelivered: 0 });
     assert.deepEqual(pids(collector), range(1, 30));
     assert.ok(collector.records.every((r) => r.observedTimeUnixNano === 1_800_000_000_000_000_007n));
@@ -234,5 +250,228 @@ describe('OtlpSink shutdown', () => {
       pending: 0,
     });
     assert.deepEqual(await sink.shutdown(300), { undelivered: 50 });
+  });
+});
+
+/** Connection #i between 10.0.0.1 (psql) and 10.0.0.2:5432 (postgres), as each end's tracer sees it. */
+function connection(i: number): { connect: TcpEvent; accept: TcpEvent; clientClose: TcpEvent; serverClose: TcpEvent } {
+  const t = BASE_TIME_NS + BigInt(i) * 1_000_000n;
+  const connect = tcpEvent({ type: 'connect', pid: 1000 + i, sport: 40_000 + i, timeUnixNs: t, localIsn: 0x1000_0000 + i, peerIsn: 0x2000_0000 + i });
+  const accept = tcpEvent({
+    type: 'accept',
+    role: 'server',
+    pid: 77,
+    tid: 77,
+    comm: 'postgres',
+    saddr: '10.0.0.2',
+    sport: 5432,
+    daddr: '10.0.0.1',
+    dport: 40_000 + i,
+    timeUnixNs: t + 10_000n,
+    localIsn: 0x2000_0000 + i,
+    peerIsn: 0x1000_0000 + i,
+  });
+  const clientClose: TcpEvent = { ...connect, type: 'close', timeUnixNs: t + 500_000n, durationNs: 500_000, bytesAcked: 100, end: 'fin' };
+  const serverClose: TcpEvent = { ...accept, type: 'close', timeUnixNs: t + 600_000n, durationNs: 590_000, end: 'reset', errno: 104 };
+  return { connect, accept, clientClose, serverClose };
+}
+
+function connections(count: number, first = 0): TcpEvent[] {
+  const out: TcpEvent[] = [];
+  for (let i = first; i < first + count; i++) {
+    const c = connection(i);
+    out.push(c.connect, c.accept, c.clientClose, c.serverClose);
+  }
+  return out;
+}
+
+const BOTH = 'logs,traces';
+
+describe('OtlpSink spans', () => {
+  it('exports one span per connection end, joined into one trace per connection, and points the records at them', async () => {
+    const collector = await startCollector();
+    const sink = createSink(collector, { OTEL_SERVICE_NAME: 'edge-tcp' }, FAST_RETRY, BOTH);
+    const failed = tcpEvent({ type: 'failed', errno: 111, pid: 5, localIsn: 0, peerIsn: 0 });
+    sink.emit([...connections(10), failed]);
+    await collector.waitForSpans(20);
+    await collector.waitForRecords(41);
+    await waitFor(() => sink.stats().pending === 0, 'acknowledgements');
+
+    const want = connectionIds(connection(3).connect);
+    assert.ok(want);
+    const trace3 = collector.spans.filter((s) => s.traceId === want.traceId);
+    assert.equal(trace3.length, 2);
+    const client = trace3.find((s) => s.kind === SPAN_KIND.CLIENT);
+    const server = trace3.find((s) => s.kind === SPAN_KIND.SERVER);
+    assert.ok(client && server);
+    assert.deepEqual([client.spanId, client.parentSpanId], [want.clientSpanId, '']);
+    assert.deepEqual([server.spanId, server.parentSpanId], [want.serverSpanId, want.clientSpanId]);
+    assert.equal(client.name, 'connect 10.0.0.2:5432');
+    assert.equal(server.name, 'accept 10.0.0.2:5432');
+    const t = BASE_TIME_NS + 3_000_000n;
+    assert.deepEqual([client.startTimeUnixNano, client.endTimeUnixNano], [t, t + 500_000n]);
+    assert.deepEqual([server.startTimeUnixNano, server.endTimeUnixNano], [t + 10_000n, t + 600_000n]);
+    assert.deepEqual([client.statusCode, server.statusCode, server.statusMessage], [STATUS_CODE.UNSET, STATUS_CODE.ERROR, 'connection reset (ECONNRESET)']);
+    assert.equal(client.attributes['process.pid'], 1003);
+    assert.equal(client.attributes['tcptracer.connection.end'], 'fin');
+    assert.equal(client.attributes['tcptracer.connection.bytes_acked'], 100);
+    assert.equal(client.resource['service.name'], 'psql');
+    assert.equal(server.resource['service.name'], 'postgres');
+    assert.equal(server.resource['process.executable.name'], 'postgres');
+    assert.equal(server.resource['tcptracer.observer.service.name'], 'edge-tcp');
+    assert.equal(server.resource[ATTR_HOST_NAME], hostname());
+    assert.equal(client.scope, 'tcptracer-otel');
+
+    // each record points at its own side's span; the failed connect's at none, and it has no span
+    const recordsOf = (pid: number): ReceivedLogRecord[] => collector.records.filter((r) => r.attributes['process.pid'] === pid);
+    assert.deepEqual(recordsOf(1003).map((r) => [r.eventName, r.traceId, r.spanId]), [
+      ['tcp.connect', want.traceId, want.clientSpanId],
+      ['tcp.close', want.traceId, want.clientSpanId],
+    ]);
+    const serverRecords = collector.records.filter((r) => r.attributes['client.port'] === 40_003 && r.attributes['process.pid'] === 77);
+    assert.deepEqual(serverRecords.map((r) => [r.traceId, r.spanId]), [[want.traceId, want.serverSpanId], [want.traceId, want.serverSpanId]]);
+    const failedRecord = recordsOf(5)[0];
+    assert.ok(failedRecord);
+    assert.deepEqual([failedRecord.eventName, failedRecord.severityText, failedRecord.traceId, failedRecord.spanId], ['tcp.connect_failed', 'WARN', '', '']);
+    assert.equal(failedRecord.resource['service.name'], 'edge-tcp');
+    assert.equal(collector.spans.length, 20);
+
+    const stats = sink.stats();
+    assert.equal(stats.logs?.exported, 41);
+    assert.equal(stats.traces?.exported, 20);
+    assert.deepEqual([stats.emitted, stats.exported, stats.openConnections], [61, 61, 0]);
+    assertBalanced(stats);
+  });
+
+  it('exports no spans with signals logs, and the records still carry the derived ids', async () => {
+    const collector = await startCollector();
+    const sink = createSink(collector, {}, FAST_RETRY, 'logs');
+    sink.emit(connections(5));
+    assert.deepEqual(await sink.shutdown(5000), { undelivered: 0 });
+    assert.equal(collector.records.length, 20);
+    assert.equal(collector.spans.length, 0);
+    assert.equal(collector.traceCalls, 0);
+    const want = connectionIds(connection(0).connect);
+    assert.equal(collector.records[0]?.traceId, want?.traceId);
+  });
+
+  it('exports spans alone with signals traces', async () => {
+    const collector = await startCollector();
+    const sink = createSink(collector, {}, FAST_RETRY, 'traces');
+    sink.emit(connections(5));
+    assert.deepEqual(await sink.shutdown(5000), { undelivered: 0 });
+    assert.equal(collector.spans.length, 10);
+    assert.equal(collector.records.length, 0);
+    assert.deepEqual([sink.stats().emitted, sink.stats().logs], [10, undefined]);
+  });
+
+  it('ends the connections still open at shutdown as spans marked tracer_stopped', async () => {
+    const collector = await startCollector();
+    const sink = createSink(collector, {}, FAST_RETRY, BOTH);
+    const open = connection(1);
+    sink.emit([...connections(1, 0), open.connect, open.accept]);
+    assert.equal(sink.stats().openConnections, 2);
+    const before = BigInt(Date.now()) * 1_000_000n;
+    assert.deepEqual(await sink.shutdown(5000), { undelivered: 0 });
+    const stopped = collector.spans.filter((s) => s.attributes['tcptracer.connection.end'] === 'tracer_stopped');
+    assert.deepEqual(stopped.map((s) => s.name).sort(), ['accept 10.0.0.2:5432', 'connect 10.0.0.2:5432']);
+    for (const s of stopped) {
+      assert.ok(s.endTimeUnixNano >= before, 'ended at shutdown time');
+      assert.equal(s.statusCode, STATUS_CODE.UNSET);
+    }
+    assert.equal(stopped.find((s) => s.kind === SPAN_KIND.CLIENT)?.startTimeUnixNano, open.connect.timeUnixNs);
+    assert.equal(collector.spans.length, 4);
+    assert.equal(sink.stats().traces?.exported, 4);
+  });
+
+  it('delivers spans once a collector that was absent at start appears', async () => {
+    const collector = await startCollector();
+    collector.stop();
+    const sink = createSink(collector, {}, FAST_RETRY, BOTH);
+    sink.emit(connections(25));
+    await waitFor(() => (sink.stats().traces?.retries ?? 0) >= 2, 'span export retries while the collector is down');
+    assert.match(sink.stats().traces?.lastError ?? '', /UNAVAILABLE/);
+    await collector.start();
+    await collector.waitForSpans(50, 20_000);
+    await collector.waitForRecords(100, 20_000);
+    await waitFor(() => sink.stats().pending === 0, 'acknowledgements');
+    const stats = sink.stats();
+    assert.deepEqual([stats.traces?.exported, stats.logs?.exported], [50, 100]);
+    assert.equal(stats.droppedExportFailed + stats.droppedQueueFull, 0);
+    assert.equal(new Set(collector.spans.map((s) => s.spanId)).size, 50);
+    assertBalanced(stats);
+  });
+
+  it('counts spans it could not deliver by the shutdown deadline, with the records', async () => {
+    const collector = await startCollector();
+    collector.stop();
+    const sink = createSink(collector, {}, FAST_RETRY, BOTH);
+    sink.emit(connections(10));
+    const result = await sink.shutdown(300);
+    assert.deepEqual(result, { undelivered: 60 });
+    const stats = sink.stats();
+    assert.deepEqual([stats.logs?.droppedExportFailed, stats.traces?.droppedExportFailed, stats.droppedExportFailed], [40, 20, 60]);
+    assertBalanced(stats);
+    assert.equal(sink.room(), 0);
+  });
+
+  it('retries span exports refused with a retryable status', async () => {
+    const collector = await startCollector();
+    collector.failNext(2, status.UNAVAILABLE, 'busy', 'traces');
+    const sink = createSink(collector, {}, FAST_RETRY, BOTH);
+    sink.emit(connections(3));
+    await collector.waitForSpans(6);
+    await waitFor(() => sink.stats().pending === 0, 'acknowledgements');
+    assert.deepEqual([sink.stats().traces?.retries, sink.stats().logs?.retries, collector.traceCalls], [2, 0, 3]);
+  });
+});
+
+describe('OtlpSink partial success', () => {
+  it('counts the records and spans a collector rejects as dropped, with its message as the last error', async () => {
+    const collector = await startCollector();
+    collector.partialSuccessNext(1, 3, 'log records too old', 'logs');
+    collector.partialSuccessNext(1, 2, 'spans over quota', 'traces');
+    const sink = createSink(collector, { OTEL_BLRP_SCHEDULE_DELAY: '60000' }, FAST_RETRY, BOTH);
+    sink.emit(connections(5));
+    assert.deepEqual(await sink.shutdown(5000), { undelivered: 0 });
+    const stats = sink.stats();
+    assert.deepEqual([stats.logs?.droppedRejected, stats.logs?.exported], [3, 17]);
+    assert.deepEqual([stats.traces?.droppedRejected, stats.traces?.exported], [2, 8]);
+    assert.equal(stats.droppedRejected, 5);
+    assert.equal(collector.records.length, 17);
+    assert.equal(collector.spans.length, 8);
+    assert.equal(stats.logs?.lastError, 'log records too old');
+    assert.equal(stats.traces?.lastError, 'spans over quota');
+    assert.equal(stats.retries, 0);
+    assertBalanced(stats);
+    assert.match(formatDropReport(stats) ?? '', /^otlp: 5 records dropped \(queue full 0, export failed 0, rejected 5\);.* logs 3, spans 2 dropped/);
+  });
+});
+
+describe('OtlpSink backpressure', () => {
+  it('has room for what every signal can take, and says when room grew', async () => {
+    const collector = await startCollector();
+    collector.delayMs = 100;
+    const sink = createSink(collector, { TCPTRACER_OTLP_QUEUE_SIZE: '20', OTEL_BLRP_MAX_EXPORT_BATCH_SIZE: '10' }, FAST_RETRY, BOTH);
+    assert.equal(sink.room(), 20);
+    let called = 0;
+    const calls = (): number => called;
+    const off = sink.onRoom(() => called++);
+    sink.emit(connections(5)); // 20 records, 10 spans
+    assert.equal(sink.room(), 0);
+    assert.equal(calls(), 0, 'never called from inside emit');
+    await waitFor(() => sink.room() > 0, 'room after an export', 5000);
+    assert.ok(calls() > 0);
+    await waitFor(() => sink.stats().pending === 0, 'the queue to drain');
+    assert.equal(sink.room(), 20);
+    off();
+    const seen = calls();
+    sink.emit(connections(1, 5));
+    await waitFor(() => sink.stats().pending === 0, 'the second batch');
+    assert.equal(calls(), seen);
+    sink.refuse(7);
+    const stats = sink.stats();
+    assert.deepEqual([stats.logs?.droppedQueueFull, stats.traces?.droppedQueueFull], [7, 0]);
+    assertBalanced(stats);
   });
 });

@@ -5,7 +5,7 @@ import { describeOtlpConfig, resolveOtlpConfig } from '../src/otlp/config.ts';
 
 describe('resolveOtlpConfig', () => {
   it('has the documented defaults', () => {
-    assert.deepEqual(resolveOtlpConfig({}, {}), {
+    const target = {
       endpoint: 'http://localhost:4317',
       insecure: true,
       certificatePath: undefined,
@@ -14,9 +14,15 @@ describe('resolveOtlpConfig', () => {
       headers: {},
       compression: 'none',
       timeoutMs: 10_000,
+    };
+    assert.deepEqual(resolveOtlpConfig({}, {}), {
+      signals: ['logs', 'traces'],
+      logs: target,
+      traces: target,
       serviceName: 'tcptracer',
       resourceAttributes: {},
-      maxQueueSize: 16_384,
+      spanServiceName: 'process',
+      maxQueueSize: 4096,
       maxExportBatchSize: 512,
       scheduledDelayMs: 1000,
       shutdownTimeoutMs: 5000,
@@ -25,25 +31,25 @@ describe('resolveOtlpConfig', () => {
 
   it('takes the endpoint from the flag, then the logs variable, then the generic one', () => {
     const env = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://generic:4317', OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: 'https://logs:4317' };
-    assert.equal(resolveOtlpConfig({ endpoint: 'http://flag:1234' }, env).endpoint, 'http://flag:1234');
-    assert.equal(resolveOtlpConfig({}, env).endpoint, 'https://logs:4317');
-    assert.equal(resolveOtlpConfig({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://generic:4317' }).endpoint, 'http://generic:4317');
+    assert.equal(resolveOtlpConfig({ endpoint: 'http://flag:1234' }, env).logs.endpoint, 'http://flag:1234');
+    assert.equal(resolveOtlpConfig({}, env).logs.endpoint, 'https://logs:4317');
+    assert.equal(resolveOtlpConfig({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://generic:4317' }).logs.endpoint, 'http://generic:4317');
   });
 
   it('treats empty variables and flags as unset', () => {
     const cfg = resolveOtlpConfig({ endpoint: ' ' }, { OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: '', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://generic:4317', OTEL_EXPORTER_OTLP_TIMEOUT: '' });
-    assert.equal(cfg.endpoint, 'http://generic:4317');
-    assert.equal(cfg.timeoutMs, 10_000);
+    assert.equal(cfg.logs.endpoint, 'http://generic:4317');
+    assert.equal(cfg.logs.timeoutMs, 10_000);
   });
 
   it('derives TLS from the scheme, or from INSECURE when there is none', () => {
-    assert.equal(resolveOtlpConfig({ endpoint: 'https://c:4317' }, { OTEL_EXPORTER_OTLP_INSECURE: 'true' }).insecure, false);
-    assert.equal(resolveOtlpConfig({ endpoint: 'http://c:4317' }, {}).insecure, true);
+    assert.equal(resolveOtlpConfig({ endpoint: 'https://c:4317' }, { OTEL_EXPORTER_OTLP_INSECURE: 'true' }).logs.insecure, false);
+    assert.equal(resolveOtlpConfig({ endpoint: 'http://c:4317' }, {}).logs.insecure, true);
     const plain = resolveOtlpConfig({ endpoint: 'c:4317' }, { OTEL_EXPORTER_OTLP_INSECURE: 'TRUE' });
-    assert.deepEqual([plain.endpoint, plain.insecure], ['http://c:4317', true]);
+    assert.deepEqual([plain.logs.endpoint, plain.logs.insecure], ['http://c:4317', true]);
     const tls = resolveOtlpConfig({ endpoint: 'c:4317' }, { OTEL_EXPORTER_OTLP_INSECURE: 'true', OTEL_EXPORTER_OTLP_LOGS_INSECURE: 'false' });
-    assert.deepEqual([tls.endpoint, tls.insecure], ['https://c:4317', false]);
-    assert.equal(resolveOtlpConfig({ endpoint: 'http://[::1]:4317' }, {}).endpoint, 'http://[::1]:4317');
+    assert.deepEqual([tls.logs.endpoint, tls.logs.insecure], ['https://c:4317', false]);
+    assert.equal(resolveOtlpConfig({ endpoint: 'http://[::1]:4317' }, {}).logs.endpoint, 'http://[::1]:4317');
   });
 
   it('merges headers per key, logs-specific winning, percent-decoded, keys lower-cased', () => {
@@ -51,7 +57,7 @@ describe('resolveOtlpConfig', () => {
       OTEL_EXPORTER_OTLP_HEADERS: 'Authorization=Basic%20abc%3D%3D, x-tenant = a ,',
       OTEL_EXPORTER_OTLP_LOGS_HEADERS: 'x-tenant=logs%2Cteam',
     });
-    assert.deepEqual(cfg.headers, { authorization: 'Basic abc==', 'x-tenant': 'logs,team' });
+    assert.deepEqual(cfg.logs.headers, { authorization: 'Basic abc==', 'x-tenant': 'logs,team' });
   });
 
   it('reads TLS files, compression and timeout with logs-specific precedence', () => {
@@ -65,11 +71,11 @@ describe('resolveOtlpConfig', () => {
       OTEL_EXPORTER_OTLP_TIMEOUT: '3000',
       OTEL_EXPORTER_OTLP_LOGS_TIMEOUT: '2500',
     });
-    assert.equal(cfg.certificatePath, '/logs/ca.pem');
-    assert.equal(cfg.clientKeyPath, '/k.pem');
-    assert.equal(cfg.clientCertificatePath, '/c.pem');
-    assert.equal(cfg.compression, 'gzip');
-    assert.equal(cfg.timeoutMs, 2500);
+    assert.equal(cfg.logs.certificatePath, '/logs/ca.pem');
+    assert.equal(cfg.logs.clientKeyPath, '/k.pem');
+    assert.equal(cfg.logs.clientCertificatePath, '/c.pem');
+    assert.equal(cfg.logs.compression, 'gzip');
+    assert.equal(cfg.logs.timeoutMs, 2500);
   });
 
   it('takes service.name from OTEL_SERVICE_NAME, then OTEL_RESOURCE_ATTRIBUTES', () => {
@@ -92,6 +98,52 @@ describe('resolveOtlpConfig', () => {
     assert.equal(resolveOtlpConfig({}, { TCPTRACER_OTLP_SHUTDOWN_TIMEOUT: '9000' }).shutdownTimeoutMs, 9000);
   });
 
+  it('resolves the traces target from OTEL_EXPORTER_OTLP_TRACES_* over the generic variables; the flag sets both', () => {
+    const env = {
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://generic:4317',
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://jaeger:4317',
+      OTEL_EXPORTER_OTLP_HEADERS: 'x-tenant=a,x-generic=g',
+      OTEL_EXPORTER_OTLP_TRACES_HEADERS: 'x-tenant=traces',
+      OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE: '/traces/ca.pem',
+      OTEL_EXPORTER_OTLP_CLIENT_KEY: '/k.pem',
+      OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE: '/tc.pem',
+      OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'gzip',
+      OTEL_EXPORTER_OTLP_TIMEOUT: '3000',
+      OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: '1500',
+    };
+    const cfg = resolveOtlpConfig({}, env);
+    assert.deepEqual(cfg.traces, {
+      endpoint: 'https://jaeger:4317',
+      insecure: false,
+      certificatePath: '/traces/ca.pem',
+      clientCertificatePath: '/tc.pem',
+      clientKeyPath: '/k.pem',
+      headers: { 'x-tenant': 'traces', 'x-generic': 'g' },
+      compression: 'gzip',
+      timeoutMs: 1500,
+    });
+    assert.equal(cfg.logs.endpoint, 'http://generic:4317');
+    assert.deepEqual(cfg.logs.headers, { 'x-tenant': 'a', 'x-generic': 'g' });
+    assert.equal(cfg.logs.compression, 'none');
+    assert.equal(cfg.logs.timeoutMs, 3000);
+    const flagged = resolveOtlpConfig({ endpoint: 'http://flag:1234' }, env);
+    assert.deepEqual([flagged.logs.endpoint, flagged.traces.endpoint], ['http://flag:1234', 'http://flag:1234']);
+    const insecure = resolveOtlpConfig({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'c:4317', OTEL_EXPORTER_OTLP_TRACES_INSECURE: 'true' });
+    assert.deepEqual([insecure.logs.endpoint, insecure.traces.endpoint], ['https://c:4317', 'http://c:4317']);
+  });
+
+  it('chooses signals from --otlp-signals, then TCPTRACER_OTLP_SIGNALS, default both', () => {
+    assert.deepEqual(resolveOtlpConfig({ signals: 'logs' }, { TCPTRACER_OTLP_SIGNALS: 'traces' }).signals, ['logs']);
+    assert.deepEqual(resolveOtlpConfig({}, { TCPTRACER_OTLP_SIGNALS: 'traces' }).signals, ['traces']);
+    assert.deepEqual(resolveOtlpConfig({ signals: ' Traces , logs,traces ' }, {}).signals, ['logs', 'traces']);
+    assert.deepEqual(resolveOtlpConfig({ signals: '' }, { TCPTRACER_OTLP_SIGNALS: '' }).signals, ['logs', 'traces']);
+  });
+
+  it('takes the span resource choice from TCPTRACER_SPAN_SERVICE_NAME', () => {
+    assert.equal(resolveOtlpConfig({}, { TCPTRACER_SPAN_SERVICE_NAME: 'tracer' }).spanServiceName, 'tracer');
+    assert.equal(resolveOtlpConfig({}, { TCPTRACER_SPAN_SERVICE_NAME: 'Process' }).spanServiceName, 'process');
+  });
+
   const bad: [string, Parameters<typeof resolveOtlpConfig>[0], Record<string, string>, RegExp][] = [
     ['non-numeric timeout', {}, { OTEL_EXPORTER_OTLP_TIMEOUT: 'abc' }, /OTEL_EXPORTER_OTLP_TIMEOUT/],
     ['zero timeout', {}, { OTEL_EXPORTER_OTLP_LOGS_TIMEOUT: '0' }, /OTEL_EXPORTER_OTLP_LOGS_TIMEOUT/],
@@ -110,6 +162,12 @@ describe('resolveOtlpConfig', () => {
     ['invalid metadata key', {}, { OTEL_EXPORTER_OTLP_HEADERS: 'a b=c' }, /metadata key/],
     ['binary metadata key', {}, { OTEL_EXPORTER_OTLP_HEADERS: 'token-bin=c' }, /metadata key/],
     ['bad resource attributes', {}, { OTEL_RESOURCE_ATTRIBUTES: 'a=1,b' }, /OTEL_RESOURCE_ATTRIBUTES/],
+    ['a traces path', {}, { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://c:4317/v1/traces' }, /OTEL_EXPORTER_OTLP_TRACES_ENDPOINT.*no path/],
+    ['a bad traces timeout', {}, { OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: 'soon' }, /OTEL_EXPORTER_OTLP_TRACES_TIMEOUT/],
+    ['an unknown signal flag', { signals: 'logs,metrics' }, {}, /--otlp-signals: unknown signal 'metrics'/],
+    ['an unknown signal variable', {}, { TCPTRACER_OTLP_SIGNALS: 'spans' }, /TCPTRACER_OTLP_SIGNALS: unknown signal 'spans'/],
+    ['no signal at all', { signals: ',' }, {}, /--otlp-signals: name at least one signal/],
+    ['a bad span service name choice', {}, { TCPTRACER_SPAN_SERVICE_NAME: 'pod' }, /TCPTRACER_SPAN_SERVICE_NAME/],
   ];
   for (const [name, flags, env, message] of bad) {
     it(`rejects ${name} with a UsageError naming its source`, () => {
@@ -134,8 +192,23 @@ describe('describeOtlpConfig', () => {
     const line = describeOtlpConfig(cfg);
     assert.doesNotMatch(line, /\n/);
     assert.doesNotMatch(line, /TOPSECRET|tenant42|SECRETNODE/);
-    for (const part of ['https://collector:4317', 'tls', 'gzip', 'authorization=<redacted>', 'x-scope-orgid=<redacted>', 'k8s.node.name', 'queue 16384']) {
+    assert.match(line, /^otlp: logs -> https:\/\/collector:4317 /);
+    for (const part of ['logs -> https://collector:4317', 'traces -> https://collector:4317', 'tls', 'gzip', 'authorization=<redacted>', 'x-scope-orgid=<redacted>', 'k8s.node.name', 'queue 4096']) {
       assert.ok(line.includes(part), `${part} missing from: ${line}`);
     }
+  });
+});
+
+describe('describeOtlpConfig per signal', () => {
+  it('says which signals go where, and which are off', () => {
+    const both = describeOtlpConfig(resolveOtlpConfig({}, { OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: 'http://loki:4317', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://jaeger:4317' }));
+    assert.match(both, /logs -> http:\/\/loki:4317 \(grpc plaintext.*\), traces -> http:\/\/jaeger:4317 \(grpc plaintext/);
+    assert.match(both, /spans under each process's service.name/);
+    const logsOnly = describeOtlpConfig(resolveOtlpConfig({ signals: 'logs', endpoint: 'http://127.0.0.1:4317' }, {}));
+    assert.match(logsOnly, /logs -> http:\/\/127\.0\.0\.1:4317 .*, traces off;/);
+    assert.doesNotMatch(logsOnly, /spans under/);
+    const tracesOnly = describeOtlpConfig(resolveOtlpConfig({ signals: 'traces' }, { TCPTRACER_SPAN_SERVICE_NAME: 'tracer' }));
+    assert.match(tracesOnly, /^otlp: logs off, traces -> http:\/\/localhost:4317 /);
+    assert.match(tracesOnly, /spans under the tracer's service.name/);
   });
 });

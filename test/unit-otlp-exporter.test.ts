@@ -3,7 +3,9 @@ import { describe, it } from 'node:test';
 import { ExportResultCode } from '@opentelemetry/core';
 import type { ExportResult } from '@opentelemetry/core';
 import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-logs';
-import { backoffDelay, DEFAULT_RETRY_POLICY, describeExportError, isRetryable, RetryingLogRecordExporter } from '../src/otlp/exporter.ts';
+import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
+import type { ItemExporter } from '../src/otlp/processor.ts';
+import { backoffDelay, DEFAULT_RETRY_POLICY, describeExportError, isRetryable, RetryingExporter } from '../src/otlp/exporter.ts';
 
 function grpcError(code: number, message: string): Error {
   return Object.assign(new Error(message), { code });
@@ -34,7 +36,7 @@ class ScriptedExporter implements LogRecordExporter {
 const failed = (code: number): ExportResult => ({ code: ExportResultCode.FAILED, error: grpcError(code, `${code} SOMETHING: detail`) });
 const fast = { initialBackoffMs: 5, maxBackoffMs: 20, jitter: 0 };
 
-function exportOnce(exporter: LogRecordExporter): Promise<ExportResult> {
+function exportOnce(exporter: ItemExporter<ReadableLogRecord>): Promise<ExportResult> {
   return new Promise((resolve) => {
     exporter.export([], resolve);
   });
@@ -70,10 +72,10 @@ describe('describeExportError', () => {
   });
 });
 
-describe('RetryingLogRecordExporter', () => {
+describe('RetryingExporter', () => {
   it('retries retryable failures until success', async () => {
     const inner = new ScriptedExporter([failed(14), failed(4), failed(8)]);
-    const exporter = new RetryingLogRecordExporter(() => inner, fast);
+    const exporter = new RetryingExporter(() => inner, fast);
     const result = await exportOnce(exporter);
     assert.equal(result.code, ExportResultCode.SUCCESS);
     assert.equal(inner.calls, 4);
@@ -83,7 +85,7 @@ describe('RetryingLogRecordExporter', () => {
 
   it('does not retry a non-retryable failure', async () => {
     const inner = new ScriptedExporter([failed(3)]);
-    const exporter = new RetryingLogRecordExporter(() => inner, fast);
+    const exporter = new RetryingExporter(() => inner, fast);
     const result = await exportOnce(exporter);
     assert.equal(result.code, ExportResultCode.FAILED);
     assert.equal(inner.calls, 1);
@@ -92,7 +94,7 @@ describe('RetryingLogRecordExporter', () => {
 
   it('gives up once the next wait would pass maxElapsedMs', async () => {
     const inner = new ScriptedExporter(Array.from({ length: 100 }, () => failed(14)));
-    const exporter = new RetryingLogRecordExporter(() => inner, { ...fast, maxElapsedMs: 60 });
+    const exporter = new RetryingExporter(() => inner, { ...fast, maxElapsedMs: 60 });
     const started = performance.now();
     const result = await exportOnce(exporter);
     assert.equal(result.code, ExportResultCode.FAILED);
@@ -106,14 +108,14 @@ describe('RetryingLogRecordExporter', () => {
     inner.export = () => {
       throw new Error('boom');
     };
-    const result = await exportOnce(new RetryingLogRecordExporter(() => inner, fast));
+    const result = await exportOnce(new RetryingExporter(() => inner, fast));
     assert.equal(result.code, ExportResultCode.FAILED);
     assert.equal(result.error?.message, 'boom');
   });
 
   it('shutdown ends a pending backoff at once and shuts the wrapped exporter down', async () => {
     const inner = new ScriptedExporter([failed(14), failed(14)]);
-    const exporter = new RetryingLogRecordExporter(() => inner, { initialBackoffMs: 60_000, maxBackoffMs: 60_000, maxElapsedMs: 600_000 });
+    const exporter = new RetryingExporter(() => inner, { initialBackoffMs: 60_000, maxBackoffMs: 60_000, maxElapsedMs: 600_000 });
     const pending = exportOnce(exporter);
     await new Promise((resolve) => setTimeout(resolve, 20));
     const started = performance.now();
@@ -132,7 +134,7 @@ describe('RetryingLogRecordExporter', () => {
       made.push(next);
       return next;
     };
-    const exporter = new RetryingLogRecordExporter(create, { ...fast, reconnectAfterMs: 30 });
+    const exporter = new RetryingExporter(create, { ...fast, reconnectAfterMs: 30 });
     const result = await exportOnce(exporter);
     assert.equal(result.code, ExportResultCode.SUCCESS);
     assert.equal(made.length, 2);
@@ -141,11 +143,38 @@ describe('RetryingLogRecordExporter', () => {
 
     const other = new ScriptedExporter(Array.from({ length: 8 }, () => failed(4)));
     let creations = 0;
-    const deadlines = new RetryingLogRecordExporter(() => {
+    const deadlines = new RetryingExporter(() => {
       creations++;
       return other;
     }, { ...fast, reconnectAfterMs: 1 });
     assert.equal((await exportOnce(deadlines)).code, ExportResultCode.SUCCESS);
     assert.equal(creations, 1);
+  });
+
+  it('passes a partial success through without retrying, its message as lastError', async () => {
+    const inner = new ScriptedExporter([{ code: ExportResultCode.SUCCESS, rejected: 3, error: new Error('3 records too old') } as ExportResult]);
+    const exporter = new RetryingExporter(() => inner, fast);
+    const result = await exportOnce(exporter);
+    assert.equal(result.code, ExportResultCode.SUCCESS);
+    assert.equal((result as { rejected?: number }).rejected, 3);
+    assert.equal(inner.calls, 1);
+    assert.equal(exporter.lastError, '3 records too old');
+    assert.ok(exporter.lastErrorAt > 0);
+  });
+
+  it('wraps any exporter of the shared shape, e.g. a SpanExporter without forceFlush', async () => {
+    const spans: SpanExporter = {
+      export: (_items, done) => {
+        setImmediate(done, { code: ExportResultCode.SUCCESS });
+      },
+      shutdown: () => Promise.resolve(),
+    };
+    const exporter = new RetryingExporter<ReadableSpan>(() => spans, fast);
+    const result = await new Promise<ExportResult>((resolve) => {
+      exporter.export([], resolve);
+    });
+    assert.equal(result.code, ExportResultCode.SUCCESS);
+    await exporter.forceFlush();
+    await exporter.shutdown();
   });
 });

@@ -5,8 +5,10 @@ import { ExportResultCode } from '@opentelemetry/core';
 import type { ExportResult } from '@opentelemetry/core';
 import { LoggerProvider } from '@opentelemetry/sdk-logs';
 import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-logs';
-import { BoundedBatchLogRecordProcessor } from '../src/otlp/processor.ts';
-import type { BoundedBatchOptions, DeferredRecords, ProcessorCounts } from '../src/otlp/processor.ts';
+import { TracerProvider } from '@opentelemetry/sdk-trace';
+import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
+import { BoundedBatchLogRecordProcessor, BoundedBatchSpanProcessor } from '../src/otlp/processor.ts';
+import type { BoundedBatchOptions, DeferredItems, ProcessorCounts } from '../src/otlp/processor.ts';
 
 /** Holds every export until the test settles it. */
 class ManualExporter implements LogRecordExporter {
@@ -41,7 +43,7 @@ function emit(logger: Logger, count: number, from = 0): void {
 const tick = (ms = 0): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Deferred records `d0`, `d1`, ...: emitted through the logger only when the processor asks. */
-class NumberedSource implements DeferredRecords {
+class NumberedSource implements DeferredItems {
   size = 0;
   /** Records made so far. */
   made = 0;
@@ -78,10 +80,10 @@ function setupDeferred(options: BoundedBatchOptions): ReturnType<typeof setup> &
 }
 
 function assertInvariant(counts: ProcessorCounts, offered: number): void {
-  assert.equal(counts.exported + counts.droppedQueueFull + counts.droppedExportFailed + counts.pending, offered);
+  assert.equal(counts.exported + counts.droppedQueueFull + counts.droppedExportFailed + counts.droppedRejected + counts.pending, offered);
 }
 
-describe('BoundedBatchLogRecordProcessor', () => {
+describe('BoundedBatchProcessor, through its logs adapter (BoundedBatchLogRecordProcessor)', () => {
   it('sends full batches at once, in order, at most maxConcurrentExports at a time', async () => {
     const { exporter, processor, logger } = setup({ maxQueueSize: 100, maxExportBatchSize: 4, maxConcurrentExports: 2, scheduledDelayMs: 60_000 });
     emit(logger, 12);
@@ -92,7 +94,7 @@ describe('BoundedBatchLogRecordProcessor', () => {
     await tick();
     assert.equal(exporter.calls.length, 3);
     assert.deepEqual(exporter.calls[2]?.records.map((r) => r.body), ['r8', 'r9', 'r10', 'r11']);
-    assert.deepEqual(processor.counts(), { exported: 4, droppedQueueFull: 0, droppedExportFailed: 0, pending: 8 });
+    assert.deepEqual(processor.counts(), { exported: 4, droppedQueueFull: 0, droppedExportFailed: 0, droppedRejected: 0, pending: 8 });
   });
 
   it('bounds queued plus in-flight records and counts each refused one', async () => {
@@ -100,10 +102,10 @@ describe('BoundedBatchLogRecordProcessor', () => {
     emit(logger, 25);
     await tick();
     assert.equal(exporter.calls.length, 1);
-    assert.deepEqual(processor.counts(), { exported: 0, droppedQueueFull: 15, droppedExportFailed: 0, pending: 10 });
+    assert.deepEqual(processor.counts(), { exported: 0, droppedQueueFull: 15, droppedExportFailed: 0, droppedRejected: 0, pending: 10 });
     exporter.settle(0, false);
     await tick();
-    assert.deepEqual(processor.counts(), { exported: 0, droppedQueueFull: 15, droppedExportFailed: 4, pending: 6 });
+    assert.deepEqual(processor.counts(), { exported: 0, droppedQueueFull: 15, droppedExportFailed: 4, droppedRejected: 0, pending: 6 });
     emit(logger, 5, 25);
     assertInvariant(processor.counts(), 30);
     assert.equal(processor.counts().droppedQueueFull, 16);
@@ -129,7 +131,7 @@ describe('BoundedBatchLogRecordProcessor', () => {
     assert.equal(flushed, false);
     exporter.settle(0, true);
     await flush;
-    assert.deepEqual(processor.counts(), { exported: 3, droppedQueueFull: 0, droppedExportFailed: 0, pending: 0 });
+    assert.deepEqual(processor.counts(), { exported: 3, droppedQueueFull: 0, droppedExportFailed: 0, droppedRejected: 0, pending: 0 });
   });
 
   it('seal gives up pending records, counts them, and ignores late completions', async () => {
@@ -142,7 +144,7 @@ describe('BoundedBatchLogRecordProcessor', () => {
     assert.equal(processor.seal(), 0);
     exporter.settle(0, true);
     await tick();
-    assert.deepEqual(processor.counts(), { exported: 0, droppedQueueFull: 1, droppedExportFailed: 5, pending: 0 });
+    assert.deepEqual(processor.counts(), { exported: 0, droppedQueueFull: 1, droppedExportFailed: 5, droppedRejected: 0, pending: 0 });
     await processor.shutdown();
     assert.equal(exporter.shutdowns, 1);
   });
@@ -158,13 +160,13 @@ describe('BoundedBatchLogRecordProcessor', () => {
       assert.equal(exporter.calls.length, 1);
       assert.deepEqual(exporter.calls[0]?.records.map((r) => r.body), ['d0', 'd1', 'd2', 'd3']);
       assert.equal(source.made, 4);
-      assert.deepEqual(processor.counts(), { exported: 0, droppedQueueFull: 15, droppedExportFailed: 0, pending: 10 });
+      assert.deepEqual(processor.counts(), { exported: 0, droppedQueueFull: 15, droppedExportFailed: 0, droppedRejected: 0, pending: 10 });
       assert.equal(processor.room(), 0);
       exporter.settle(0, true);
       await tick();
       assert.equal(exporter.calls.length, 2);
       assert.equal(source.made, 8);
-      assert.deepEqual(processor.counts(), { exported: 4, droppedQueueFull: 15, droppedExportFailed: 0, pending: 6 });
+      assert.deepEqual(processor.counts(), { exported: 4, droppedQueueFull: 15, droppedExportFailed: 0, droppedRejected: 0, pending: 6 });
       offer(5);
       assertInvariant(processor.counts(), 30);
       assert.equal(processor.counts().droppedQueueFull, 16);
@@ -186,7 +188,7 @@ describe('BoundedBatchLogRecordProcessor', () => {
       assert.deepEqual(exporter.calls[1]?.records.map((r) => r.body), ['d3', 'd4']);
       exporter.settle(1, true);
       await flushed;
-      assert.deepEqual(processor.counts(), { exported: 5, droppedQueueFull: 0, droppedExportFailed: 0, pending: 0 });
+      assert.deepEqual(processor.counts(), { exported: 5, droppedQueueFull: 0, droppedExportFailed: 0, droppedRejected: 0, pending: 0 });
     });
 
     it('fills a partial batch of records emitted directly with deferred ones', async () => {
@@ -208,7 +210,7 @@ describe('BoundedBatchLogRecordProcessor', () => {
       offer(4);
       await tick();
       assert.equal(exporter.calls.length, 0);
-      assert.deepEqual(processor.counts(), { exported: 0, droppedQueueFull: 0, droppedExportFailed: 4, pending: 0 });
+      assert.deepEqual(processor.counts(), { exported: 0, droppedQueueFull: 0, droppedExportFailed: 4, droppedRejected: 0, pending: 0 });
     });
 
     it('seal gives up deferred records too', async () => {
@@ -220,7 +222,67 @@ describe('BoundedBatchLogRecordProcessor', () => {
       assert.equal(source.size, 0);
       assert.equal(source.made, 2);
       offer(1);
-      assert.deepEqual(processor.counts(), { exported: 0, droppedQueueFull: 1, droppedExportFailed: 5, pending: 0 });
+      assert.deepEqual(processor.counts(), { exported: 0, droppedQueueFull: 1, droppedExportFailed: 5, droppedRejected: 0, pending: 0 });
     });
+  });
+
+  it('counts items a partial success rejected as droppedRejected, not exported', async () => {
+    const { exporter, processor, logger } = setup({ maxExportBatchSize: 4, scheduledDelayMs: 60_000 });
+    emit(logger, 4);
+    await tick();
+    exporter.calls[0]?.done({ code: ExportResultCode.SUCCESS, rejected: 3 } as ExportResult);
+    await tick();
+    assert.deepEqual(processor.counts(), { exported: 1, droppedQueueFull: 0, droppedExportFailed: 0, droppedRejected: 3, pending: 0 });
+    assertInvariant(processor.counts(), 4);
+  });
+
+  it('calls onRoom listeners after an export completes, never from inside add', async () => {
+    const { exporter, processor, logger } = setup({ maxQueueSize: 4, maxExportBatchSize: 4, scheduledDelayMs: 60_000 });
+    const rooms: number[] = [];
+    const off = processor.onRoom(() => rooms.push(processor.room()));
+    emit(logger, 4);
+    assert.deepEqual(rooms, []);
+    await tick();
+    exporter.settle(0, true);
+    await tick();
+    assert.deepEqual(rooms, [4]);
+    off();
+    emit(logger, 4);
+    await tick();
+    exporter.settle(1, true);
+    await tick();
+    assert.deepEqual(rooms, [4]);
+  });
+
+  it('shutdown is idempotent: the exporter is shut down once', async () => {
+    const { exporter, processor } = setup({});
+    await Promise.all([processor.shutdown(), processor.shutdown()]);
+    await processor.shutdown();
+    assert.equal(exporter.shutdowns, 1);
+  });
+});
+
+describe('BoundedBatchSpanProcessor', () => {
+  it('carries spans through the same bounded pipeline: a span is added when it ends', async () => {
+    const calls: { spans: ReadableSpan[]; done: (result: ExportResult) => void }[] = [];
+    const spanExporter: SpanExporter = {
+      export: (spans, done) => calls.push({ spans, done }),
+      shutdown: () => Promise.resolve(),
+    };
+    const processor = new BoundedBatchSpanProcessor(spanExporter, { maxQueueSize: 3, maxExportBatchSize: 2, maxConcurrentExports: 1, scheduledDelayMs: 60_000 });
+    const tracer = new TracerProvider({ spanProcessors: [processor] }).getTracer('test');
+    const started = tracer.startSpan('s0');
+    assert.equal(processor.counts().pending, 0, 'a started span is not queued');
+    started.end();
+    for (let i = 1; i < 5; i++) tracer.startSpan(`s${i}`).end();
+    await tick();
+    assert.equal(calls.length, 1);
+    const first = calls[0];
+    assert.ok(first);
+    assert.deepEqual(first.spans.map((span) => span.name), ['s0', 's1']);
+    assert.deepEqual(processor.counts(), { exported: 0, droppedQueueFull: 2, droppedExportFailed: 0, droppedRejected: 0, pending: 3 });
+    first.done({ code: ExportResultCode.SUCCESS });
+    await tick();
+    assert.equal(processor.counts().exported, 2);
   });
 });

@@ -1,18 +1,31 @@
 /**
  * OTLP exporter configuration, resolved once at start from flags and the
- * environment (the standard OTEL_* variables plus TCPTRACER_OTLP_*).
+ * environment (the standard OTEL_* variables plus TCPTRACER_*).
  *
- * Precedence for each setting: flag, then the logs-specific variable
- * (OTEL_EXPORTER_OTLP_LOGS_*), then the generic one (OTEL_EXPORTER_OTLP_*),
- * then the default. An empty variable counts as unset. Any value that cannot
- * be used throws a {@link UsageError} naming its source.
+ * Two signals, each with its own export target: logs (one record per event)
+ * and traces (one span per connection). Precedence for each target setting:
+ * flag (`--otlp-endpoint`, for both signals), then the signal's variable
+ * (OTEL_EXPORTER_OTLP_LOGS_* / OTEL_EXPORTER_OTLP_TRACES_*), then the generic
+ * one (OTEL_EXPORTER_OTLP_*), then the default, as the OpenTelemetry
+ * specification defines them. An empty variable counts as unset. Any value
+ * that cannot be used throws a {@link UsageError} naming its source.
  */
 import { UsageError } from '../errors.ts';
 
 export type OtlpCompression = 'gzip' | 'none';
 
-/** Everything the OTLP pipeline needs, validated. */
-export interface OtlpConfig {
+/** What is exported: `logs` (a record per event), `traces` (a span per connection). */
+export type OtlpSignal = 'logs' | 'traces';
+
+/**
+ * Which resource a connection's span is exported under: `process` (default):
+ * one describing the traced process (service.name = its executable name);
+ * `tracer`: the tracer's own, as the log records are.
+ */
+export type SpanServiceName = 'process' | 'tracer';
+
+/** Where and how one signal is sent. */
+export interface OtlpTarget {
   /** Collector URL, `http://host:port` (plaintext) or `https://host:port` (TLS). Default `http://localhost:4317`. */
   readonly endpoint: string;
   /** True when the channel is plaintext (endpoint scheme `http`). */
@@ -29,33 +42,48 @@ export interface OtlpConfig {
   readonly compression: OtlpCompression;
   /** Deadline of one export attempt, ms. Default 10000. */
   readonly timeoutMs: number;
-  /** `service.name` of the resource. Default `tcptracer`. */
+}
+
+/** Everything the OTLP pipeline needs, validated. */
+export interface OtlpConfig {
+  /** Signals exported, in the order `logs`, `traces`; at least one. Default both. */
+  readonly signals: readonly OtlpSignal[];
+  /** Where log records go (resolved even when logs are not exported). */
+  readonly logs: OtlpTarget;
+  /** Where spans go (resolved even when traces are not exported). */
+  readonly traces: OtlpTarget;
+  /** `service.name` of the tracer's own resource. Default `tcptracer`. */
   readonly serviceName: string;
   /** Extra resource attributes from OTEL_RESOURCE_ATTRIBUTES. */
   readonly resourceAttributes: Readonly<Record<string, string>>;
+  /** TCPTRACER_SPAN_SERVICE_NAME: the resource spans are exported under. Default `process`. */
+  readonly spanServiceName: SpanServiceName;
   /**
-   * Most records held (queued + being exported) before new ones are dropped.
-   * Default 16384 ({@link DEFAULT_QUEUE_SIZE}).
+   * Most items held per signal (queued + being exported) before new ones are
+   * dropped. Default 4096 ({@link DEFAULT_QUEUE_SIZE}).
    *
-   * Queued records are held as the tracer's events (about 310 bytes of heap
-   * each, IPv4) and made into log records only when exported, so the queue
-   * itself costs about 5 MB at the default and 20 MB at 65536. The bound
-   * matters more for delay: when events come faster than they can be exported,
-   * the queue stays full and every record waits its length. Measured on a
-   * 2-core VM (`npm run bench -- --only otlp`): under overload, one export pipeline
-   * delivers 15-20k records/s while the tracer competes with the workload for
-   * CPU, so with 16384 the kernel-to-collector p99 delay was 1.7-2.1 s (65536:
-   * 3.7 s) and peak RSS 50-80 MB lower; at 5k events/s it still rides out a
-   * collector outage of about 3 s. Raise it to absorb longer outages.
+   * The kernel's ring buffer is the queue that absorbs bursts (its size is the
+   * CLI's `--ringbuf-size`): the tracer reads from it only as fast as this
+   * queue has room, so this one only has to keep the exports busy. Small is
+   * better here. Memory: queued items are held as the tracer's events (about
+   * 310 bytes of heap each, IPv4) and made into log records or spans only when
+   * exported, so 4096 costs about 1.3 MB per signal (16384: 5 MB). Delay: when
+   * events come faster than they can be exported the queue stays full and
+   * every record waits its length on top of its time in the ring buffer;
+   * measured on a 2-core VM (`npm run bench -- --only otlp`), one export
+   * pipeline delivers 15-20k records/s under overload, so 4096 adds about
+   * 0.2-0.3 s (computed from that rate; 16384 measured 1.7-2.1 s at p99).
+   * Raise it only for a caller that cannot apply backpressure (one that
+   * emits without waiting for room()).
    */
   readonly maxQueueSize: number;
   /**
-   * Most records in one export request. Default 512, at most maxQueueSize.
+   * Most items in one export request. Default 512, at most maxQueueSize.
    * (2048 and 4096 measured no cheaper per record for the tracer: serializing
    * and sending cost per record, not per request; a request of 512 is ~300 KB.)
    */
   readonly maxExportBatchSize: number;
-  /** Longest a record waits for a batch to fill before it is sent, ms. Default 1000. */
+  /** Longest an item waits for a batch to fill before it is sent, ms. Default 1000. */
   readonly scheduledDelayMs: number;
   /** Time shutdown may spend delivering what is still queued, ms. Default 5000. */
   readonly shutdownTimeoutMs: number;
@@ -63,17 +91,20 @@ export interface OtlpConfig {
 
 /** Values from the command line; the CLI passes what it parsed (strings are validated here). */
 export interface OtlpFlags {
-  /** `--otlp-endpoint`: overrides OTEL_EXPORTER_OTLP_LOGS_ENDPOINT and OTEL_EXPORTER_OTLP_ENDPOINT. */
+  /** `--otlp-endpoint`: for both signals, over OTEL_EXPORTER_OTLP_{LOGS,TRACES}_ENDPOINT and OTEL_EXPORTER_OTLP_ENDPOINT. */
   readonly endpoint?: string | undefined;
-  /** `--otlp-queue-size` (records): overrides TCPTRACER_OTLP_QUEUE_SIZE and OTEL_BLRP_MAX_QUEUE_SIZE. */
+  /** `--otlp-queue-size` (items per signal): overrides TCPTRACER_OTLP_QUEUE_SIZE and OTEL_BLRP_MAX_QUEUE_SIZE. */
   readonly queueSize?: string | number | undefined;
+  /** `--otlp-signals`, the raw flag text (`logs`, `traces`, `logs,traces`): overrides TCPTRACER_OTLP_SIGNALS. */
+  readonly signals?: string | undefined;
 }
 
 export const DEFAULT_OTLP_ENDPOINT = 'http://localhost:4317';
 export const DEFAULT_SERVICE_NAME = 'tcptracer';
 /** See {@link OtlpConfig.maxQueueSize}. */
-export const DEFAULT_QUEUE_SIZE = 16_384;
+export const DEFAULT_QUEUE_SIZE = 4096;
 export const DEFAULT_EXPORT_BATCH_SIZE = 512;
+export const DEFAULT_SIGNALS: readonly OtlpSignal[] = ['logs', 'traces'];
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -84,7 +115,7 @@ interface Setting {
 }
 
 const GENERIC = 'OTEL_EXPORTER_OTLP_';
-const LOGS = 'OTEL_EXPORTER_OTLP_LOGS_';
+const SIGNAL_PREFIX: Readonly<Record<OtlpSignal, string>> = { logs: 'OTEL_EXPORTER_OTLP_LOGS_', traces: 'OTEL_EXPORTER_OTLP_TRACES_' };
 
 /** Resolves flags + environment into one validated {@link OtlpConfig}. */
 export function resolveOtlpConfig(flags: OtlpFlags = {}, env: Env = process.env): OtlpConfig {
@@ -97,13 +128,32 @@ export function resolveOtlpConfig(flags: OtlpFlags = {}, env: Env = process.env)
     }
     return undefined;
   };
-  const otlp = (suffix: string): Setting | undefined => first(undefined, '', LOGS + suffix, GENERIC + suffix);
+  const target = (signal: OtlpSignal): OtlpTarget => {
+    const prefix = SIGNAL_PREFIX[signal];
+    const otlp = (suffix: string): Setting | undefined => first(undefined, '', prefix + suffix, GENERIC + suffix);
+    const insecureFlag = otlp('INSECURE');
+    const { endpoint, insecure } = parseEndpoint(
+      first(flags.endpoint, '--otlp-endpoint', `${prefix}ENDPOINT`, `${GENERIC}ENDPOINT`),
+      insecureFlag === undefined ? false : parseBoolean(insecureFlag),
+    );
+    return {
+      endpoint,
+      insecure,
+      certificatePath: otlp('CERTIFICATE')?.value,
+      clientCertificatePath: otlp('CLIENT_CERTIFICATE')?.value,
+      clientKeyPath: otlp('CLIENT_KEY')?.value,
+      headers: {
+        ...parseKeyValues(first(undefined, '', `${GENERIC}HEADERS`), true),
+        ...parseKeyValues(first(undefined, '', `${prefix}HEADERS`), true),
+      },
+      compression: parseCompression(otlp('COMPRESSION')),
+      timeoutMs: parseCount(otlp('TIMEOUT'), 10_000),
+    };
+  };
 
-  const insecureFlag = otlp('INSECURE');
-  const { endpoint, insecure } = parseEndpoint(
-    first(flags.endpoint, '--otlp-endpoint', `${LOGS}ENDPOINT`, `${GENERIC}ENDPOINT`),
-    insecureFlag === undefined ? false : parseBoolean(insecureFlag),
-  );
+  const signals = parseSignals(first(flags.signals, '--otlp-signals', 'TCPTRACER_OTLP_SIGNALS'));
+  const logs = target('logs');
+  const traces = target('traces');
   const resourceAttributes = parseKeyValues(first(undefined, '', 'OTEL_RESOURCE_ATTRIBUTES'), false);
   const maxQueueSize = parseCount(first(flags.queueSize, '--otlp-queue-size', 'TCPTRACER_OTLP_QUEUE_SIZE', 'OTEL_BLRP_MAX_QUEUE_SIZE'), DEFAULT_QUEUE_SIZE);
   const batch = first(undefined, '', 'OTEL_BLRP_MAX_EXPORT_BATCH_SIZE');
@@ -112,19 +162,12 @@ export function resolveOtlpConfig(flags: OtlpFlags = {}, env: Env = process.env)
     throw new UsageError(`${batch?.source ?? 'batch size'} ${maxExportBatchSize} exceeds the queue size ${maxQueueSize}`);
   }
   return {
-    endpoint,
-    insecure,
-    certificatePath: otlp('CERTIFICATE')?.value,
-    clientCertificatePath: otlp('CLIENT_CERTIFICATE')?.value,
-    clientKeyPath: otlp('CLIENT_KEY')?.value,
-    headers: {
-      ...parseKeyValues(first(undefined, '', `${GENERIC}HEADERS`), true),
-      ...parseKeyValues(first(undefined, '', `${LOGS}HEADERS`), true),
-    },
-    compression: parseCompression(otlp('COMPRESSION')),
-    timeoutMs: parseCount(otlp('TIMEOUT'), 10_000),
+    signals,
+    logs,
+    traces,
     serviceName: first(undefined, '', 'OTEL_SERVICE_NAME')?.value ?? resourceAttributes['service.name'] ?? DEFAULT_SERVICE_NAME,
     resourceAttributes,
+    spanServiceName: parseSpanServiceName(first(undefined, '', 'TCPTRACER_SPAN_SERVICE_NAME')),
     maxQueueSize,
     maxExportBatchSize,
     scheduledDelayMs: parseCount(first(undefined, '', 'OTEL_BLRP_SCHEDULE_DELAY'), 1000),
@@ -133,18 +176,49 @@ export function resolveOtlpConfig(flags: OtlpFlags = {}, env: Env = process.env)
 }
 
 /**
- * One line for the startup banner. Header and resource attribute values are
- * left out (they may hold credentials): only their names are shown.
+ * One line for the startup banner, e.g. `otlp: logs -> http://c:4317 (grpc
+ * plaintext, ...), traces -> http://c:4317 (...); queue ...`. Header and
+ * resource attribute values are left out (they may hold credentials): only
+ * their names are shown.
  */
 export function describeOtlpConfig(cfg: OtlpConfig): string {
-  const headers = Object.keys(cfg.headers).map((k) => `${k}=<redacted>`).join(',') || 'none';
   const resource = Object.keys(cfg.resourceAttributes).join(',') || 'none';
-  const tls = cfg.insecure ? 'plaintext' : `tls${cfg.certificatePath === undefined ? '' : ' (custom CA)'}${cfg.clientKeyPath === undefined ? '' : ' (client cert)'}`;
+  const signals = (['logs', 'traces'] as const)
+    .map((signal) => (cfg.signals.includes(signal) ? `${signal} -> ${describeTarget(cfg[signal])}` : `${signal} off`))
+    .join(', ');
+  const spans = cfg.signals.includes('traces') ? `, spans under ${cfg.spanServiceName === 'process' ? "each process's service.name" : 'the tracer\'s service.name'}` : '';
   return (
-    `otlp: logs -> ${cfg.endpoint} grpc ${tls}, compression ${cfg.compression}, timeout ${cfg.timeoutMs} ms, ` +
-    `headers ${headers}; queue ${cfg.maxQueueSize} records, batch ${cfg.maxExportBatchSize}, delay ${cfg.scheduledDelayMs} ms, ` +
-    `shutdown ${cfg.shutdownTimeoutMs} ms; service.name=${cfg.serviceName}, resource attributes ${resource}`
+    `otlp: ${signals}; queue ${cfg.maxQueueSize} per signal, batch ${cfg.maxExportBatchSize}, delay ${cfg.scheduledDelayMs} ms, ` +
+    `shutdown ${cfg.shutdownTimeoutMs} ms; service.name=${cfg.serviceName}${spans}, resource attributes ${resource}`
   );
+}
+
+function describeTarget(t: OtlpTarget): string {
+  const headers = Object.keys(t.headers).map((k) => `${k}=<redacted>`).join(',') || 'none';
+  const tls = t.insecure ? 'plaintext' : `tls${t.certificatePath === undefined ? '' : ' (custom CA)'}${t.clientKeyPath === undefined ? '' : ' (client cert)'}`;
+  return `${t.endpoint} (grpc ${tls}, compression ${t.compression}, timeout ${t.timeoutMs} ms, headers ${headers})`;
+}
+
+function parseSignals(setting: Setting | undefined): readonly OtlpSignal[] {
+  if (setting === undefined) return DEFAULT_SIGNALS;
+  const wanted = new Set<OtlpSignal>();
+  for (const item of setting.value.split(',')) {
+    const name = item.trim().toLowerCase();
+    if (name === '') continue;
+    if (name !== 'logs' && name !== 'traces') {
+      throw new UsageError(`${setting.source}: unknown signal '${item.trim()}' (expected logs, traces or logs,traces)`);
+    }
+    wanted.add(name);
+  }
+  if (wanted.size === 0) throw new UsageError(`${setting.source}: name at least one signal (logs, traces)`);
+  return DEFAULT_SIGNALS.filter((s) => wanted.has(s));
+}
+
+function parseSpanServiceName(setting: Setting | undefined): SpanServiceName {
+  if (setting === undefined) return 'process';
+  const v = setting.value.toLowerCase();
+  if (v === 'process' || v === 'tracer') return v;
+  throw new UsageError(`${setting.source}: expected process or tracer, got '${setting.value}'`);
 }
 
 const SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i;

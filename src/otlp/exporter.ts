@@ -1,9 +1,12 @@
 /**
- * The OTLP/gRPC log exporter, wrapped so that transient failures are retried.
+ * An exporter wrapper that retries transient failures, generic over what is
+ * exported (log records, spans): it wraps anything with the
+ * `export(items, resultCallback)` / `forceFlush` / `shutdown` shape that
+ * LogRecordExporter and SpanExporter share.
  *
- * `@opentelemetry/exporter-logs-otlp-grpc` makes one attempt per export: a
- * collector that is down, restarting or overloaded makes the batch fail at
- * once. {@link RetryingLogRecordExporter} retries the failures the OTLP
+ * The stock OTLP/gRPC exporters (src/otlp/grpc.ts) make one attempt per
+ * export: a collector that is down, restarting or overloaded makes the batch
+ * fail at once. {@link RetryingExporter} retries the failures the OTLP
  * specification calls retryable, with capped, jittered exponential backoff,
  * and gives up on a batch after a bounded time so that the caller's queue
  * keeps moving (the caller counts what was given up).
@@ -13,15 +16,8 @@
  * a channel could sit idle for two minutes after the collector is back. A new
  * exporter opens a new channel, whose first connection attempt is immediate.
  */
-import { readFileSync } from 'node:fs';
 import { ExportResultCode } from '@opentelemetry/core';
-import type { ExportResult } from '@opentelemetry/core';
-import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-grpc';
-import { createEmptyMetadata, createInsecureCredentials, createSslCredentials } from '@opentelemetry/otlp-grpc-exporter-base';
-import type { OTLPGRPCExporterConfigNode } from '@opentelemetry/otlp-grpc-exporter-base';
-import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-logs';
-import { UsageError } from '../errors.ts';
-import type { OtlpConfig } from './config.ts';
+import type { CountedExportResult, ItemExporter } from './processor.ts';
 
 /**
  * gRPC status codes the OTLP specification lists as retryable: CANCELLED,
@@ -79,19 +75,25 @@ export function backoffDelay(policy: RetryPolicy, retry: number, random: () => n
   return Math.max(0, base * (1 + policy.jitter * (2 * random() - 1)));
 }
 
-/** A LogRecordExporter that retries retryable failures of the exporters `create` makes. */
-export class RetryingLogRecordExporter implements LogRecordExporter {
-  private readonly create: () => LogRecordExporter;
+/**
+ * An exporter that retries retryable failures of the exporters `create` makes.
+ * A success whose result names `rejected` items (partial success) is not
+ * retried (the collector refused those for good); its message becomes
+ * {@link lastError}.
+ */
+export class RetryingExporter<T> implements ItemExporter<T> {
+  private readonly create: () => ItemExporter<T>;
   private readonly policy: RetryPolicy;
   private readonly sleepers = new Set<(retry: boolean) => void>();
-  private inner: LogRecordExporter;
+  private inner: ItemExporter<T>;
   private retryCount = 0;
   private lastFailure: string | undefined;
+  private lastFailureAt = -Infinity;
   private unavailableSince: number | undefined;
   private stopped = false;
 
   /** @param create makes the exporter to wrap; called again to replace it after a long UNAVAILABLE stretch. */
-  constructor(create: () => LogRecordExporter, policy: Partial<RetryPolicy> = {}) {
+  constructor(create: () => ItemExporter<T>, policy: Partial<RetryPolicy> = {}) {
     this.create = create;
     this.policy = { ...DEFAULT_RETRY_POLICY, ...policy };
     this.inner = create();
@@ -102,17 +104,22 @@ export class RetryingLogRecordExporter implements LogRecordExporter {
     return this.retryCount;
   }
 
-  /** The most recent failure (retried or not), for reports; undefined if none yet. */
+  /** The most recent failure (retried or not) or partial success, for reports; undefined if none yet. */
   get lastError(): string | undefined {
     return this.lastFailure;
   }
 
-  export(records: ReadableLogRecord[], resultCallback: (result: ExportResult) => void): void {
-    void this.exportWithRetries(records).then(resultCallback);
+  /** When {@link lastError} happened (performance.now()); -Infinity if never. */
+  get lastErrorAt(): number {
+    return this.lastFailureAt;
   }
 
-  forceFlush(): Promise<void> {
-    return this.inner.forceFlush();
+  export(items: T[], resultCallback: (result: CountedExportResult) => void): void {
+    void this.exportWithRetries(items).then(resultCallback);
+  }
+
+  async forceFlush(): Promise<void> {
+    await this.inner.forceFlush?.();
   }
 
   /** Stops retrying (pending batches fail at once), then shuts the wrapped exporter down. */
@@ -122,13 +129,16 @@ export class RetryingLogRecordExporter implements LogRecordExporter {
     await this.inner.shutdown();
   }
 
-  private async exportWithRetries(records: ReadableLogRecord[]): Promise<ExportResult> {
+  private async exportWithRetries(items: T[]): Promise<CountedExportResult> {
     const started = performance.now();
     for (let retry = 0; ; retry++) {
-      const result = await this.attempt(records);
+      const result = await this.attempt(items);
       this.track(result);
-      if (result.code === ExportResultCode.SUCCESS) return result;
-      this.lastFailure = describeExportError(result.error);
+      if (result.code === ExportResultCode.SUCCESS) {
+        if ((result.rejected ?? 0) > 0) this.fail(result.error ?? `collector rejected ${result.rejected} items (partial success)`);
+        return result;
+      }
+      this.fail(result.error);
       if (this.stopped || !isRetryable(result.error)) return result;
       const delay = backoffDelay(this.policy, retry);
       if (performance.now() - started + delay > this.policy.maxElapsedMs) return result;
@@ -137,8 +147,13 @@ export class RetryingLogRecordExporter implements LogRecordExporter {
     }
   }
 
+  private fail(error: unknown): void {
+    this.lastFailure = describeExportError(error);
+    this.lastFailureAt = performance.now();
+  }
+
   /** Replaces the wrapped exporter once UNAVAILABLE has lasted reconnectAfterMs. */
-  private track(result: ExportResult): void {
+  private track(result: CountedExportResult): void {
     if (grpcCode(result.error) !== GRPC_UNAVAILABLE) {
       this.unavailableSince = undefined;
       return;
@@ -152,10 +167,10 @@ export class RetryingLogRecordExporter implements LogRecordExporter {
     void old.shutdown().catch(() => undefined);
   }
 
-  private attempt(records: ReadableLogRecord[]): Promise<ExportResult> {
+  private attempt(items: T[]): Promise<CountedExportResult> {
     return new Promise((resolve) => {
       try {
-        this.inner.export(records, resolve);
+        this.inner.export(items, resolve);
       } catch (error) {
         resolve({ code: ExportResultCode.FAILED, error: error instanceof Error ? error : new Error(String(error)) });
       }
@@ -173,45 +188,5 @@ export class RetryingLogRecordExporter implements LogRecordExporter {
       const timer = setTimeout(wake, ms, true);
       this.sleepers.add(wake);
     });
-  }
-}
-
-/**
- * The stock OTLP/gRPC log exporter configured from `cfg` alone (endpoint,
- * TLS material, headers, compression, per-attempt deadline).
- *
- * @param userAgent prefix of the gRPC user-agent. grpc-js shares a connection
- *   (subchannel, with its reconnect backoff) between channels whose options are
- *   equal, so a replacement exporter must use a user-agent of its own.
- * @throws UsageError if a certificate or key file named in `cfg` cannot be read.
- */
-export function createOtlpGrpcLogExporter(cfg: OtlpConfig, userAgent: string): OTLPLogExporter {
-  const metadata = createEmptyMetadata();
-  for (const [key, value] of Object.entries(cfg.headers)) metadata.set(key, value);
-  const credentials = cfg.insecure
-    ? createInsecureCredentials()
-    : createSslCredentials(
-        readPem(cfg.certificatePath, 'OTEL_EXPORTER_OTLP_CERTIFICATE'),
-        readPem(cfg.clientKeyPath, 'OTEL_EXPORTER_OTLP_CLIENT_KEY'),
-        readPem(cfg.clientCertificatePath, 'OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE'),
-      );
-  return new OTLPLogExporter({
-    url: cfg.endpoint,
-    credentials,
-    metadata,
-    // The SDK types this as a string enum whose values are exactly 'gzip' | 'none'.
-    // eslint-disable-next-line @typescript-eslint/no-unsafe-enum-assignment
-    compression: cfg.compression as OTLPGRPCExporterConfigNode['compression'],
-    timeoutMillis: cfg.timeoutMs,
-    userAgent,
-  });
-}
-
-function readPem(path: string | undefined, variable: string): Buffer | undefined {
-  if (path === undefined) return undefined;
-  try {
-    return readFileSync(path);
-  } catch (error) {
-    throw new UsageError(`${variable}: cannot read '${path}': ${describeExportError(error)}`);
   }
 }

@@ -1,94 +1,128 @@
 /**
- * A batching LogRecordProcessor that is bounded and counts every record it
- * does not deliver.
+ * A batching processor that is bounded and counts every item it does not
+ * deliver, generic over what it carries: log records (the logs adapter,
+ * {@link BoundedBatchLogRecordProcessor}, is a LogRecordProcessor) or spans
+ * ({@link BoundedBatchSpanProcessor}, a SpanProcessor). One mechanism, one
+ * set of counts, for both signals.
  *
- * The SDK's BatchLogRecordProcessor drops records silently when its queue is
- * full and forgets a batch whose export failed. This one holds at most
- * `maxQueueSize` records (queued and being exported together), counts each
- * record refused because that bound was reached, and counts each record of a
- * batch whose export finally failed. Invariant, at any time:
+ * The SDK's batch processors drop items silently when their queue is full
+ * and forget a batch whose export failed. This one holds at most
+ * `maxQueueSize` items (queued and being exported together), counts each item
+ * refused because that bound was reached, each item of a batch whose export
+ * finally failed, and each item the collector acknowledged but rejected
+ * (OTLP partial success, reported by the exporter as `rejected` on its
+ * result). Invariant, at any time:
  *
  *     accepted + droppedQueueFull = offered
- *     accepted = exported + droppedExportFailed + pending
+ *     accepted = exported + droppedExportFailed + droppedRejected + pending
  *
- * Records may also be deferred: a {@link DeferredRecords} source attached with
- * {@link BoundedBatchLogRecordProcessor.attach} holds the data of records not
- * made yet (counted as pending, within maxQueueSize), and the processor asks it
- * to emit them, through the Logger, only when it is about to export them. A
- * record then lives for one export instead of waiting in the queue: that keeps
- * the queue small in memory and spares the garbage collector from promoting
- * every queued record to the old generation.
+ * Items may also be deferred: a {@link DeferredItems} source attached with
+ * {@link BoundedBatchProcessor.attach} holds the data of items not made yet
+ * (counted as pending, within maxQueueSize), and the processor asks it to make
+ * them (through the SDK: Logger.emit, or a span started and ended) only when
+ * it is about to export them. An item then lives for one export instead of
+ * waiting in the queue: that keeps the queue small in memory and spares the
+ * garbage collector from promoting every queued item to the old generation.
  */
 import { ExportResultCode } from '@opentelemetry/core';
-import type { LogRecordExporter, LogRecordProcessor, ReadableLogRecord } from '@opentelemetry/sdk-logs';
+import type { ExportResult } from '@opentelemetry/core';
+import type { Resource } from '@opentelemetry/resources';
+import type { LogRecordProcessor, ReadableLogRecord } from '@opentelemetry/sdk-logs';
+import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace';
 import { DEFAULT_EXPORT_BATCH_SIZE, DEFAULT_QUEUE_SIZE } from './config.ts';
 
 export interface BoundedBatchOptions {
-  /** Most records held, queued plus being exported. Default 16384 (see OtlpConfig.maxQueueSize). */
+  /** Most items held, queued plus being exported. Default 4096 (see OtlpConfig.maxQueueSize). */
   readonly maxQueueSize?: number;
-  /** Most records in one export call. Default 512 (capped at maxQueueSize). */
+  /** Most items in one export call. Default 512 (capped at maxQueueSize). */
   readonly maxExportBatchSize?: number;
-  /** Longest a record waits for its batch to fill before it is sent anyway, ms. Default 1000. */
+  /** Longest an item waits for its batch to fill before it is sent anyway, ms. Default 1000. */
   readonly scheduledDelayMs?: number;
   /** Export calls in flight at once. Default 2. */
   readonly maxConcurrentExports?: number;
 }
 
-/** Records not made yet, emitted on demand (see {@link BoundedBatchLogRecordProcessor.attach}). */
-export interface DeferredRecords {
-  /** How many records it holds. */
+/**
+ * An export result; `rejected`: how many of the batch's items the collector
+ * acknowledged but did not accept (OTLP partial success), counted as dropped.
+ */
+export type CountedExportResult = ExportResult & { readonly rejected?: number };
+
+/**
+ * What the processor sends batches to: the shape LogRecordExporter and
+ * SpanExporter share.
+ */
+export interface ItemExporter<T> {
+  export(items: T[], resultCallback: (result: CountedExportResult) => void): void;
+  forceFlush?(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+/** Items not made yet, made on demand (see {@link BoundedBatchProcessor.attach}). */
+export interface DeferredItems {
+  /** How many items it holds. */
   readonly size: number;
   /**
-   * Emits up to `max` of its records now, oldest first, through a Logger of
-   * the provider this processor belongs to (each reaches {@link BoundedBatchLogRecordProcessor.onEmit}),
-   * and forgets them. What it took but did not emit is counted as an export failure.
+   * Makes up to `max` of its items now, oldest first, through the SDK objects
+   * this processor belongs to (each reaches {@link BoundedBatchProcessor.add}),
+   * and forgets them. What it took but did not make is counted as an export failure.
    */
   emit(max: number): void;
-  /** Forgets every record it holds. */
+  /** Forgets every item it holds. */
   clear(): void;
 }
 
-const NO_DEFERRED: DeferredRecords = {
+const NO_DEFERRED: DeferredItems = {
   size: 0,
   emit: () => undefined,
   clear: () => undefined,
 };
 
-/** Record counts; see the invariant in this module's doc. */
+/** Item counts; see the invariant in this module's doc. */
 export interface ProcessorCounts {
   readonly exported: number;
   readonly droppedQueueFull: number;
   readonly droppedExportFailed: number;
+  /** Acknowledged by the collector as rejected (partial success). */
+  readonly droppedRejected: number;
   /** Queued or being exported. */
   readonly pending: number;
 }
 
-export class BoundedBatchLogRecordProcessor implements LogRecordProcessor {
-  private readonly exporter: LogRecordExporter;
+/** What every item carries: the resource it is exported under. */
+interface HasResource {
+  readonly resource: Resource;
+}
+
+export class BoundedBatchProcessor<T extends HasResource> {
+  private readonly exporter: ItemExporter<T>;
   private readonly maxQueueSize: number;
   private readonly batchSize: number;
   private readonly delayMs: number;
   private readonly maxConcurrent: number;
   /** FIFO of batches; every batch but the last is full. */
-  private readonly batches: ReadableLogRecord[][] = [];
+  private readonly batches: T[][] = [];
   private queued = 0;
   private exporting = 0;
   private running = 0;
   private exported = 0;
   private droppedQueueFull = 0;
   private droppedExportFailed = 0;
+  private droppedRejected = 0;
   private timer: NodeJS.Timeout | undefined;
   /** The oldest partial batch has waited scheduledDelayMs: send it when an export slot is free. */
   private due = false;
   private flushing = 0;
   private closed = false;
   private sealed = false;
+  private shutdownDone: Promise<void> | undefined;
   private idleWaiters: (() => void)[] = [];
-  private deferred: DeferredRecords = NO_DEFERRED;
-  /** True while {@link deferred} emits: its records are already accepted and counted. */
+  private readonly roomListeners = new Set<() => void>();
+  private deferred: DeferredItems = NO_DEFERRED;
+  /** True while {@link deferred} emits: its items are already accepted and counted. */
   private pulling = false;
 
-  constructor(exporter: LogRecordExporter, options: BoundedBatchOptions = {}) {
+  constructor(exporter: ItemExporter<T>, options: BoundedBatchOptions = {}) {
     this.exporter = exporter;
     this.maxQueueSize = options.maxQueueSize ?? DEFAULT_QUEUE_SIZE;
     this.batchSize = Math.min(options.maxExportBatchSize ?? DEFAULT_EXPORT_BATCH_SIZE, this.maxQueueSize);
@@ -101,22 +135,34 @@ export class BoundedBatchLogRecordProcessor implements LogRecordProcessor {
       exported: this.exported,
       droppedQueueFull: this.droppedQueueFull,
       droppedExportFailed: this.droppedExportFailed,
+      droppedRejected: this.droppedRejected,
       pending: this.pending(),
     };
   }
 
   /**
-   * Takes its records from `source` from now on, when it is about to export
+   * Takes its items from `source` from now on, when it is about to export
    * them; the source's size counts as pending. Call {@link offered} whenever
    * it grows, after checking {@link room}.
    */
-  attach(source: DeferredRecords): void {
+  attach(source: DeferredItems): void {
     this.deferred = source;
   }
 
-  /** How many more records may be accepted now (0 once closed). */
+  /** How many more items may be accepted now (0 once closed). */
   room(): number {
     return this.closed ? 0 : Math.max(0, this.maxQueueSize - this.pending());
+  }
+
+  /**
+   * Calls `listener` whenever room may have grown (an export finished and
+   * the next batches were taken), always from an export's completion, never
+   * from inside {@link add} or {@link offered}: a listener may add items.
+   * Returns a function that removes it.
+   */
+  onRoom(listener: () => void): () => void {
+    this.roomListeners.add(listener);
+    return () => this.roomListeners.delete(listener);
   }
 
   /** The attached source grew: sends a batch if one is full, else makes sure the delay timer runs. */
@@ -124,33 +170,34 @@ export class BoundedBatchLogRecordProcessor implements LogRecordProcessor {
     this.pump();
   }
 
-  /** Counts records refused before they reached this processor (as droppedQueueFull). */
+  /** Counts items refused before they reached this processor (as droppedQueueFull). */
   countRefused(count: number): void {
     this.droppedQueueFull += count;
   }
 
-  onEmit(record: ReadableLogRecord): void {
+  /** One item in: queued, or refused and counted when the queue is full or closed. */
+  add(item: T): void {
     if (this.pulling) {
-      // a deferred record, accepted and counted when it was offered
-      this.append(record);
+      // a deferred item, accepted and counted when it was offered
+      this.append(item);
       return;
     }
     if (this.closed || this.pending() >= this.maxQueueSize) {
       this.droppedQueueFull++;
       return;
     }
-    const tail = this.append(record);
+    const tail = this.append(item);
     if (tail.length >= this.batchSize || this.due) this.pump();
     else this.armTimer();
   }
 
-  private append(record: ReadableLogRecord): ReadableLogRecord[] {
+  private append(item: T): T[] {
     let tail = this.batches.at(-1);
     if (tail === undefined || tail.length >= this.batchSize) {
       tail = [];
       this.batches.push(tail);
     }
-    tail.push(record);
+    tail.push(item);
     this.queued++;
     return tail;
   }
@@ -170,14 +217,14 @@ export class BoundedBatchLogRecordProcessor implements LogRecordProcessor {
     }
   }
 
-  /** Refuses (and counts) records from now on; queued ones are still sent. */
+  /** Refuses (and counts) items from now on; queued ones are still sent. */
   close(): void {
     this.closed = true;
   }
 
   /**
    * Gives up on everything still pending: it is counted as droppedExportFailed
-   * and exports that complete later are ignored. Returns how many records that was.
+   * and exports that complete later are ignored. Returns how many items that was.
    */
   seal(): number {
     this.closed = true;
@@ -194,8 +241,13 @@ export class BoundedBatchLogRecordProcessor implements LogRecordProcessor {
     return undelivered;
   }
 
-  /** Flushes (unless sealed already), then shuts the exporter down. */
-  async shutdown(): Promise<void> {
+  /** Flushes (unless sealed already), then shuts the exporter down. Idempotent. */
+  shutdown(): Promise<void> {
+    this.shutdownDone ??= this.shutdownOnce();
+    return this.shutdownDone;
+  }
+
+  private async shutdownOnce(): Promise<void> {
     this.close();
     if (!this.sealed) await this.forceFlush();
     this.clearTimer();
@@ -205,7 +257,7 @@ export class BoundedBatchLogRecordProcessor implements LogRecordProcessor {
   private pump(): void {
     while (this.running < this.maxConcurrent && !this.sealed) {
       const sendPartial = this.due || this.flushing > 0;
-      // Every batch but the last is full; deferred records fill the last one,
+      // Every batch but the last is full; deferred items fill the last one,
       // made only now that it is about to be sent.
       const have = this.batches[0]?.length ?? 0;
       if (this.batches.length <= 1 && have < this.batchSize && this.deferred.size > 0) {
@@ -224,7 +276,7 @@ export class BoundedBatchLogRecordProcessor implements LogRecordProcessor {
     this.armTimer();
   }
 
-  /** Has the deferred source emit up to `max` records into the last batch; what it loses is counted. */
+  /** Has the deferred source make up to `max` items into the last batch; what it loses is counted. */
   private pull(max: number): void {
     const sizeBefore = this.deferred.size;
     const queuedBefore = this.queued;
@@ -240,34 +292,53 @@ export class BoundedBatchLogRecordProcessor implements LogRecordProcessor {
     if (lost > 0) this.droppedExportFailed += lost;
   }
 
-  private startExport(batch: ReadableLogRecord[]): void {
+  private startExport(batch: T[]): void {
     this.running++;
     this.exporting += batch.length;
-    void this.exportBatch(batch).then((ok) => {
+    void this.exportBatch(batch).then((result) => {
       this.running--;
       if (this.sealed) return;
       this.exporting -= batch.length;
-      if (ok) this.exported += batch.length;
-      else this.droppedExportFailed += batch.length;
+      if (result.code === ExportResultCode.SUCCESS) {
+        const rejected = Math.min(batch.length, Math.max(0, Math.floor(result.rejected ?? 0)));
+        this.droppedRejected += rejected;
+        this.exported += batch.length - rejected;
+      } else {
+        this.droppedExportFailed += batch.length;
+      }
       this.pump();
       if (this.pending() === 0) this.wakeIdle();
+      this.notifyRoom();
     });
   }
 
-  private async exportBatch(batch: ReadableLogRecord[]): Promise<boolean> {
-    // Every record shares the provider's resource: wait once for its async
-    // attributes (e.g. host.id) so the first request carries them.
-    const resource = batch[0]?.resource;
-    if (resource?.asyncAttributesPending) await resource.waitForAsyncAttributes?.();
+  private async exportBatch(batch: T[]): Promise<CountedExportResult> {
+    // Wait once per resource for its async attributes (e.g. host.id) so that
+    // the first request carries them. Items of one resource come together.
+    let last: Resource | undefined;
+    for (const item of batch) {
+      const resource = item.resource;
+      if (resource === last) continue;
+      last = resource;
+      if (resource.asyncAttributesPending) await resource.waitForAsyncAttributes?.();
+    }
     return new Promise((resolve) => {
       try {
-        this.exporter.export(batch, (result) => {
-          resolve(result.code === ExportResultCode.SUCCESS);
-        });
-      } catch {
-        resolve(false);
+        this.exporter.export(batch, resolve);
+      } catch (error) {
+        resolve({ code: ExportResultCode.FAILED, error: error instanceof Error ? error : new Error(String(error)) });
       }
     });
+  }
+
+  private notifyRoom(): void {
+    for (const listener of this.roomListeners) {
+      try {
+        listener();
+      } catch {
+        // a listener's failure is its own; the pipeline keeps going
+      }
+    }
   }
 
   private armTimer(): void {
@@ -294,5 +365,23 @@ export class BoundedBatchLogRecordProcessor implements LogRecordProcessor {
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const wake of waiters) wake();
+  }
+}
+
+/** The logs adapter: a LogRecordProcessor whose onEmit adds the record. */
+export class BoundedBatchLogRecordProcessor extends BoundedBatchProcessor<ReadableLogRecord> implements LogRecordProcessor {
+  onEmit(record: ReadableLogRecord): void {
+    this.add(record);
+  }
+}
+
+/** The spans adapter: a SpanProcessor that adds each span when it ends. */
+export class BoundedBatchSpanProcessor extends BoundedBatchProcessor<ReadableSpan> implements SpanProcessor {
+  onStart(): void {
+    // nothing to do until the span ends
+  }
+
+  onEnd(span: ReadableSpan): void {
+    this.add(span);
   }
 }

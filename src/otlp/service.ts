@@ -1,76 +1,129 @@
 /**
- * OtlpSink: TcpEvents in, OTLP/gRPC log records out.
+ * OtlpSink: TcpEvents in; OTLP/gRPC log records (one per event) and spans
+ * (one per connection) out.
  *
- * Pipeline: events queue ({@link EventQueue}) -> {@link toLogRecord} -> SDK
- * Logger (LoggerProvider) -> {@link BoundedBatchLogRecordProcessor} (bounded,
- * counts drops) -> {@link RetryingLogRecordExporter} (backoff on retryable
- * gRPC errors) -> OTLPLogExporter. Whatever the collector does (absent,
- * restarting, refusing, slow), emit() never blocks or throws, memory stays
- * bounded by the queue size, and every record not delivered is counted.
+ * Each signal has one pipeline of the same parts: a queue of what is not made
+ * yet -> the SDK (Logger / Tracer) -> {@link BoundedBatchProcessor} (bounded,
+ * counts drops) -> {@link RetryingExporter} (backoff on retryable gRPC errors)
+ * -> the stock OTLP/gRPC exporter (src/otlp/grpc.ts, partial successes
+ * counted). Whatever the collector does (absent, restarting, refusing, slow),
+ * emit() never blocks or throws, memory stays bounded by the queue sizes and
+ * the open-connection map, and every record and span not delivered is counted.
  *
- * The queue holds the events, not log records: the processor has them made
- * into records (Logger.emit) only when it is about to export them. A queued
- * event costs about a quarter of the heap of a queued LogRecordImpl (310
- * bytes against 1300: the record holds its own attribute object and body), a
- * record lives for one export instead of the whole wait in the queue (less for
- * the garbage collector to promote and mark), and an event refused because
- * the queue is full costs nothing but a count.
+ * The queues hold the events, not log records or spans: the processor has
+ * them made (Logger.emit, a span started and ended) only when it is about to
+ * export them. A queued event costs about a quarter of the heap of a queued
+ * LogRecordImpl (310 bytes against 1300), an item lives for one export
+ * instead of the whole wait in the queue (less for the garbage collector to
+ * promote and mark), and an event refused because a queue is full costs
+ * nothing but a count.
+ *
+ * Backpressure: {@link OtlpSink.room} says how many events emit() takes now
+ * (what both pipelines can take: an event may need a log slot and a span
+ * slot), and {@link OtlpSink.onRoom} calls back when that may have grown, so
+ * the caller can leave events in the kernel's ring buffer meanwhile.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HrTime, Logger } from '@opentelemetry/api';
 import { hrTime } from '@opentelemetry/core';
-import { defaultResource, detectResources, hostDetector, osDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import type { Resource } from '@opentelemetry/resources';
 import { LoggerProvider } from '@opentelemetry/sdk-logs';
-import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import type { TcpEvent } from '../types.ts';
-import type { OtlpConfig } from './config.ts';
-import { createOtlpGrpcLogExporter, RetryingLogRecordExporter } from './exporter.ts';
+import type { OtlpConfig, OtlpTarget } from './config.ts';
+import { OpenConnections, SpanQueue } from './connections.ts';
+import { RetryingExporter } from './exporter.ts';
 import type { RetryPolicy } from './exporter.ts';
+import { createOtlpGrpcLogExporter, createOtlpGrpcTraceExporter } from './grpc.ts';
 import { toLogRecord } from './mapping.ts';
-import { BoundedBatchLogRecordProcessor } from './processor.ts';
-import type { DeferredRecords } from './processor.ts';
-
-const PACKAGE_NAME = 'tcptracer-otel';
+import { BoundedBatchLogRecordProcessor, BoundedBatchSpanProcessor } from './processor.ts';
+import type { BoundedBatchProcessor, DeferredItems, ItemExporter } from './processor.ts';
+import { PACKAGE_NAME, SpanTracers, tracerResource } from './resources.ts';
+import { logContext, PresetIdGenerator } from './spans.ts';
 
 export interface OtlpSinkOptions {
   /** Retry policy for failed exports. Default: DEFAULT_RETRY_POLICY (500 ms doubling to 5 s, give up after 60 s, new channel after 15 s unavailable). */
   readonly retry?: Partial<RetryPolicy>;
-  /** Export requests in flight at once. Default 2. */
+  /** Export requests in flight at once, per signal. Default 2. */
   readonly maxConcurrentExports?: number;
+  /** Most open connections remembered for `tracer_stopped` spans. Default 65536 (MAX_OPEN_CONNECTIONS). */
+  readonly maxOpenConnections?: number;
 }
 
 /**
- * Totals since start. At any time:
- * `emitted = exported + droppedQueueFull + droppedExportFailed + pending`.
+ * Counts of one signal since start (log records, or spans). At any time:
+ * `emitted = exported + droppedQueueFull + droppedExportFailed + droppedRejected + pending`.
  */
-export interface OtlpSinkStats {
-  /** Records offered to emit(). */
+export interface OtlpSignalStats {
+  /** Items offered: log records (one per event), spans (one per ended connection). */
   readonly emitted: number;
-  /** Records the collector acknowledged. */
+  /** Items the collector acknowledged and accepted. */
   readonly exported: number;
-  /** Records refused because the queue was full (or the sink was shutting down). */
+  /** Items refused because the queue was full (or the sink was shutting down). */
   readonly droppedQueueFull: number;
-  /** Records given up: non-retryable error, retries exhausted, or undelivered at shutdown. */
+  /** Items given up: non-retryable error, retries exhausted, or undelivered at shutdown. */
   readonly droppedExportFailed: number;
-  /** Records queued or being exported. */
+  /** Items the collector acknowledged but rejected (OTLP partial success). */
+  readonly droppedRejected: number;
+  /** Items queued or being exported. */
   readonly pending: number;
   /** Export retries made. */
   readonly retries: number;
-  /** Latest export failure, one line; undefined if none happened. */
+  /** Latest export failure or partial success message, one line; undefined if none happened. */
   readonly lastError: string | undefined;
+}
+
+/**
+ * Totals over the exported signals (the same invariant holds for them), the
+ * per-signal detail, and the span side's own bounds.
+ */
+export interface OtlpSinkStats extends OtlpSignalStats {
+  /** Log records; undefined when logs are not exported. */
+  readonly logs: OtlpSignalStats | undefined;
+  /** Spans; undefined when traces are not exported. */
+  readonly traces: OtlpSignalStats | undefined;
+  /** Connections open now (remembered for their span). */
+  readonly openConnections: number;
+  /** Connections not remembered because the open-connection map was full (their span is still made at their close; none at shutdown). */
+  readonly openOverflow: number;
+  /** Spans exported under the fallback resource because the per-process resources were all taken. */
+  readonly resourceOverflow: number;
+}
+
+/** One signal's processor, exporter and count of items offered. */
+class Pipeline<T extends { readonly resource: Resource }> {
+  readonly processor: BoundedBatchProcessor<T>;
+  readonly exporter: RetryingExporter<T>;
+  emitted = 0;
+
+  constructor(processor: BoundedBatchProcessor<T>, exporter: RetryingExporter<T>) {
+    this.processor = processor;
+    this.exporter = exporter;
+  }
+
+  /** Counts `offered` items, of which `accepted` were queued (the rest are counted as refused). */
+  offer(offered: number, accepted: number): void {
+    this.emitted += offered;
+    if (accepted < offered) this.processor.countRefused(offered - accepted);
+  }
+
+  stats(): OtlpSignalStats {
+    return { emitted: this.emitted, ...this.processor.counts(), retries: this.exporter.retries, lastError: this.exporter.lastError };
+  }
 }
 
 export class OtlpSink {
   private readonly cfg: OtlpConfig;
-  private readonly provider: LoggerProvider;
-  private readonly logger: Logger;
-  private readonly processor: BoundedBatchLogRecordProcessor;
-  private readonly exporter: RetryingLogRecordExporter;
-  private readonly queue: EventQueue;
-  private emitted = 0;
+  private readonly loggerProvider: LoggerProvider | undefined;
+  private readonly logs: Pipeline<ReadableLogRecord> | undefined;
+  private readonly logQueue: EventQueue | undefined;
+  private readonly traces: Pipeline<ReadableSpan> | undefined;
+  private readonly spanQueue: SpanQueue | undefined;
+  private readonly tracers: SpanTracers | undefined;
+  private readonly connections: OpenConnections;
   private closing = false;
   private shutdownResult: Promise<{ undelivered: number }> | undefined;
 
@@ -78,69 +131,149 @@ export class OtlpSink {
   constructor(cfg: OtlpConfig, options: OtlpSinkOptions = {}) {
     this.cfg = cfg;
     const version = packageVersion();
-    let channels = 0;
-    this.exporter = new RetryingLogRecordExporter(() => {
-      channels++;
-      return createOtlpGrpcLogExporter(cfg, `${PACKAGE_NAME}/${version}${channels > 1 ? ` (channel ${channels})` : ''}`);
-    }, options.retry);
-    this.processor = new BoundedBatchLogRecordProcessor(this.exporter, {
+    this.connections = new OpenConnections(options.maxOpenConnections);
+    const exporter = <T>(target: OtlpTarget, create: (t: OtlpTarget, userAgent: string) => ItemExporter<T>): RetryingExporter<T> => {
+      let channels = 0;
+      return new RetryingExporter(() => {
+        channels++;
+        return create(target, `${PACKAGE_NAME}/${version}${channels > 1 ? ` (channel ${channels})` : ''}`);
+      }, options.retry);
+    };
+    const batching = {
       maxQueueSize: cfg.maxQueueSize,
       maxExportBatchSize: cfg.maxExportBatchSize,
       scheduledDelayMs: cfg.scheduledDelayMs,
       maxConcurrentExports: options.maxConcurrentExports,
-    });
-    this.provider = new LoggerProvider({ resource: buildResource(cfg, version), processors: [this.processor] });
-    this.logger = this.provider.getLogger(PACKAGE_NAME, version);
-    this.queue = new EventQueue(this.logger);
-    this.processor.attach(this.queue);
+    };
+    if (cfg.signals.includes('logs')) {
+      const retrying = exporter(cfg.logs, createOtlpGrpcLogExporter);
+      const processor = new BoundedBatchLogRecordProcessor(retrying, batching);
+      this.logs = new Pipeline(processor, retrying);
+      this.loggerProvider = new LoggerProvider({ resource: tracerResource(cfg, version), processors: [processor] });
+      this.logQueue = new EventQueue(this.loggerProvider.getLogger(PACKAGE_NAME, version));
+      processor.attach(this.logQueue);
+    }
+    if (cfg.signals.includes('traces')) {
+      const retrying = exporter(cfg.traces, createOtlpGrpcTraceExporter);
+      const processor = new BoundedBatchSpanProcessor(retrying, batching);
+      this.traces = new Pipeline(processor, retrying);
+      const ids = new PresetIdGenerator();
+      const tracers = new SpanTracers(cfg, version, processor, ids);
+      this.tracers = tracers;
+      this.spanQueue = new SpanQueue((comm) => tracers.tracerFor(comm), ids);
+      processor.attach(this.spanQueue);
+    }
   }
 
   /**
-   * Queues the events that fit (each becomes a log record when its batch is
-   * exported) and counts the others as droppedQueueFull; never blocks or throws.
-   * The events are kept until then: they must not be changed afterwards (the
+   * Queues the events that fit ({@link room}): each becomes a log record, and
+   * each close also its connection's span, when its batch is exported. The
+   * others are counted as droppedQueueFull. Never blocks or throws. The
+   * events are kept until then: they must not be changed afterwards (the
    * array may be).
    *
    * @param observedAt when user space read these events; default now.
    */
   emit(events: readonly TcpEvent[], observedAt: HrTime = hrTime()): void {
     const count = events.length;
-    this.emitted += count;
     const accepted = Math.min(count, this.room());
-    if (accepted < count) this.processor.countRefused(count - accepted);
+    if (accepted < count) this.refuse(count - accepted);
     if (accepted === 0) return;
-    this.queue.push(events.slice(0, accepted), observedAt);
-    this.processor.offered();
-  }
-
-  /** How many more events emit() would accept now (0 once shutting down). */
-  room(): number {
-    return this.closing ? 0 : this.processor.room();
+    const taken = events.slice(0, accepted);
+    if (this.logs !== undefined && this.logQueue !== undefined) {
+      this.logs.offer(accepted, accepted);
+      this.logQueue.push(taken, observedAt);
+    }
+    if (this.traces !== undefined && this.spanQueue !== undefined) {
+      let spans = 0;
+      for (const event of taken) {
+        const ending = this.connections.observe(event);
+        if (ending === undefined) continue;
+        this.spanQueue.push(ending);
+        spans++;
+      }
+      this.traces.offer(spans, spans);
+      if (spans > 0) this.traces.processor.offered();
+    } else {
+      for (const event of taken) this.connections.observe(event);
+    }
+    this.logs?.processor.offered();
   }
 
   /**
-   * Counts `count` events refused without being offered (droppedQueueFull),
-   * e.g. events the caller did not even decode because {@link room} was 0.
+   * How many more events emit() would accept now (0 once shutting down): what
+   * every exported signal's queue can take, an event needing at most one log
+   * record and one span.
    */
-  refuse(count: number): void {
-    this.emitted += count;
-    this.processor.countRefused(count);
+  room(): number {
+    if (this.closing) return 0;
+    let room = Number.MAX_SAFE_INTEGER;
+    if (this.logs !== undefined) room = Math.min(room, this.logs.processor.room());
+    if (this.traces !== undefined) room = Math.min(room, this.traces.processor.room());
+    return room;
   }
 
-  stats(): OtlpSinkStats {
-    return {
-      emitted: this.emitted,
-      ...this.processor.counts(),
-      retries: this.exporter.retries,
-      lastError: this.exporter.lastError,
+  /**
+   * Calls `listener` whenever {@link room} may have grown (an export finished
+   * and the next batches were taken), from an export's completion, never from
+   * inside emit(): the listener may call emit(). Returns a function that
+   * removes it.
+   */
+  onRoom(listener: () => void): () => void {
+    const off = [this.logs?.processor.onRoom(listener), this.traces?.processor.onRoom(listener)];
+    return () => {
+      for (const remove of off) remove?.();
     };
   }
 
   /**
-   * Stops accepting records, tries to deliver what is queued within
-   * `deadlineMs`, then shuts the exporter down. Resolves by the deadline
-   * (plus timer slack) with the number of records that could not be
-   * delivered; those are also counted in droppedExportFailed. Idempotent.
+   * Counts `count` events refused without being offered (droppedQueueFull),
+   * e.g. events the caller did not even decode because {@link room} was 0:
+   * as log records when logs are exported, else as spans (an upper bound: only
+   * closes make spans). A connection whose close is refused is ended at
+   * shutdown as `tracer_stopped`.
+   */
+  refuse(count: number): void {
+    if (count <= 0) return;
+    (this.logs ?? this.traces)?.offer(count, 0);
+  }
+
+  stats(): OtlpSinkStats {
+    const logs = this.logs?.stats();
+    const traces = this.traces?.stats();
+    const parts = [logs, traces].filter((s) => s !== undefined);
+    const sum = (pick: (s: OtlpSignalStats) => number): number => parts.reduce((n, s) => n + pick(s), 0);
+    return {
+      emitted: sum((s) => s.emitted),
+      exported: sum((s) => s.exported),
+      droppedQueueFull: sum((s) => s.droppedQueueFull),
+      droppedExportFailed: sum((s) => s.droppedExportFailed),
+      droppedRejected: sum((s) => s.droppedRejected),
+      pending: sum((s) => s.pending),
+      retries: sum((s) => s.retries),
+      lastError: this.latestError(),
+      logs,
+      traces,
+      openConnections: this.connections.size,
+      openOverflow: this.connections.overflow,
+      resourceOverflow: this.tracers?.overflow ?? 0,
+    };
+  }
+
+  private latestError(): string | undefined {
+    const a = this.logs?.exporter;
+    const b = this.traces?.exporter;
+    if (a?.lastError === undefined) return b?.lastError;
+    if (b?.lastError === undefined) return a.lastError;
+    return a.lastErrorAt >= b.lastErrorAt ? a.lastError : b.lastError;
+  }
+
+  /**
+   * Stops accepting events, ends the connections still open as spans marked
+   * `tracer_stopped`, tries to deliver what is queued within `deadlineMs`,
+   * then shuts the exporters down. Resolves by the deadline (plus timer
+   * slack) with the number of records and spans that could not be delivered;
+   * those are also counted in droppedExportFailed. Idempotent.
    */
   shutdown(deadlineMs: number = this.cfg.shutdownTimeoutMs): Promise<{ undelivered: number }> {
     this.shutdownResult ??= this.shutdownOnce(deadlineMs);
@@ -148,18 +281,28 @@ export class OtlpSink {
   }
 
   private async shutdownOnce(deadlineMs: number): Promise<{ undelivered: number }> {
+    if (this.traces !== undefined && this.spanQueue !== undefined) {
+      const open = this.connections.stopAll(BigInt(Date.now()) * 1_000_000n);
+      const fit = Math.min(open.length, this.traces.processor.room());
+      for (let i = 0; i < fit; i++) this.spanQueue.push(open[i] as (typeof open)[number]);
+      this.traces.offer(open.length, fit);
+      if (fit > 0) this.traces.processor.offered();
+    }
     this.closing = true;
-    this.processor.close();
+    const pipelines = [this.logs?.processor, this.traces?.processor].filter((p) => p !== undefined);
+    for (const p of pipelines) p.close();
     const deadline = performance.now() + deadlineMs;
-    await settleWithin(this.processor.forceFlush(), deadlineMs);
-    const undelivered = this.processor.seal();
-    await settleWithin(this.provider.shutdown(), Math.max(0, deadline - performance.now()));
+    await settleWithin(Promise.all(pipelines.map((p) => p.forceFlush())), deadlineMs);
+    let undelivered = 0;
+    for (const p of pipelines) undelivered += p.seal();
+    const rest = Math.max(0, deadline - performance.now());
+    await settleWithin(Promise.all([this.loggerProvider?.shutdown(), this.traces?.processor.shutdown()]), rest);
     return { undelivered };
   }
 }
 
 /** A FIFO of events waiting to be made into log records, in the arrays they came in. */
-class EventQueue implements DeferredRecords {
+class EventQueue implements DeferredItems {
   private readonly logger: Logger;
   private readonly chunks: { readonly events: readonly TcpEvent[]; readonly observedAt: HrTime }[] = [];
   /** Index in chunks[0] of its first event still queued. */
@@ -194,7 +337,7 @@ class EventQueue implements DeferredRecords {
       }
       for (let i = start; i < end; i++) {
         const event = events[i];
-        if (event !== undefined) this.logger.emit(toLogRecord(event, observedAt));
+        if (event !== undefined) this.logger.emit(toLogRecord(event, observedAt, logContext(event)));
       }
     }
   }
@@ -216,20 +359,6 @@ async function settleWithin(promise: Promise<unknown>, ms: number): Promise<void
 
 function noop(): void {
   // outcome deliberately ignored
-}
-
-/**
- * telemetry.sdk.*, then host.name/host.id/host.arch and os.type/os.version
- * (detected once; host.id resolves asynchronously and the processor waits
- * for it before the first export), service.version, OTEL_RESOURCE_ATTRIBUTES,
- * and service.name last, so that OTEL_SERVICE_NAME wins.
- */
-function buildResource(cfg: OtlpConfig, version: string): Resource {
-  return defaultResource()
-    .merge(detectResources({ detectors: [hostDetector, osDetector] }))
-    .merge(resourceFromAttributes({ [ATTR_SERVICE_VERSION]: version }))
-    .merge(resourceFromAttributes(cfg.resourceAttributes))
-    .merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: cfg.serviceName }));
 }
 
 /** The version in this package's package.json, found upwards from this file (src/ or dist/src/). */

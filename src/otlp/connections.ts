@@ -1,0 +1,124 @@
+/**
+ * Which connections are open, and the spans due: the traces side of the
+ * OTLP sink's queue.
+ *
+ * {@link OpenConnections} remembers each connect/accept until its close (a
+ * bounded map: past {@link MAX_OPEN_CONNECTIONS} a connection is not
+ * remembered, and counted; its close still makes its span, from the close
+ * alone), so that at shutdown the connections still open can be ended as
+ * spans marked `tracer_stopped`. {@link SpanQueue} holds the connections whose
+ * span is due and makes the spans, through the SDK, only when the processor
+ * is about to export them (the deferred-items mechanism of processor.ts).
+ */
+import type { Tracer } from '@opentelemetry/api';
+import type { TcpEvent } from '../types.ts';
+import type { DeferredItems } from './processor.ts';
+import { recordSpan, toConnectionSpan } from './spans.ts';
+import type { ConnectionEnding, PresetIdGenerator } from './spans.ts';
+
+/** Most open connections remembered. */
+export const MAX_OPEN_CONNECTIONS = 65_536;
+
+function key(event: TcpEvent): string {
+  return `${event.netns} ${event.role} ${event.saddr} ${event.sport} ${event.daddr} ${event.dport} ${event.localIsn} ${event.peerIsn}`;
+}
+
+export class OpenConnections {
+  private readonly open = new Map<string, TcpEvent>();
+  private readonly max: number;
+  private overflowCount = 0;
+
+  constructor(max = MAX_OPEN_CONNECTIONS) {
+    this.max = max;
+  }
+
+  /** Connections open now (connect/accept seen, close not yet). */
+  get size(): number {
+    return this.open.size;
+  }
+
+  /** Connections not remembered because the map was full. */
+  get overflow(): number {
+    return this.overflowCount;
+  }
+
+  /**
+   * Follows one event: remembers a connect/accept, forgets it at its close and
+   * returns what the close's span is made from. Undefined for anything else.
+   */
+  observe(event: TcpEvent): ConnectionEnding | undefined {
+    switch (event.type) {
+      case 'connect':
+      case 'accept': {
+        const k = key(event);
+        if (this.open.size >= this.max && !this.open.has(k)) this.overflowCount++;
+        else this.open.set(k, event);
+        return undefined;
+      }
+      case 'close': {
+        const k = key(event);
+        const opened = this.open.get(k);
+        if (opened !== undefined) this.open.delete(k);
+        return { event, opened, end: event.end };
+      }
+      default:
+        return undefined;
+    }
+  }
+
+  /** Ends every open connection at `stoppedAtNs` (ns since the epoch) and forgets them. */
+  stopAll(stoppedAtNs: bigint): ConnectionEnding[] {
+    const out: ConnectionEnding[] = [];
+    for (const event of this.open.values()) out.push({ event, opened: event, end: 'tracer_stopped', stoppedAtNs });
+    this.open.clear();
+    return out;
+  }
+}
+
+/** A FIFO of connections whose spans are due, made into spans on demand. */
+export class SpanQueue implements DeferredItems {
+  private readonly tracerFor: (comm: string) => Tracer;
+  private readonly ids: PresetIdGenerator;
+  private items: ConnectionEnding[] = [];
+  /** Index in items of the first one still queued. */
+  private next = 0;
+
+  constructor(tracerFor: (comm: string) => Tracer, ids: PresetIdGenerator) {
+    this.tracerFor = tracerFor;
+    this.ids = ids;
+  }
+
+  get size(): number {
+    return this.items.length - this.next;
+  }
+
+  push(ending: ConnectionEnding): void {
+    this.items.push(ending);
+  }
+
+  emit(max: number): void {
+    const end = Math.min(this.items.length, this.next + max);
+    const start = this.next;
+    // taken before making: a span that fails to be made is lost, not retried forever
+    this.next = end;
+    const items = this.items;
+    if (this.next === this.items.length) this.clear();
+    else if (this.next > 1024 && this.next * 2 > this.items.length) this.compact();
+    for (let i = start; i < end; i++) {
+      const ending = items[i];
+      if (ending === undefined) continue;
+      const span = toConnectionSpan(ending);
+      recordSpan(this.tracerFor(span.comm), this.ids, span);
+    }
+  }
+
+  clear(): void {
+    this.items = [];
+    this.next = 0;
+  }
+
+  private compact(): void {
+    this.items = this.items.slice(this.next);
+    this.next = 0;
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Connections as spans: one span per connection that had a connect or an
+ * accept, made when its close arrives (or at shutdown, for one still open).
+ *
+ * | field      | value |
+ * | ---------- | ----- |
+ * | name       | `connect <server.address>:<server.port>` (CLIENT) / `accept <server.address>:<server.port>` (SERVER); IPv6 in brackets |
+ * | kind       | CLIENT where this host connected, SERVER where it accepted |
+ * | start      | establishment: the close's kernel time minus its duration (still open at shutdown: the connect/accept event's time) |
+ * | end        | the close's kernel time (still open at shutdown: the shutdown time) |
+ * | ids        | derived from the connection (src/otlp/ids.ts); the SERVER span's parent is the CLIENT span |
+ * | attributes | the log records' (network.*, client.*, server.*, process.*, thread.id, tcptracer.*), duration and bytes, `tcptracer.connection.end` |
+ * | status     | ERROR when the connection was reset or aborted (`connection reset (ECONNRESET)`), UNSET otherwise |
+ *
+ * process.* and thread.id name the task that connected or accepted when the
+ * tracer saw it, else the closing task.
+ */
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace } from '@opentelemetry/api';
+import type { Attributes, Context, HrTime, SpanStatus, Tracer } from '@opentelemetry/api';
+import { RandomIdGenerator } from '@opentelemetry/sdk-trace';
+import type { IdGenerator } from '@opentelemetry/sdk-trace';
+import { errnoName } from '../errno.ts';
+import { ATTR_TCPTRACER_CONNECTION_DURATION_NS, ATTR_TCPTRACER_CONNECTION_END } from '../semconv.ts';
+import type { ConnectionEnd, TcpEvent } from '../types.ts';
+import { connectionIds, ownSpanId } from './ids.ts';
+import type { ConnectionIds } from './ids.ts';
+import { eventAttributes, formatEndpoint, nsToHrTime } from './mapping.ts';
+
+/** How a span's connection ended: as the probe saw it, or still open when the tracer stopped. */
+export type SpanEnd = ConnectionEnd | 'tracer_stopped';
+
+/** A connection whose span is due: what its span is made from. */
+export interface ConnectionEnding {
+  /** The close event; for `tracer_stopped`, the connect or accept event. */
+  readonly event: TcpEvent;
+  /** The connect or accept event of the same connection, when the tracer saw it. */
+  readonly opened: TcpEvent | undefined;
+  readonly end: SpanEnd | undefined;
+  /** `tracer_stopped` only: when the tracer stopped, ns since the epoch. */
+  readonly stoppedAtNs?: bigint;
+}
+
+/** Everything a connection's span is made of (see the table in this module's doc). */
+export interface ConnectionSpan {
+  readonly name: string;
+  readonly kind: SpanKind;
+  readonly startTime: HrTime;
+  readonly endTime: HrTime;
+  readonly attributes: Attributes;
+  readonly status: SpanStatus;
+  /** Undefined when the events carry no ISNs: the SDK then picks random ids. */
+  readonly ids: ConnectionIds | undefined;
+  /** The process the span belongs to (its executable name). */
+  readonly comm: string;
+}
+
+/** Span status of a connection that ended `end` with sk_err `errno`. */
+export function connectionStatus(end: SpanEnd | undefined, errno: number): SpanStatus {
+  if (end !== 'reset') return { code: SpanStatusCode.UNSET };
+  if (errno === 0) return { code: SpanStatusCode.ERROR, message: 'connection reset/aborted' };
+  const name = errnoName(errno);
+  return { code: SpanStatusCode.ERROR, message: `connection ${name === 'ECONNRESET' ? 'reset' : 'aborted'} (${name})` };
+}
+
+/** The span of one connection. Pure: no SDK object is made. */
+export function toConnectionSpan(ending: ConnectionEnding): ConnectionSpan {
+  const { event, opened, end } = ending;
+  const who = opened ?? event;
+  // the connection as the close saw it, named after the task that opened it
+  const source: TcpEvent = who === event ? event : { ...event, pid: who.pid, tid: who.tid, comm: who.comm, uid: who.uid, euid: who.euid };
+  const client = event.role === 'client';
+  const server = client ? formatEndpoint(event.ip, event.daddr, event.dport) : formatEndpoint(event.ip, event.saddr, event.sport);
+  let startNs: bigint;
+  let endNs: bigint;
+  let attributes: Attributes;
+  if (end === 'tracer_stopped' || event.type !== 'close') {
+    startNs = event.timeUnixNs;
+    endNs = ending.stoppedAtNs ?? event.timeUnixNs;
+    if (endNs < startNs) endNs = startNs;
+    attributes = {
+      ...eventAttributes(source),
+      [ATTR_TCPTRACER_CONNECTION_DURATION_NS]: Number(endNs - startNs),
+      [ATTR_TCPTRACER_CONNECTION_END]: 'tracer_stopped',
+    };
+  } else {
+    endNs = event.timeUnixNs;
+    startNs = endNs - BigInt(event.durationNs);
+    attributes = end === undefined ? eventAttributes(source) : { ...eventAttributes(source), [ATTR_TCPTRACER_CONNECTION_END]: end };
+  }
+  return {
+    name: `${client ? 'connect' : 'accept'} ${server}`,
+    kind: client ? SpanKind.CLIENT : SpanKind.SERVER,
+    startTime: nsToHrTime(startNs),
+    endTime: nsToHrTime(endNs),
+    attributes,
+    status: connectionStatus(end, event.errno),
+    ids: connectionIds(event),
+    comm: who.comm,
+  };
+}
+
+/**
+ * The context a log record of `event` carries: its connection's trace id and
+ * this side's span id. Undefined for a failed connect, or without ISNs.
+ */
+export function logContext(event: TcpEvent): Context | undefined {
+  if (event.type === 'failed') return undefined;
+  const ids = connectionIds(event);
+  if (ids === undefined) return undefined;
+  return trace.setSpanContext(ROOT_CONTEXT, { traceId: ids.traceId, spanId: ownSpanId(ids, event.role), traceFlags: TraceFlags.SAMPLED });
+}
+
+/**
+ * An IdGenerator that hands out ids set just before a span is started
+ * ({@link next}), once each; random ones when none are set.
+ */
+export class PresetIdGenerator implements IdGenerator {
+  private readonly random = new RandomIdGenerator();
+  private traceId: string | undefined;
+  private spanId: string | undefined;
+
+  /** The ids the next startSpan() takes (the trace id only matters for a span without a parent). */
+  next(traceId: string | undefined, spanId: string | undefined): void {
+    this.traceId = traceId;
+    this.spanId = spanId;
+  }
+
+  generateTraceId(): string {
+    const id = this.traceId ?? this.random.generateTraceId();
+    this.traceId = undefined;
+    return id;
+  }
+
+  generateSpanId(): string {
+    const id = this.spanId ?? this.random.generateSpanId();
+    this.spanId = undefined;
+    return id;
+  }
+}
+
+/**
+ * Starts and ends `span` through `tracer`, whose provider uses `ids`: the
+ * ended span reaches the provider's span processor.
+ */
+export function recordSpan(tracer: Tracer, ids: PresetIdGenerator, span: ConnectionSpan): void {
+  let parent = ROOT_CONTEXT;
+  if (span.ids === undefined) {
+    ids.next(undefined, undefined);
+  } else if (span.kind === SpanKind.SERVER) {
+    ids.next(undefined, span.ids.serverSpanId);
+    parent = trace.setSpanContext(ROOT_CONTEXT, {
+      traceId: span.ids.traceId,
+      spanId: span.ids.clientSpanId,
+      traceFlags: TraceFlags.SAMPLED,
+      isRemote: true,
+    });
+  } else {
+    ids.next(span.ids.traceId, span.ids.clientSpanId);
+  }
+  const made = tracer.startSpan(span.name, { kind: span.kind, startTime: span.startTime, attributes: span.attributes }, parent);
+  made.setStatus(span.status);
+  made.end(span.endTime);
+}
