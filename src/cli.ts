@@ -9,6 +9,7 @@ import { DEFAULT_OTLP_RINGBUF_BYTES, DEFAULT_RINGBUF_BYTES, HELP, parseCli, type
 import { describeOtlpConfig, resolveOtlpConfig } from './otlp/config.ts';
 import { formatDropReport, startDropReporter } from './otlp/report.ts';
 import type { OtlpSink } from './otlp/service.ts';
+import { IdentityResolver } from './identity/resolver.ts';
 import { TcpTracer } from './tracer.ts';
 import type { TcpEvent } from './types.ts';
 import { packageVersion, unsupportedNode } from './version.ts';
@@ -23,17 +24,18 @@ async function run(opts: CliOptions): Promise<void> {
     : undefined;
   // the OpenTelemetry SDK and gRPC (~30 MB of RSS) load only in OTLP mode
   const sink: OtlpSink | undefined = otlp ? new (await import('./otlp/service.ts')).OtlpSink(otlp) : undefined;
+  // container and pod of each event, from its cgroup, before any output sees it
+  const identity = new IdentityResolver();
+  // what the export queue can take, less what waits for its identity
+  const room = sink ? (): number => sink.room() - identity.pending : undefined;
   const tracer = TcpTracer.open({
     ...opts,
     ringbufBytes: opts.ringbufBytes ?? (sink ? DEFAULT_OTLP_RINGBUF_BYTES : DEFAULT_RINGBUF_BYTES),
     // the ring buffer is the export queue: read it only as fast as the sink takes events
-    room: sink ? () => sink.room() : undefined,
+    room,
   });
   if (sink && otlp) {
     process.stderr.write(`tcptracer: ${describeOtlpConfig(otlp)}\n`);
-    tracer.on('events', (batch) => {
-      sink.emit(batch);
-    });
     sink.onRoom(() => {
       tracer.replenish();
     });
@@ -61,10 +63,16 @@ async function run(opts: CliOptions): Promise<void> {
   } else {
     process.stderr.write(`${BANNER}\n`);
   }
-  if (onEvents) tracer.on('events', onEvents);
-  else if (sink) {
+  const deliver = (batch: TcpEvent[]): void => {
+    sink?.emit(batch);
+    onEvents?.(batch);
+  };
+  tracer.on('events', (batch) => {
+    identity.enrich(batch, deliver);
+  });
+  if (!onEvents && sink && room) {
     // the export queue is the only consumer: what it has no room for is only counted
-    tracer.limitDecoding(() => sink.room());
+    tracer.limitDecoding(room);
     tracer.on('skipped', (count) => {
       sink.refuse(count);
     });
@@ -104,6 +112,8 @@ async function run(opts: CliOptions): Promise<void> {
   // OTLP: what the ring buffer still holds goes out at the exporter's pace, within the shutdown deadline
   const deadline = performance.now() + (otlp?.shutdownTimeoutMs ?? 0);
   const drops = await tracer.stop({ drainDeadlineMs: otlp?.shutdownTimeoutMs });
+  identity.flush();
+  identity.close();
   const line = formatLostLine(drops);
   if (line) process.stderr.write(`${line}\n`);
   if (sink) {

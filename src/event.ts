@@ -178,6 +178,8 @@ export function decodeBatch(buf: Buffer, clockOffsetNs: bigint, maxEvents = Infi
       end: ENDS[view.getUint8(off + F.end[0])],
       localIsn: view.getUint32(off + F.local_isn[0], LE),
       peerIsn: view.getUint32(off + F.peer_isn[0], LE),
+      containerId: undefined,
+      podUid: undefined,
     });
   }
   return { events, malformed, undecoded: 0 };

@@ -111,6 +111,8 @@ export function jsonLine(e: TcpEvent): string {
     `{"type":"${e.type}","time":"${isoTimeNs(e.timeUnixNs)}","pid":${e.pid},"tid":${e.tid},` +
     `"comm":${JSON.stringify(e.comm)},"uid":${e.uid},"euid":${e.euid},"role":"${e.role}","ip":${e.ip},"saddr":"${e.saddr}","daddr":"${e.daddr}",` +
     `"sport":${e.sport},"dport":${e.dport},"netns":${e.netns},"cgroup_id":${e.cgroupId}`;
+  if (e.containerId !== undefined) s += `,"container_id":"${e.containerId}"`;
+  if (e.podUid !== undefined) s += `,"pod_uid":"${e.podUid}"`;
   if (e.type === 'close') {
     s += `,"duration_ns":${e.durationNs},"bytes_acked":${e.bytesAcked},"bytes_received":${e.bytesReceived},"end":"${e.end ?? 'destroyed'}"`;
     if (e.errno !== 0) s += `,"error":"${errnoName(e.errno)}","errno":${e.errno}`;

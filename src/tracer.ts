@@ -65,7 +65,8 @@ export interface StopOptions {
 }
 
 interface TracerEvents {
-  events: [batch: readonly TcpEvent[]];
+  /** A batch of events, in kernel order; the array is the listener's to keep. */
+  events: [batch: TcpEvent[]];
   /** Records not decoded because of {@link TcpTracer.limitDecoding}. */
   skipped: [count: number];
   error: [err: Error];

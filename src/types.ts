@@ -80,6 +80,14 @@ export interface TcpEvent {
    */
   readonly localIsn: number;
   readonly peerIsn: number;
+  /**
+   * The container the task runs in (`container.id`: 64 hex digits), from its
+   * cgroup path; undefined for host processes, or until resolved. Filled in by
+   * the identity stage (src/identity/) before any output sees the event.
+   */
+  containerId: string | undefined;
+  /** The Kubernetes pod uid (with dashes) of that cgroup path, like containerId. */
+  podUid: string | undefined;
 }
 
 /** Counters of everything that was lost, from the kernel to the exporter. */

@@ -24,7 +24,7 @@ test('decodes every field of a batch, with wall-clock time from the clock offset
     type: 'connect', monotonicNs: 5_000_000_123n, timeUnixNs: offset + 5_000_000_123n,
     pid: 28943, tid: 28944, uid: 1000, euid: 0, role: 'client', comm: 'telnet', ip: 4, saddr: '192.168.1.2', daddr: '192.168.1.1',
     sport: 59306, dport: 23, netns: 4026531840, cgroupId: 1234, durationNs: 0, bytesAcked: 0, bytesReceived: 0,
-    errno: 0, end: undefined, localIsn: 0, peerIsn: 0,
+    errno: 0, end: undefined, localIsn: 0, peerIsn: 0, containerId: undefined, podUid: undefined,
   });
   const [, a, x, f] = events;
   assert.ok(a && x && f);

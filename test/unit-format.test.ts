@@ -12,7 +12,7 @@ function ev(type: TcpEvent['type'], pid: number, comm: string, saddr: string, da
     type, pid, comm, saddr, daddr, sport, dport, tid: pid, uid: 0, euid: 0, role: type === 'connect' ? 'client' : 'server', ip: saddr.includes(':') ? 6 : 4,
     monotonicNs: BigInt(Math.round(sec * 1e9)) + 10n ** 12n, timeUnixNs: 0n, netns: 4026531840,
     cgroupId: 1, durationNs: 0, bytesAcked: 0, bytesReceived: 0,
-    errno: 0, end: type === 'close' ? 'fin' : undefined, localIsn: 1, peerIsn: 2,
+    errno: 0, end: type === 'close' ? 'fin' : undefined, localIsn: 1, peerIsn: 2, containerId: undefined, podUid: undefined,
   };
 }
 
@@ -89,6 +89,11 @@ test('--json: one object per event, ISO 8601 time with nanoseconds, no brackets'
   assert.deepEqual([connect.duration_ns, connect.end, connect.error], [undefined, undefined, undefined]);
   const failed = JSON.parse(jsonLine({ ...e, type: 'failed', end: undefined, errno: 111 })) as Record<string, unknown>;
   assert.deepEqual([failed.type, failed.error, failed.errno, failed.duration_ns], ['failed', 'ECONNREFUSED', 111, undefined]);
+  const id = 'a'.repeat(64);
+  const inPod = JSON.parse(jsonLine({ ...e, containerId: id, podUid: '1b4e28ba-2fa1-11d2-883f-0016d3cca427' })) as Record<string, unknown>;
+  assert.deepEqual([inPod.container_id, inPod.pod_uid], [id, '1b4e28ba-2fa1-11d2-883f-0016d3cca427']);
+  const docker = JSON.parse(jsonLine({ ...e, containerId: id })) as Record<string, unknown>;
+  assert.ok(!('pod_uid' in docker) && docker.container_id === id, 'pod_uid only when known');
   const gaveUp = JSON.parse(jsonLine({ ...e, type: 'failed', end: undefined, errno: 0 })) as Record<string, unknown>;
   assert.deepEqual([gaveUp.error, gaveUp.errno], [null, 0]);
   assert.equal(isoTimeNs(1_764_072_001_123_456_789n), '2025-11-25T12:00:01.123456789Z');

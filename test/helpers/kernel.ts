@@ -169,6 +169,8 @@ export interface JsonEvent {
   /** failed, and close with an error: the errno's name (null: failed with no error recorded) */
   error?: string | null;
   errno?: number;
+  container_id?: string;
+  pod_uid?: string;
 }
 
 export interface TracerRun {

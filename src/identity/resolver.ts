@@ -1,0 +1,281 @@
+/**
+ * cgroup id -> workload identity (container id, pod uid), for every event,
+ * without blocking the per-event path.
+ *
+ * Known ids are answered from a bounded cache in the same call. An unknown id
+ * is looked up asynchronously: first from /proc/PID/cgroup of the event's
+ * process (one small read; the path is checked against the id by the inode of
+ * the cgroup directory, since the process may have moved), else, when the
+ * process is already gone, by walking the cgroup v2 tree (walks coalesce: one
+ * at a time, bounded in entries and depth). A batch with unknown ids waits for those
+ * lookups at most `maxWaitMs`, and batches leave in the order they came.
+ * Entries of cgroups that no longer exist are swept out periodically, and the
+ * cache never holds more than `maxEntries` ids.
+ */
+import { readFileSync } from 'node:fs';
+import { opendir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { TcpEvent } from '../types.ts';
+import { cgroup2Mount, cgroupV2Path, identityFromCgroupPath, NO_IDENTITY, type WorkloadIdentity } from './runtime.ts';
+
+export interface IdentityOptions {
+  /**
+   * Where the host's cgroup v2 hierarchy is mounted. Default: TCPTRACER_CGROUP_ROOT,
+   * else the first cgroup2 mount in /proc/self/mounts. In a container with a
+   * cgroup namespace of its own, mount the host's /sys/fs/cgroup and point
+   * TCPTRACER_CGROUP_ROOT at it.
+   */
+  readonly cgroupRoot?: string;
+  /** Most ids cached. Default 8192. */
+  readonly maxEntries?: number;
+  /** Longest a batch waits for its unknown ids, ms. Default 100. */
+  readonly maxWaitMs?: number;
+  /** How often cached entries are checked for removed cgroups, ms. Default 30000. */
+  readonly sweepMs?: number;
+  /** Longest an id that could not be resolved is remembered as unknown, ms. Default 5000. */
+  readonly negativeTtlMs?: number;
+}
+
+interface Entry {
+  readonly identity: WorkloadIdentity;
+  /** The cgroup's directory, to check that it still exists; undefined: not found. */
+  readonly dir: string | undefined;
+  readonly since: number;
+}
+
+/** Directories the tree walk visits at most. */
+const WALK_MAX_DIRS = 100_000;
+const WALK_MAX_DEPTH = 12;
+
+/** The cgroup v2 mount point of this host, or undefined without one. */
+export function findCgroup2Root(): string | undefined {
+  try {
+    return cgroup2Mount(readFileSync('/proc/self/mounts', 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+export class IdentityResolver {
+  readonly #root: string | undefined;
+  readonly #maxEntries: number;
+  readonly #maxWaitMs: number;
+  readonly #negativeTtlMs: number;
+  readonly #cache = new Map<number, Entry>();
+  /** Lookups in progress, by cgroup id. */
+  readonly #inflight = new Map<number, Promise<void>>();
+  /** Batches waiting for lookups, oldest first, with what to do with them. */
+  readonly #held: { readonly events: TcpEvent[]; readonly deliver: (events: TcpEvent[]) => void }[] = [];
+  #heldEvents = 0;
+  #releasing: Promise<void> | undefined;
+  #walk: Promise<Map<number, string>> | undefined;
+  #walkStarted = -Infinity;
+  #walkDone = true;
+  #nextWalk: Promise<Map<number, string>> | undefined;
+  readonly #sweeper: NodeJS.Timeout;
+  #lookups = 0;
+
+  constructor(options: IdentityOptions = {}) {
+    this.#root = options.cgroupRoot ?? (process.env.TCPTRACER_CGROUP_ROOT || findCgroup2Root());
+    this.#maxEntries = options.maxEntries ?? 8192;
+    this.#maxWaitMs = options.maxWaitMs ?? 100;
+    this.#negativeTtlMs = options.negativeTtlMs ?? 5000;
+    this.#sweeper = setInterval(() => void this.#sweep(), options.sweepMs ?? 30_000);
+    this.#sweeper.unref();
+  }
+
+  /** Ids cached now. */
+  get size(): number {
+    return this.#cache.size;
+  }
+
+  /** Lookups made (cache misses resolved off the hot path). */
+  get lookups(): number {
+    return this.#lookups;
+  }
+
+  /** Events held back, waiting for their ids. */
+  get pending(): number {
+    return this.#heldEvents;
+  }
+
+  /**
+   * Fills containerId and podUid of each event and hands the batch to
+   * `deliver`: in this call when every id is known and nothing is held,
+   * else within maxWaitMs, always in arrival order.
+   */
+  enrich(events: TcpEvent[], deliver: (events: TcpEvent[]) => void): void {
+    const missing = this.#apply(events);
+    if (missing.length === 0 && this.#held.length === 0) {
+      deliver(events);
+      return;
+    }
+    this.#held.push({ events, deliver });
+    this.#heldEvents += events.length;
+    const lookups = missing.map((e) => this.#lookup(e.cgroupId, e.pid));
+    const waited = new Promise<void>((resolve) => setTimeout(resolve, this.#maxWaitMs).unref());
+    const ready = Promise.race([Promise.all(lookups).then(() => undefined), waited]);
+    const previous = this.#releasing ?? Promise.resolve();
+    const releasing = previous.then(() => ready).then(() => {
+      this.#release();
+    });
+    this.#releasing = releasing;
+    void releasing.finally(() => {
+      if (this.#releasing === releasing) this.#releasing = undefined;
+    });
+  }
+
+  /** Delivers everything held now (shutdown): ids still unknown stay undefined. */
+  flush(): void {
+    this.#release();
+  }
+
+  /** Stops the periodic sweep. */
+  close(): void {
+    clearInterval(this.#sweeper);
+  }
+
+  /** Sets the identity of every event whose id is cached; returns the events whose id is not. */
+  #apply(events: TcpEvent[]): TcpEvent[] {
+    const missing: TcpEvent[] = [];
+    let lastId = -1;
+    let last: Entry | undefined;
+    for (const e of events) {
+      const entry = e.cgroupId === lastId ? last : this.#cache.get(e.cgroupId);
+      lastId = e.cgroupId;
+      last = entry;
+      if (entry === undefined) {
+        missing.push(e);
+        continue;
+      }
+      e.containerId = entry.identity.containerId;
+      e.podUid = entry.identity.podUid;
+    }
+    return missing;
+  }
+
+  #release(): void {
+    const held = this.#held.splice(0);
+    this.#heldEvents = 0;
+    for (const { events, deliver } of held) {
+      this.#apply(events);
+      deliver(events);
+    }
+  }
+
+  #lookup(id: number, pid: number): Promise<void> {
+    let p = this.#inflight.get(id);
+    if (p === undefined) {
+      this.#lookups++;
+      p = this.#resolve(id, pid)
+        .then((entry) => {
+          this.#store(id, entry);
+        })
+        .finally(() => this.#inflight.delete(id));
+      this.#inflight.set(id, p);
+    }
+    return p;
+  }
+
+  async #resolve(id: number, pid: number): Promise<Entry> {
+    const root = this.#root;
+    if (root === undefined) return { identity: NO_IDENTITY, dir: undefined, since: Date.now() };
+    const since = performance.now();
+    const fromProc = await this.#fromProc(root, id, pid);
+    if (fromProc !== undefined) return fromProc;
+    const dir = (await this.#walkTree(root, since)).get(id);
+    // not found: the cgroup is gone already; remembered as unknown for a while
+    const identity = dir === undefined ? NO_IDENTITY : identityFromCgroupPath(dir.slice(root.length));
+    return { identity, dir, since: Date.now() };
+  }
+
+  async #fromProc(root: string, id: number, pid: number): Promise<Entry | undefined> {
+    try {
+      const path = cgroupV2Path(await readFile(`/proc/${pid}/cgroup`, 'utf8'));
+      if (path === undefined) return undefined;
+      const identity = identityFromCgroupPath(path);
+      // inside a cgroup namespace the path is relative to it: the id is then checked by the walk
+      const dir = path.startsWith('/..') ? undefined : join(root, path);
+      if (dir !== undefined && (await stat(dir)).ino !== id) return undefined; // the process moved on
+      return dir === undefined ? undefined : { identity, dir, since: Date.now() };
+    } catch {
+      return undefined; // the process exited, or its cgroup is gone
+    }
+  }
+
+  /**
+   * id -> directory for the whole tree, from a walk that started after
+   * `since` (so it can hold a cgroup created before then). Requests coalesce:
+   * one walk at a time, and one queued behind it at most.
+   */
+  #walkTree(root: string, since: number): Promise<Map<number, string>> {
+    if (this.#walk !== undefined && this.#walkStarted >= since) return this.#walk;
+    if (this.#nextWalk !== undefined) return this.#nextWalk;
+    const start = (): Promise<Map<number, string>> => {
+      this.#walkStarted = performance.now();
+      return walk(root);
+    };
+    const current = this.#walk;
+    if (current === undefined || this.#walkDone) {
+      this.#walkDone = false;
+      this.#walk = start().finally(() => {
+        this.#walkDone = true;
+      });
+      return this.#walk;
+    }
+    this.#nextWalk = current.then(() => {
+      this.#nextWalk = undefined;
+      this.#walkDone = false;
+      this.#walk = start().finally(() => {
+        this.#walkDone = true;
+      });
+      return this.#walk;
+    });
+    return this.#nextWalk;
+  }
+
+  #store(id: number, entry: Entry): void {
+    if (this.#cache.size >= this.#maxEntries) {
+      // the oldest entry goes (insertion order)
+      const oldest = this.#cache.keys().next();
+      if (!oldest.done) this.#cache.delete(oldest.value);
+    }
+    this.#cache.set(id, entry);
+  }
+
+  /** Forgets entries whose cgroup is gone, and unresolved ones past their time. */
+  async #sweep(): Promise<void> {
+    const now = Date.now();
+    for (const [id, entry] of [...this.#cache]) {
+      if (entry.dir === undefined) {
+        if (now - entry.since > this.#negativeTtlMs) this.#cache.delete(id);
+        continue;
+      }
+      try {
+        if ((await stat(entry.dir)).ino !== id) this.#cache.delete(id);
+      } catch {
+        this.#cache.delete(id);
+      }
+    }
+  }
+}
+
+/** Every cgroup directory under `root` by inode (= cgroup id), breadth first, bounded. */
+async function walk(root: string): Promise<Map<number, string>> {
+  const found = new Map<number, string>();
+  let level = [root];
+  for (let depth = 0; depth <= WALK_MAX_DEPTH && level.length > 0 && found.size < WALK_MAX_DIRS; depth++) {
+    const next: string[] = [];
+    for (const dir of level) {
+      try {
+        found.set((await stat(dir)).ino, dir);
+        for await (const d of await opendir(dir)) if (d.isDirectory()) next.push(join(dir, d.name));
+      } catch {
+        // removed while walking
+      }
+      if (found.size >= WALK_MAX_DIRS) break;
+    }
+    level = next;
+  }
+  return found;
+}
