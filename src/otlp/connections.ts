@@ -6,7 +6,8 @@
  * bounded map: past {@link MAX_OPEN_CONNECTIONS} a connection is not
  * remembered, and counted; its close still makes its span, from the close
  * alone), so that at shutdown the connections still open can be ended as
- * spans marked `tracer_stopped`. {@link SpanQueue} holds the connections whose
+ * spans marked `tracer_stopped` (each entry holds the connect/accept event:
+ * about 20-30 MB at the bound). {@link SpanQueue} holds the connections whose
  * span is due and makes the spans, through the SDK, only when the processor
  * is about to export them (the deferred-items mechanism of processor.ts).
  */

@@ -42,8 +42,8 @@ export const MAX_SPAN_RESOURCES = 256;
 /** service.name of the fallback span resource. */
 export const FALLBACK_SERVICE_NAME = 'unknown_service';
 
-/** host.* and os.*, detected once (host.id resolves asynchronously; exports wait for it). */
-function detected(): Resource {
+/** host.* and os.*, detected once per sink (host.id resolves asynchronously; exports wait for it). */
+export function detectHost(): Resource {
   return detectResources({ detectors: [hostDetector, osDetector] });
 }
 
@@ -52,7 +52,7 @@ function detected(): Resource {
  * service.version, OTEL_RESOURCE_ATTRIBUTES, and service.name last, so that
  * OTEL_SERVICE_NAME wins.
  */
-export function tracerResource(cfg: OtlpConfig, version: string, host: Resource = detected()): Resource {
+export function tracerResource(cfg: OtlpConfig, version: string, host: Resource = detectHost()): Resource {
   return defaultResource()
     .merge(host)
     .merge(resourceFromAttributes({ [ATTR_SERVICE_VERSION]: version }))
@@ -73,11 +73,11 @@ export class SpanTracers {
   private fallback: Tracer | undefined;
   private overflowCount = 0;
 
-  constructor(cfg: OtlpConfig, version: string, processor: SpanProcessor, idGenerator: IdGenerator) {
+  /** @param host the detected host.* and os.* ({@link detectHost}), shared with the log records' resource. */
+  constructor(cfg: OtlpConfig, version: string, processor: SpanProcessor, idGenerator: IdGenerator, host: Resource = detectHost()) {
     this.processor = processor;
     this.idGenerator = idGenerator;
     this.version = version;
-    const host = detected();
     if (cfg.spanServiceName === 'tracer') {
       this.only = this.makeTracer(tracerResource(cfg, version, host));
       this.base = host;

@@ -41,7 +41,7 @@ import { createOtlpGrpcLogExporter, createOtlpGrpcTraceExporter } from './grpc.t
 import { toLogRecord } from './mapping.ts';
 import { BoundedBatchLogRecordProcessor, BoundedBatchSpanProcessor } from './processor.ts';
 import type { BoundedBatchProcessor, DeferredItems, ItemExporter } from './processor.ts';
-import { PACKAGE_NAME, SpanTracers, tracerResource } from './resources.ts';
+import { detectHost, PACKAGE_NAME, SpanTracers, tracerResource } from './resources.ts';
 import { logContext, PresetIdGenerator } from './spans.ts';
 
 export interface OtlpSinkOptions {
@@ -139,6 +139,7 @@ export class OtlpSink {
         return create(target, `${PACKAGE_NAME}/${version}${channels > 1 ? ` (channel ${channels})` : ''}`);
       }, options.retry);
     };
+    const host = detectHost();
     const batching = {
       maxQueueSize: cfg.maxQueueSize,
       maxExportBatchSize: cfg.maxExportBatchSize,
@@ -149,7 +150,7 @@ export class OtlpSink {
       const retrying = exporter(cfg.logs, createOtlpGrpcLogExporter);
       const processor = new BoundedBatchLogRecordProcessor(retrying, batching);
       this.logs = new Pipeline(processor, retrying);
-      this.loggerProvider = new LoggerProvider({ resource: tracerResource(cfg, version), processors: [processor] });
+      this.loggerProvider = new LoggerProvider({ resource: tracerResource(cfg, version, host), processors: [processor] });
       this.logQueue = new EventQueue(this.loggerProvider.getLogger(PACKAGE_NAME, version));
       processor.attach(this.logQueue);
     }
@@ -158,7 +159,7 @@ export class OtlpSink {
       const processor = new BoundedBatchSpanProcessor(retrying, batching);
       this.traces = new Pipeline(processor, retrying);
       const ids = new PresetIdGenerator();
-      const tracers = new SpanTracers(cfg, version, processor, ids);
+      const tracers = new SpanTracers(cfg, version, processor, ids, host);
       this.tracers = tracers;
       this.spanQueue = new SpanQueue((comm) => tracers.tracerFor(comm), ids);
       processor.attach(this.spanQueue);
