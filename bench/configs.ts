@@ -2,12 +2,13 @@
  * The configurations the bench measures on the same workload, and how each is
  * started, watched (progress while it catches up) and stopped (final counts).
  *
- *   untraced   no tracer
- *   table      tcptracer                       stdout -> tmpfs file
- *   json       tcptracer --json                stdout -> tmpfs file
- *   otlp       tcptracer --otlp -q             -> bench/otlp-receiver.ts
- *   bpftrace   bpftrace bench/tcptracer.bt     stdout -> tmpfs file
- *   floor      bench/out/floor (C, libbpf, same probe object), counts only
+ *   untraced     no tracer
+ *   table        tcptracer                                      stdout -> tmpfs file
+ *   json         tcptracer --json                               stdout -> tmpfs file
+ *   otlp         tcptracer --otlp -q --otlp-signals logs        -> bench/otlp-receiver.ts
+ *   otlp-traces  tcptracer --otlp -q --otlp-signals logs,traces -> the same receiver
+ *   bpftrace     bpftrace bench/tcptracer.bt                    stdout -> tmpfs file
+ *   floor        bench/out/floor (C, libbpf, same probe object), counts only
  *
  * Table/JSON/bpftrace output goes to a file on tmpfs rather than /dev/null so
  * that every event received can be counted afterwards; a tmpfs write is a page
@@ -20,18 +21,43 @@ import { interrupt, start, waitFor, type Child } from './proc.ts';
 
 export const BANNER = 'Tracing TCP established connections. Ctrl-C to end.';
 
-export type ConfigName = 'untraced' | 'table' | 'json' | 'otlp' | 'bpftrace' | 'floor';
+export type ConfigName = 'untraced' | 'table' | 'json' | 'otlp' | 'otlp-traces' | 'bpftrace' | 'floor';
 
-export const CONFIGS: readonly ConfigName[] = ['untraced', 'table', 'json', 'otlp', 'bpftrace', 'floor'];
+export const CONFIGS: readonly ConfigName[] = ['untraced', 'table', 'json', 'otlp', 'otlp-traces', 'bpftrace', 'floor'];
 
 export const LABELS: Record<ConfigName, string> = {
   untraced: 'untraced',
   table: 'tcptracer (table)',
   json: 'tcptracer --json',
-  otlp: 'tcptracer --otlp -q',
+  otlp: 'tcptracer --otlp -q (logs)',
+  'otlp-traces': 'tcptracer --otlp -q (logs,traces)',
   bpftrace: 'bpftrace peer',
   floor: 'C floor (libbpf)',
 };
+
+/** The configurations that export to the bench's OTLP receiver. */
+export const isOtlp = (c: ConfigName): boolean => c === 'otlp' || c === 'otlp-traces';
+
+/** The flags of the measured CLI that change what the bench runs (from its --help). */
+export interface CliFeatures {
+  /** --otlp-signals: logs and/or traces (spans); without it the CLI exports logs only. */
+  otlpSignals: boolean;
+  /** --ringbuf-size BYTES. */
+  ringbufSize: boolean;
+  /** --trace-self: the tracer leaves its own process out by default. */
+  traceSelf: boolean;
+  /** --failed: connects that never establish become events. */
+  failed: boolean;
+}
+
+export function cliFeatures(help: string): CliFeatures {
+  return {
+    otlpSignals: help.includes('--otlp-signals'),
+    ringbufSize: help.includes('--ringbuf-size'),
+    traceSelf: help.includes('--trace-self'),
+    failed: help.includes('--failed'),
+  };
+}
 
 export interface Env {
   root: string;
@@ -40,10 +66,13 @@ export interface Env {
   /** argv to run the CLI: [node, src/cli.ts] (plus node flags). */
   cli: string[];
   floor: string;
+  /** bench/out/loadgen */
+  loadgen: string;
   bpfObject: string;
   btScript: string;
   receiver: ReceiverClient | undefined;
   startTimeoutMs: number;
+  features: CliFeatures;
 }
 
 export interface Counts {
@@ -72,6 +101,8 @@ export interface Final extends Counts {
   /** Records the CLI could not decode (layout mismatch between the probe object and src/event.ts). */
   malformed: number | undefined;
   otlp: ReceiverStats | undefined;
+  /** Spans of the workload received (OTLP with traces), else undefined. */
+  spans: number | undefined;
   stderrTail: string;
 }
 
@@ -225,26 +256,32 @@ function fileTracer(env: Env, name: 'table' | 'json' | 'bpftrace', cmd: string, 
         peerLost: name === 'bpftrace' ? counts.lostReported + (num(/Lost (\d+) events/, err) ?? 0) : undefined,
         malformed: losses?.malformed,
         otlp: undefined,
+        spans: undefined,
         stderrTail: tail(err),
       };
     },
   }));
 }
 
-async function otlpTracer(env: Env): Promise<Running> {
+/** `signals`: the --otlp-signals value (not passed when the CLI has no such flag: it exports logs only). */
+async function otlpTracer(env: Env, signals: 'logs' | 'logs,traces', label: string): Promise<Running> {
   const receiver = env.receiver;
   if (!receiver) throw new StartError('no OTLP receiver');
   await receiver.reset();
   const [node, ...rest] = env.cli;
-  const child = start(node ?? process.execPath, [...rest, '--otlp', '-q', '--otlp-endpoint', receiver.endpoint], {
+  const flags = env.features.otlpSignals ? ['--otlp-signals', signals] : [];
+  const child = start(node ?? process.execPath, [...rest, '--otlp', '-q', ...flags, '--otlp-endpoint', receiver.endpoint], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  await awaitBanner(child, () => child.stderr() + child.stdout(), env, LABELS.otlp);
+  await awaitBanner(child, () => child.stderr() + child.stdout(), env, label);
   return {
     pid: child.pid,
     child,
     stableMs: 1600, // the export batch timer is 1 s
-    progress: async () => (await receiver.stats()).records,
+    progress: async () => {
+      const s = await receiver.stats();
+      return s.records + s.spans;
+    },
     finish: async () => {
       const { code, killed } = await interrupt(child, 30_000);
       const s = await receiver.stats();
@@ -266,6 +303,7 @@ async function otlpTracer(env: Env): Promise<Running> {
         peerLost: undefined,
         malformed: losses.malformed,
         otlp: s,
+        spans: signals === 'logs,traces' || s.spans > 0 ? s.spansMatched : undefined,
         stderrTail: tail(err),
       };
     },
@@ -309,6 +347,7 @@ async function floorTracer(env: Env): Promise<Running> {
         peerLost: undefined,
         malformed: j.malformed,
         otlp: undefined,
+        spans: undefined,
         stderrTail: tail(child.stderr()),
       };
     },
@@ -327,7 +366,9 @@ export async function startTracer(name: ConfigName, env: Env): Promise<Running |
     case 'json':
       return fileTracer(env, 'json', nodeBin, [...cliArgs, '--json']);
     case 'otlp':
-      return otlpTracer(env);
+      return otlpTracer(env, 'logs', LABELS.otlp);
+    case 'otlp-traces':
+      return otlpTracer(env, 'logs,traces', LABELS['otlp-traces']);
     case 'bpftrace':
       return fileTracer(env, 'bpftrace', 'bpftrace', [env.btScript]);
     case 'floor':

@@ -9,7 +9,7 @@
  * uses by default: `cfg` written into .rodata via BTF (all filters off,
  * wakeup_data_bytes 64 KiB), ring buffer 8 MiB, 100 ms poll with a consume when
  * the poll times out. Each record is only counted (by type, and whether its comm
- * is COMM). This is what draining the kernel costs when user space does nothing.
+ * is COMM; the per-type counts are of COMM's events). This is what draining the kernel costs when user space does nothing.
  *
  * Prints "Tracing TCP established connections. Ctrl-C to end." on stderr once
  * attached and "count N" on stdout whenever the total changed (at most every
@@ -43,7 +43,7 @@
 #define MAX_LINKS 8
 
 static volatile sig_atomic_t stopping;
-static unsigned long long total, matched, malformed, by_type[4];
+static unsigned long long total, matched, malformed, by_type[5]; /* by_type: matched events only */
 static char want_comm[TASK_COMM_LEN];
 static int check;
 static unsigned long long anomalies;
@@ -60,7 +60,7 @@ static struct opened conns[CHECK_SLOTS];
 
 static const char *type_name(unsigned t)
 {
-	return t == TCPTRACER_CONNECT ? "C" : t == TCPTRACER_ACCEPT ? "A" : t == TCPTRACER_CLOSE ? "X" : "?";
+	return t == TCPTRACER_CONNECT ? "C" : t == TCPTRACER_ACCEPT ? "A" : t == TCPTRACER_CLOSE ? "X" : t == 4 ? "F" : "?";
 }
 
 static void anomaly(const char *what, const struct tcptracer_event *e, const struct opened *o)
@@ -126,11 +126,12 @@ static int on_sample(void *ctx, void *data, size_t size)
 		return 0;
 	}
 	total++;
-	if (e->type < 4)
-		by_type[e->type]++;
 	if (!want_comm[0] || !strncmp(e->comm, want_comm, TASK_COMM_LEN)) {
 		matched++;
-		if (check)
+		if (e->type < 5)
+			by_type[e->type]++;
+		/* a failed connect (type 4, only with report_failed) opens nothing */
+		if (check && e->type >= TCPTRACER_CONNECT && e->type <= TCPTRACER_CLOSE)
 			follow(e);
 	}
 	return 0;

@@ -2,7 +2,7 @@
 /*
  * loadgen - TCP connect/accept/close load over loopback, for bench/run.ts.
  *
- *   loadgen --count N [--threads T] [--seconds S] [--netns]
+ *   loadgen --count N [--threads T] [--seconds S] [--netns] [--reset-before-accept [--batch B]]
  *
  * T worker threads (default: one per online CPU), each with its own listening
  * socket on 127.0.0.1 and, in a loop, one full connection at a time:
@@ -19,13 +19,23 @@
  * synchronously in the calling thread (softirq included), so T threads keep T
  * CPUs busy with kernel TCP work: this saturates the kernel, a Node loop does not.
  *
+ * --reset-before-accept: each thread connects B clients (default 64) and
+ * resets each at once (SO_LINGER {1, 0}; close: RST) while the server has not
+ * accepted it yet, then accepts the batch (non-blocking, until B or 100 ms of
+ * nothing) and closes what it accepted. accept() returns the reset sockets
+ * (state CLOSE), so every connection is C and X (client), then A and X
+ * (server, both at accept); "accepted" in the output says how many the server
+ * got back, for the expected counts, and "closed_at_accept" how many of those
+ * were already in TCP_CLOSE when accept() returned them (tcp_info): the reset
+ * did come before the accept.
+ *
  * --netns: first move into a fresh network namespace of our own (unshare), bring
  * its lo up and widen its port range there; the host's sysctls are not touched
  * and the namespace disappears with the process. Tracers see all namespaces.
  *
  * The connection count is split evenly among threads; the run stops at N or
  * after S seconds (default 60), whichever comes first. Prints one JSON line:
- * {"connections":..,"wall_s":..,"user_s":..,"sys_s":..,"threads":..,"errors":..}
+ * {"connections":..,"accepted":..,"wall_s":..,"user_s":..,"sys_s":..,"threads":..,"errors":..}
  * where user/sys are getrusage(RUSAGE_SELF): the whole process, both ends of
  * every connection, and the softirq work the kernel charged to it.
  */
@@ -35,6 +45,8 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -55,12 +67,15 @@ struct worker {
 	struct sockaddr_in addr;
 	long target;
 	long done;
+	long accepted;
+	long closed_at_accept; /* accepted sockets already in TCP_CLOSE: the reset did come first */
 	long errors;
 	char last_error[128];
 };
 
 static atomic_bool stop_now;
 static double deadline;
+static long batch; /* --reset-before-accept: connections per batch; 0: the normal loop */
 
 static double now_s(void)
 {
@@ -156,6 +171,63 @@ static void *run(void *arg)
 	return NULL;
 }
 
+/* --reset-before-accept: B connections reset by their client, then accepted by the server */
+static void *run_reset_before_accept(void *arg)
+{
+	struct worker *w = arg;
+	const struct linger rst = { .l_onoff = 1, .l_linger = 0 };
+
+	while (w->done < w->target && !atomic_load_explicit(&stop_now, memory_order_relaxed)) {
+		long n = w->target - w->done < batch ? w->target - w->done : batch, made = 0, got = 0;
+
+		if (now_s() > deadline) {
+			atomic_store(&stop_now, true);
+			break;
+		}
+		for (long i = 0; i < n; i++) {
+			int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+			if (c < 0) {
+				note(w, "socket");
+				break;
+			}
+			if (connect(c, (struct sockaddr *)&w->addr, sizeof(w->addr))) {
+				note(w, "connect");
+				close(c);
+				continue;
+			}
+			setsockopt(c, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+			close(c);
+			made++;
+		}
+		while (got < made) {
+			struct pollfd p = { .fd = w->listener, .events = POLLIN };
+			int a = accept4(w->listener, NULL, NULL, SOCK_CLOEXEC);
+
+			if (a >= 0) {
+				struct tcp_info ti;
+				socklen_t len = sizeof(ti);
+
+				if (!getsockopt(a, IPPROTO_TCP, TCP_INFO, &ti, &len) && ti.tcpi_state == TCP_CLOSE)
+					w->closed_at_accept++;
+				close(a);
+				got++;
+			} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				if (poll(&p, 1, 100) <= 0)
+					break; /* nothing more within 100 ms */
+			} else if (errno != ECONNABORTED) {
+				note(w, "accept4");
+				break;
+			}
+		}
+		w->done += made;
+		w->accepted += got;
+		if (w->errors > 100 || !made)
+			break;
+	}
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	long count = 0, threads = sysconf(_SC_NPROCESSORS_ONLN);
@@ -163,7 +235,7 @@ int main(int argc, char **argv)
 	int netns = 0;
 	struct worker *ws;
 	struct rusage ru;
-	long done = 0, errors = 0;
+	long done = 0, accepted = 0, closed_at_accept = 0, errors = 0;
 	const char *last_error = "";
 
 	for (int i = 1; i < argc; i++) {
@@ -175,13 +247,17 @@ int main(int argc, char **argv)
 			seconds = atof(argv[++i]);
 		else if (!strcmp(argv[i], "--netns"))
 			netns = 1;
+		else if (!strcmp(argv[i], "--reset-before-accept"))
+			batch = batch ? batch : 64;
+		else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+			batch = atol(argv[++i]);
 		else {
-			fprintf(stderr, "usage: loadgen --count N [--threads T] [--seconds S] [--netns]\n");
+			fprintf(stderr, "usage: loadgen --count N [--threads T] [--seconds S] [--netns] [--reset-before-accept [--batch B]]\n");
 			return 2;
 		}
 	}
-	if (count <= 0 || threads <= 0 || threads > 1024 || seconds <= 0) {
-		fprintf(stderr, "loadgen: --count and --threads must be positive\n");
+	if (count <= 0 || threads <= 0 || threads > 1024 || seconds <= 0 || batch < 0 || batch > 2048) {
+		fprintf(stderr, "loadgen: --count and --threads must be positive, --batch at most 2048\n");
 		return 2;
 	}
 	if (netns)
@@ -202,28 +278,32 @@ int main(int argc, char **argv)
 		w->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 		w->addr.sin_port = 0;
 		if (bind(w->listener, (struct sockaddr *)&w->addr, sizeof(w->addr)) ||
-		    listen(w->listener, 128) ||
+		    listen(w->listener, batch > 64 ? 2 * (int)batch : 128) ||
 		    getsockname(w->listener, (struct sockaddr *)&w->addr, &len))
 			fail("listen on 127.0.0.1");
+		if (batch && fcntl(w->listener, F_SETFL, O_NONBLOCK))
+			fail("O_NONBLOCK on the listener");
 	}
 
 	t0 = now_s();
 	deadline = t0 + seconds;
 	for (long i = 0; i < threads; i++)
-		if (pthread_create(&ws[i].thread, NULL, run, &ws[i]))
+		if (pthread_create(&ws[i].thread, NULL, batch ? run_reset_before_accept : run, &ws[i]))
 			fail("pthread_create");
 	for (long i = 0; i < threads; i++) {
 		pthread_join(ws[i].thread, NULL);
 		done += ws[i].done;
+		accepted += batch ? ws[i].accepted : ws[i].done;
+		closed_at_accept += ws[i].closed_at_accept;
 		errors += ws[i].errors;
 		if (ws[i].errors)
 			last_error = ws[i].last_error;
 	}
 	wall = now_s() - t0;
 	getrusage(RUSAGE_SELF, &ru);
-	printf("{\"connections\":%ld,\"requested\":%ld,\"wall_s\":%.6f,\"user_s\":%.6f,\"sys_s\":%.6f,"
+	printf("{\"connections\":%ld,\"accepted\":%ld,\"closed_at_accept\":%ld,\"requested\":%ld,\"wall_s\":%.6f,\"user_s\":%.6f,\"sys_s\":%.6f,"
 	       "\"threads\":%ld,\"netns\":%s,\"timed_out\":%s,\"errors\":%ld,\"last_error\":\"%s\"}\n",
-	       done, count, wall, (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
+	       done, accepted, closed_at_accept, count, wall, (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
 	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6, threads,
 	       netns ? "true" : "false", atomic_load(&stop_now) ? "true" : "false", errors, last_error);
 	return errors && !done ? 1 : 0;

@@ -1,9 +1,11 @@
 /**
- * A minimal counting OTLP/gRPC logs receiver for the bench: implements
- * opentelemetry.proto.collector.logs.v1.LogsService/Export with @grpc/grpc-js
- * (raw Buffers, no protobuf library), counts log records, the ones whose
+ * A minimal counting OTLP/gRPC receiver for the bench: implements
+ * opentelemetry.proto.collector.logs.v1.LogsService/Export and
+ * ...trace.v1.TraceService/Export on one server with @grpc/grpc-js (raw
+ * Buffers, no protobuf library). Counts log records, the ones whose
  * process.executable.name is the workload's comm, per event name, and for those
- * the delay from the record's time_unix_nano (the kernel's timestamp) to receipt.
+ * the delay from the record's time_unix_nano (the kernel's timestamp) to
+ * receipt; and spans, the workload's ones per kind (span.client, span.server).
  *
  * Runs in a process of its own (forked by bench/run.ts, IPC messages below) so
  * that its CPU is not charged to the tracer or the bench; `ReceiverClient` is
@@ -18,7 +20,8 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { visitExportRequest } from './otlp-wire.ts';
 
-const EXPORT_PATH = '/opentelemetry.proto.collector.logs.v1.LogsService/Export';
+const LOGS_PATH = '/opentelemetry.proto.collector.logs.v1.LogsService/Export';
+const TRACES_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
 
 export interface ReceiverStats {
   /** Log records received since the last reset. */
@@ -36,6 +39,12 @@ export interface ReceiverStats {
   delayP50Ms: number;
   delayP99Ms: number;
   delayMaxMs: number;
+  /** Spans received since the last reset, of which the workload's, and those per kind. */
+  spans: number;
+  spansMatched: number;
+  spansByKind: Record<string, number>;
+  /** Wall-clock ms (Unix epoch) of the last matched span's receipt; 0 if none. */
+  spansLastAtMs: number;
   /** Receiver process CPU (user + system) since reset, s. */
   cpuS: number;
 }
@@ -59,6 +68,10 @@ class Counter {
   lastAtMs = 0;
   delays = new Float64Array(1 << 16);
   nDelays = 0;
+  spans = 0;
+  spansMatched = 0;
+  spansByKind: Record<string, number> = {};
+  spansLastAtMs = 0;
   cpuAtReset = process.cpuUsage();
 
   constructor(comm: string) {
@@ -73,7 +86,25 @@ class Counter {
     this.firstAtMs = 0;
     this.lastAtMs = 0;
     this.nDelays = 0;
+    this.spans = 0;
+    this.spansMatched = 0;
+    this.spansByKind = {};
+    this.spansLastAtMs = 0;
     this.cpuAtReset = process.cpuUsage();
+  }
+
+  onSpans(buf: Buffer): void {
+    const matched = this.spansMatched;
+    this.spans += visitExportRequest(
+      buf,
+      (_timeNs, comm, kind) => {
+        if (comm !== this.#comm) return;
+        this.spansMatched++;
+        this.spansByKind[kind] = (this.spansByKind[kind] ?? 0) + 1;
+      },
+      'traces',
+    );
+    if (this.spansMatched > matched) this.spansLastAtMs = performance.timeOrigin + performance.now();
   }
 
   onRequest(buf: Buffer): void {
@@ -109,6 +140,10 @@ class Counter {
       delayP50Ms: percentile(sorted, 50),
       delayP99Ms: percentile(sorted, 99),
       delayMaxMs: percentile(sorted, 100),
+      spans: this.spans,
+      spansMatched: this.spansMatched,
+      spansByKind: { ...this.spansByKind },
+      spansLastAtMs: this.spansLastAtMs,
       cpuS: (cpu.user + cpu.system) / 1e6,
     };
   }
@@ -118,29 +153,37 @@ async function serve(comm: string): Promise<void> {
   const counter = new Counter(comm);
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 << 20 });
   const identity = (b: Buffer): Buffer => b;
-  server.addService(
-    {
-      Export: {
-        path: EXPORT_PATH,
-        requestStream: false,
-        responseStream: false,
-        requestSerialize: identity,
-        requestDeserialize: identity,
-        responseSerialize: identity,
-        responseDeserialize: identity,
+  const service = (path: string, onRequest: (b: Buffer) => void): void => {
+    server.addService(
+      {
+        Export: {
+          path,
+          requestStream: false,
+          responseStream: false,
+          requestSerialize: identity,
+          requestDeserialize: identity,
+          responseSerialize: identity,
+          responseDeserialize: identity,
+        },
       },
-    },
-    {
-      Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => {
-        try {
-          counter.onRequest(call.request);
-          done(null, Buffer.alloc(0));
-        } catch (e) {
-          done({ code: grpc.status.INVALID_ARGUMENT, details: (e as Error).message });
-        }
+      {
+        Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => {
+          try {
+            onRequest(call.request);
+            done(null, Buffer.alloc(0));
+          } catch (e) {
+            done({ code: grpc.status.INVALID_ARGUMENT, details: (e as Error).message });
+          }
+        },
       },
-    },
-  );
+    );
+  };
+  service(LOGS_PATH, (b) => {
+    counter.onRequest(b);
+  });
+  service(TRACES_PATH, (b) => {
+    counter.onSpans(b);
+  });
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => {
       if (err) reject(err);

@@ -1,22 +1,40 @@
 /**
  * Just enough of the protobuf wire format to count the log records of an OTLP
- * ExportLogsServiceRequest, read each record's time_unix_nano, event_name and
- * process.executable.name, without building objects (the bench's receiver must
- * stay far cheaper than the tracer it measures; test/fixtures/otlp-collector.ts
- * decodes whole messages with protobufjs, which costs several µs per record).
+ * ExportLogsServiceRequest (or the spans of an ExportTraceServiceRequest), read
+ * each one's time, name and process.executable.name, without building objects
+ * (the bench's receiver must stay far cheaper than the tracer it measures;
+ * test/fixtures/otlp-collector.ts decodes whole messages with protobufjs, which
+ * costs several µs per record).
  *
- * Field numbers (opentelemetry/proto, OTLP 1.x):
- *   ExportLogsServiceRequest.resource_logs = 1
- *   ResourceLogs.scope_logs = 2
- *   ScopeLogs.log_records = 2
+ * Field numbers (opentelemetry/proto, OTLP 1.x); logs and traces nest alike:
+ *   Export{Logs,Trace}ServiceRequest.resource_{logs,spans} = 1
+ *   Resource{Logs,Spans}.resource = 1, scope_{logs,spans} = 2; Resource.attributes = 1
+ *   Scope{Logs,Spans}.{log_records,spans} = 2
  *   LogRecord.time_unix_nano = 1 (fixed64), attributes = 6, event_name = 12
+ *   Span.kind = 6 (varint), end_time_unix_nano = 8 (fixed64), attributes = 9
  *   KeyValue.key = 1, value = 2; AnyValue.string_value = 1
+ * process.executable.name is taken from the record's attributes, else from its
+ * resource's (spans may be exported under a resource describing the process).
  */
 
 export interface RecordVisitor {
-  /** time_unix_nano as a Number of ns (exact to ~256 ns, plenty for delays), comm, event name. */
+  /**
+   * time (a log record's time_unix_nano, a span's end_time_unix_nano) as a
+   * Number of ns (exact to ~256 ns, plenty for delays), comm, and the log
+   * record's event name or the span's kind (`span.client`, `span.server`, ...).
+   */
   (timeUnixNs: number, comm: string, eventName: string): void;
 }
+
+export type Signal = 'logs' | 'traces';
+
+const SPAN_KINDS = ['span.unspecified', 'span.internal', 'span.server', 'span.client', 'span.producer', 'span.consumer'];
+
+/** Where a record's fields are, per signal. */
+const FIELDS = {
+  logs: { time: 1, attributes: 6, name: 12, kind: 0 },
+  traces: { time: 8, attributes: 9, name: 0, kind: 6 },
+} as const;
 
 const WIRE_VARINT = 0;
 const WIRE_I64 = 1;
@@ -90,53 +108,74 @@ function keyIs(buf: Buffer, s: number, e: number, key: Buffer): boolean {
   return e - s === key.length && buf.compare(key, 0, key.length, s, e) === 0;
 }
 
-function visitRecord(buf: Buffer, pos: number, end: number, visit: RecordVisitor): void {
+/** The comm of one KeyValue in [pos, end) if its key is process.executable.name, else undefined. */
+function commOf(buf: Buffer, pos: number, end: number): string | undefined {
+  // KeyValue: key = 1 comes first in every encoder we know; check it before decoding the value
+  const kv = new Reader(buf, pos, end);
+  if (kv.varint() !== ((1 << 3) | WIRE_LEN)) return undefined;
+  const kLen = kv.varint();
+  if (!keyIs(buf, kv.pos, kv.pos + kLen, COMM_KEY)) return undefined;
+  let comm: string | undefined;
+  eachMessage(buf, kv.pos + kLen, end, 2, (s, e) => {
+    comm = stringField(buf, s, e, 1) ?? comm;
+  });
+  return comm;
+}
+
+function visitRecord(buf: Buffer, pos: number, end: number, f: (typeof FIELDS)[Signal], resourceComm: string, visit: RecordVisitor): void {
   const r = new Reader(buf, pos, end);
   let time = 0;
-  let comm = '';
+  let comm: string | undefined;
   let eventName = '';
   while (r.pos < r.end) {
     const tag = r.varint();
     const field = tag >>> 3;
     const wire = tag & 7;
-    if (field === 1 && wire === WIRE_I64) {
+    if (field === f.time && wire === WIRE_I64) {
       time = buf.readUInt32LE(r.pos) + buf.readUInt32LE(r.pos + 4) * 0x1_0000_0000;
       r.pos += 8;
-    } else if (field === 12 && wire === WIRE_LEN) {
+    } else if (field === f.name && wire === WIRE_LEN) {
       const len = r.varint();
       eventName = buf.toString('utf8', r.pos, r.pos + len);
       r.pos += len;
-    } else if (field === 6 && wire === WIRE_LEN) {
+    } else if (field === f.kind && wire === WIRE_VARINT) {
+      const kind = r.varint();
+      eventName = SPAN_KINDS[kind] ?? `span.kind${kind}`;
+    } else if (field === f.attributes && wire === WIRE_LEN) {
       const len = r.varint();
-      const kvEnd = r.pos + len;
-      // KeyValue: key = 1 comes first in every encoder we know; check it before decoding the value
-      const kv = new Reader(buf, r.pos, kvEnd);
-      const kTag = kv.varint();
-      if (kTag === ((1 << 3) | WIRE_LEN)) {
-        const kLen = kv.varint();
-        if (keyIs(buf, kv.pos, kv.pos + kLen, COMM_KEY)) {
-          kv.pos += kLen;
-          eachMessage(buf, kv.pos, kvEnd, 2, (s, e) => {
-            comm = stringField(buf, s, e, 1) ?? comm;
-          });
-        }
-      }
-      r.pos = kvEnd;
+      comm ??= commOf(buf, r.pos, r.pos + len);
+      r.pos += len;
     } else {
       r.skip(wire);
     }
   }
-  visit(time, comm, eventName);
+  visit(time, comm ?? resourceComm, eventName);
 }
 
-/** Calls `visit` once per log record of an encoded ExportLogsServiceRequest; returns the count. */
-export function visitExportRequest(buf: Buffer, visit: RecordVisitor): number {
+/** process.executable.name among the attributes of the Resource in [pos, end), or ''. */
+function resourceCommOf(buf: Buffer, pos: number, end: number): string {
+  let comm = '';
+  eachMessage(buf, pos, end, 1, (s, e) => {
+    eachMessage(buf, s, e, 1, (as, ae) => {
+      comm = commOf(buf, as, ae) ?? comm;
+    });
+  });
+  return comm;
+}
+
+/**
+ * Calls `visit` once per log record of an encoded ExportLogsServiceRequest
+ * (signal 'logs') or per span of an ExportTraceServiceRequest ('traces'); returns the count.
+ */
+export function visitExportRequest(buf: Buffer, visit: RecordVisitor, signal: Signal = 'logs'): number {
   let n = 0;
+  const f = FIELDS[signal];
   eachMessage(buf, 0, buf.length, 1, (rs, re) => {
+    const resourceComm = resourceCommOf(buf, rs, re);
     eachMessage(buf, rs, re, 2, (ss, se) => {
       eachMessage(buf, ss, se, 2, (ls, le) => {
         n++;
-        visitRecord(buf, ls, le, visit);
+        visitRecord(buf, ls, le, f, resourceComm, visit);
       });
     });
   });

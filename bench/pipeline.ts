@@ -9,7 +9,9 @@
  *   node bench/pipeline.ts [--count N] [--comm loadgen] [--env NAME=VALUE]...
  *
  * The sink is configured from defaults only (the environment is ignored), plus
- * the settings given with --env (e.g. --env OTEL_BLRP_MAX_EXPORT_BATCH_SIZE=2048).
+ * the settings given with --env (e.g. --env OTEL_BLRP_MAX_EXPORT_BATCH_SIZE=2048),
+ * and log records only (TCPTRACER_OTLP_SIGNALS=logs; --env TCPTRACER_OTLP_SIGNALS=logs,traces
+ * adds spans, which the receiver counts but records/s does not).
  *
  * Prints one JSON line: { available, reason?, records, delivered, seconds,
  * recordsPerSec, cpuUsPerRecord, peakRssMB, dropped..., delayP50Ms, delayP99Ms }.
@@ -21,6 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { TcpEvent } from '../src/types.ts';
+import { tcpEvent } from '../test/fixtures/tcp-events.ts';
 import { ReceiverClient } from './otlp-receiver.ts';
 
 interface SinkStats {
@@ -74,6 +77,10 @@ export function unavailable(reason: string): PipelineResult {
   };
 }
 
+/**
+ * Events as the bench's workload makes them (C, A, X, X per connection, on
+ * loopback), fields not given here from the tests' fixture (test/fixtures/tcp-events.ts).
+ */
 export function syntheticBatch(n: number, seq: number, comm: string): TcpEvent[] {
   const out: TcpEvent[] = [];
   const now = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
@@ -82,28 +89,35 @@ export function syntheticBatch(n: number, seq: number, comm: string): TcpEvent[]
     const k = seq + i;
     const type = kinds[k & 3] ?? 'close';
     const port = 1024 + ((k >> 2) % 64000);
-    out.push({
-      type,
-      monotonicNs: BigInt(k),
-      timeUnixNs: now,
-      pid: 4242,
-      tid: 4243,
-      uid: 0,
-      euid: 0,
-      // C and the client's X are the client end, A and the server's X the server end
-      role: (k & 3) === 0 || (k & 3) === 3 ? 'client' : 'server',
-      comm,
-      ip: 4,
-      saddr: '127.0.0.1',
-      daddr: '127.0.0.1',
-      sport: type === 'accept' ? 8080 : port,
-      dport: type === 'accept' ? port : 8080,
-      netns: 4026531840,
-      cgroupId: 1234,
-      durationNs: type === 'close' ? 52_000 : 0,
-      bytesAcked: 0,
-      bytesReceived: 0,
-    });
+    // C and the client's X are the client end, A and the server's X the server end
+    const client = (k & 3) === 0 || (k & 3) === 3;
+    // both ends of a connection see the same pair of initial sequence numbers, swapped
+    const isnA = Math.imul(0x9e3779b9, (k >> 2) + 1) >>> 0;
+    const isnB = (isnA ^ 0x5bd1e995) >>> 0;
+    out.push(
+      tcpEvent({
+        type,
+        monotonicNs: BigInt(k),
+        timeUnixNs: now,
+        pid: 4242,
+        tid: 4243,
+        uid: 0,
+        euid: 0,
+        role: client ? 'client' : 'server',
+        comm,
+        saddr: '127.0.0.1',
+        daddr: '127.0.0.1',
+        sport: client ? port : 8080,
+        dport: client ? 8080 : port,
+        netns: 4026531840,
+        cgroupId: 1234,
+        durationNs: type === 'close' ? 52_000 : 0,
+        // as in the workload: the server closes first (FIN), the client resets
+        end: (k & 3) === 2 ? 'fin' : (k & 3) === 3 ? 'reset' : undefined,
+        localIsn: client ? isnA : isnB,
+        peerIsn: client ? isnB : isnA,
+      }),
+    );
   }
   return out;
 }
@@ -134,7 +148,7 @@ export async function runPipeline(count: number, comm: string, timeoutMs = 120_0
   if (typeof loaded === 'string') return unavailable(loaded);
   const receiver = await ReceiverClient.start(comm);
   try {
-    const cfg = loaded.resolve({ endpoint: receiver.endpoint }, env);
+    const cfg = loaded.resolve({ endpoint: receiver.endpoint }, { TCPTRACER_OTLP_SIGNALS: 'logs', ...env });
     const sink = new loaded.Sink(cfg);
     const limit = Math.max(BATCH, cfg.maxQueueSize - BATCH);
     // warm-up: connection set-up and JIT, not measured

@@ -183,6 +183,27 @@ export function peakRssMB(pid: number): number | undefined {
 }
 
 /**
+ * Resident size of the process's BPF map mappings (smaps `anon_inode:bpf-map`:
+ * in the CLI and the floor, the ring buffer), MB; undefined if it is gone. A
+ * BPF ring buffer's data area is mapped twice in a row (so that a record can
+ * wrap around), so once the reader went through all of it this is twice the
+ * ring buffer's size, which is itself allocated (once) in the kernel.
+ */
+export function bpfMappedMB(pid: number): number | undefined {
+  try {
+    let kb = 0;
+    let inMap = false;
+    for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+      if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) inMap = line.endsWith('anon_inode:bpf-map');
+      else if (inMap && line.startsWith('Rss:')) kb += Number(/(\d+)/.exec(line)?.[1] ?? 0);
+    }
+    return kb / 1024;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Other processes holding BPF programs (e.g. another tracer attached to the
  * same tracepoints): they add kernel work to every connection and skew results.
  */

@@ -3,6 +3,9 @@
  * to CPU-profile exactly the workload: the first SIGUSR2 starts V8's sampling
  * profiler, the second stops it and writes the profile to $TCPTRACER_BENCH_PROF.
  *
+ * The file must exist and be writable by anyone (the bench creates it 0666):
+ * the CLI writes it after dropping root for its --user (default nobody).
+ *
  * Why not `node --cpu-prof`: it samples from the first instruction with SIGPROF,
  * and a signal arriving while the main thread is in the bpf() syscall makes the
  * kernel verifier give up with EAGAIN ("loading BPF program: Resource

@@ -1,315 +1,15 @@
 /**
- * Aggregation (medians and spread over rounds), targets, the human table and
- * docs/benchmarks.md.
+ * The human report and docs/benchmarks.md (with bench/analysis.md, the
+ * hand-written part), from the figures in bench/results.ts. Targets:
+ * bench/targets.ts; the scenarios' sections: bench/scenarios.ts.
  */
-import type { ConfigName } from './configs.ts';
-import type { ProfileSummary } from './cpuprofile.ts';
+import { readFileSync } from 'node:fs';
+import { isOtlp } from './configs.ts';
 import type { PipelineResult } from './pipeline.ts';
+import type { BenchReport, ConfigSummary, ProfileReport, Target } from './results.ts';
+import { scenarioSection } from './scenarios.ts';
+import { f1, k, lossCell, mdTable, rssCell, sp, table, textTable } from './tables.ts';
 
-/** What a configuration lost, by where; undefined where it cannot tell. */
-export interface LossCounts {
-  /** Kernel ring buffer full (stats map). */
-  ringbufLost?: number;
-  /** Sockets the probe could not track (socket map full). */
-  sockMapFull?: number;
-  /** Probe runs the kernel skipped (bpf_prog_info recursion_misses). */
-  probeMissed?: number;
-  /** OTLP records dropped: queue full + export failed. */
-  otlpDropped?: number;
-  /** bpftrace's own "Lost N events". */
-  peerLost?: number;
-  /** Records the tracer could not decode. */
-  malformed?: number;
-}
-
-export interface RunResult extends LossCounts {
-  config: ConfigName;
-  round: number;
-  ok: boolean;
-  error?: string;
-  connections: number;
-  wallS: number;
-  connPerSec: number;
-  loadgenUsPerConn: number;
-  expectedEvents: number;
-  /** Events of the workload (comm = loadgen) the tracer delivered. */
-  receivedEvents: number;
-  /** All events the tracer delivered (workload + anything else on the host). */
-  receivedTotal: number;
-  byType: { connect: number; accept: number; close: number };
-  tracerCpuS?: number;
-  tracerUsPerEvent?: number;
-  /** Of which in the kernel (system time), µs. */
-  tracerSysUsPerEvent?: number;
-  /** Tracer CPU per event by thread name, µs. */
-  threadUsPerEvent?: Record<string, number>;
-  peakRssMB?: number;
-  catchUpS?: number;
-  /** CPU used by other processes while the load ran, % of all CPUs (noise). */
-  otherCpuPct?: number;
-  otlpRecordsPerSec?: number;
-  otlpDelayP50Ms?: number;
-  otlpDelayP99Ms?: number;
-  receiverCpuS?: number;
-  exitCode?: number;
-}
-
-export interface Spread {
-  median: number;
-  min: number;
-  max: number;
-}
-
-export interface ConfigSummary extends LossCounts {
-  config: ConfigName;
-  label: string;
-  available: boolean;
-  reason?: string;
-  runs: number;
-  failures: string[];
-  connPerSec?: Spread;
-  ratioToUntraced?: number;
-  loadgenUsPerConn?: Spread;
-  /** (median loadgen µs/conn) / (untraced's) - 1, %. */
-  loadgenVsUntracedPct?: number;
-  expectedEvents: number;
-  receivedEvents: number;
-  byType: { connect: number; accept: number; close: number };
-  tracerUsPerEvent?: Spread;
-  tracerSysUsPerEvent?: Spread;
-  threadUsPerEvent?: Record<string, number>;
-  peakRssMB?: number;
-  catchUpS?: Spread;
-  otherCpuPct?: Spread;
-  otlpRecordsPerSec?: Spread;
-  otlpDelayP50Ms?: Spread;
-  otlpDelayP99Ms?: Spread;
-}
-
-export interface Target {
-  name: string;
-  config: string;
-  status: 'PASS' | 'MISS' | 'N/A';
-  value: string;
-  target: string;
-  margin: string;
-}
-
-export interface Machine {
-  cpu: string;
-  cores: number;
-  memoryGB: number;
-  kernel: string;
-  node: string;
-  bpftrace: string;
-  date: string;
-}
-
-export interface ProfileReport {
-  mode: string;
-  file: string;
-  events: number;
-  tracerCpuS: number;
-  threadCpuS: Record<string, number>;
-  summary: ProfileSummary;
-}
-
-export interface BenchReport {
-  mode: 'quick' | 'full';
-  machine: Machine;
-  workload: {
-    connectionsPerRun: number;
-    threads: number;
-    rounds: number;
-    eventsPerConnection: number;
-    calibratedConnPerSec?: number;
-    netns: boolean;
-    /** The measured CLI's command line (node, its flags, the script), paths relative to the repository. */
-    cli?: string;
-  };
-  interference: string[];
-  configs: ConfigSummary[];
-  runs: RunResult[];
-  targets: Target[];
-  pipeline: PipelineResult;
-  profiles: ProfileReport[];
-  durationS: number;
-}
-
-export function spread(xs: readonly number[]): Spread | undefined {
-  if (xs.length === 0) return undefined;
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  const median = s.length % 2 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
-  return { median, min: s[0] ?? 0, max: s.at(-1) ?? 0 };
-}
-
-const sum = (xs: readonly (number | undefined)[]): number => xs.reduce<number>((a, b) => a + (b ?? 0), 0);
-const defined = <T>(xs: readonly (T | undefined)[]): T[] => xs.filter((x): x is T => x !== undefined);
-
-export function summarize(
-  config: ConfigName,
-  label: string,
-  runs: readonly RunResult[],
-  unavailable: string | undefined,
-  untraced: ConfigSummary | undefined,
-): ConfigSummary {
-  const ok = runs.filter((r) => r.ok);
-  const s: ConfigSummary = {
-    config,
-    label,
-    available: unavailable === undefined,
-    reason: unavailable,
-    runs: ok.length,
-    failures: runs.filter((r) => !r.ok).map((r) => `round ${r.round}: ${r.error ?? 'failed'}`),
-    expectedEvents: config === 'untraced' ? 0 : sum(ok.map((r) => r.expectedEvents)),
-    receivedEvents: sum(ok.map((r) => r.receivedEvents)),
-    byType: {
-      connect: sum(ok.map((r) => r.byType.connect)),
-      accept: sum(ok.map((r) => r.byType.accept)),
-      close: sum(ok.map((r) => r.byType.close)),
-    },
-  };
-  if (!ok.length) return s;
-  s.connPerSec = spread(ok.map((r) => r.connPerSec));
-  s.otherCpuPct = spread(defined(ok.map((r) => r.otherCpuPct)));
-  s.loadgenUsPerConn = spread(ok.map((r) => r.loadgenUsPerConn));
-  if (untraced?.connPerSec && s.connPerSec) s.ratioToUntraced = s.connPerSec.median / untraced.connPerSec.median;
-  if (untraced?.loadgenUsPerConn && s.loadgenUsPerConn) {
-    s.loadgenVsUntracedPct = 100 * (s.loadgenUsPerConn.median / untraced.loadgenUsPerConn.median - 1);
-  }
-  if (config === 'untraced') return s;
-  const maybeSum = (xs: (number | undefined)[]): number | undefined => (xs.some((x) => x !== undefined) ? sum(xs) : undefined);
-  s.ringbufLost = maybeSum(ok.map((r) => r.ringbufLost));
-  s.sockMapFull = maybeSum(ok.map((r) => r.sockMapFull));
-  s.probeMissed = maybeSum(ok.map((r) => r.probeMissed));
-  s.otlpDropped = maybeSum(ok.map((r) => r.otlpDropped));
-  s.peerLost = maybeSum(ok.map((r) => r.peerLost));
-  s.malformed = maybeSum(ok.map((r) => r.malformed));
-  s.tracerUsPerEvent = spread(defined(ok.map((r) => r.tracerUsPerEvent)));
-  s.tracerSysUsPerEvent = spread(defined(ok.map((r) => r.tracerSysUsPerEvent)));
-  s.peakRssMB = Math.max(...defined(ok.map((r) => r.peakRssMB)), 0);
-  s.catchUpS = spread(defined(ok.map((r) => r.catchUpS)));
-  const threads: Record<string, number[]> = {};
-  for (const r of ok) for (const [k, v] of Object.entries(r.threadUsPerEvent ?? {})) (threads[k] ??= []).push(v);
-  s.threadUsPerEvent = Object.fromEntries(Object.entries(threads).map(([k, v]) => [k, spread(v)?.median ?? 0]));
-  if (config === 'otlp') {
-    s.otlpRecordsPerSec = spread(defined(ok.map((r) => r.otlpRecordsPerSec)));
-    s.otlpDelayP50Ms = spread(defined(ok.map((r) => r.otlpDelayP50Ms)));
-    s.otlpDelayP99Ms = spread(defined(ok.map((r) => r.otlpDelayP99Ms)));
-  }
-  return s;
-}
-
-// ---- targets ----
-
-function target(
-  name: string,
-  config: string,
-  value: number | undefined,
-  op: '>=' | '<=',
-  limit: number,
-  fmt: (x: number) => string,
-  na?: string,
-): Target {
-  if (value === undefined || !Number.isFinite(value)) {
-    return { name, config, status: 'N/A', value: na ?? 'unavailable', target: `${op} ${fmt(limit)}`, margin: '' };
-  }
-  const pass = op === '>=' ? value >= limit : value <= limit;
-  const diff = value - limit;
-  const rel = limit !== 0 ? ` (${diff >= 0 ? '+' : ''}${((100 * diff) / limit).toFixed(0)}%)` : '';
-  return {
-    name,
-    config,
-    status: pass ? 'PASS' : 'MISS',
-    value: fmt(value),
-    target: `${op} ${fmt(limit)}`,
-    margin: `${diff >= 0 ? '+' : ''}${fmt(diff)}${rel}`,
-  };
-}
-
-const x2 = (v: number): string => `${v.toFixed(2)}x`;
-const us = (v: number): string => `${v.toFixed(2)} µs`;
-const pct = (v: number): string => `${v.toFixed(1)}%`;
-
-export function evaluateTargets(configs: readonly ConfigSummary[], pipeline: PipelineResult): Target[] {
-  const by = (c: ConfigName): ConfigSummary | undefined => configs.find((s) => s.config === c);
-  const why = (c: ConfigName): string => {
-    const s = by(c);
-    if (!s) return 'not run';
-    if (!s.available) return 'unavailable';
-    return s.runs ? 'no data' : 'failed';
-  };
-  const out: Target[] = [];
-  for (const c of ['table', 'json', 'otlp'] as const) {
-    out.push(target('traced throughput vs untraced', c, by(c)?.ratioToUntraced, '>=', c === 'otlp' ? 0.65 : 0.85, x2, why(c)));
-  }
-  const floor = by('floor')?.tracerUsPerEvent?.median;
-  for (const c of ['table', 'json', 'otlp'] as const) {
-    const t = target(
-      c === 'otlp' ? 'tracer CPU per record' : 'tracer CPU per event',
-      c,
-      by(c)?.tracerUsPerEvent?.median,
-      '<=',
-      c === 'otlp' ? 8 : 2,
-      us,
-      why(c),
-    );
-    if (floor !== undefined) t.margin += `${t.margin ? '; ' : ''}C floor ${us(floor)}`;
-    out.push(t);
-  }
-  for (const c of ['floor', 'table', 'json', 'otlp'] as const) {
-    out.push(target('probe kernel cost: loadgen CPU/conn vs untraced', c, by(c)?.loadgenVsUntracedPct, '<=', 10, pct, why(c)));
-  }
-  for (const c of ['floor', 'table', 'json', 'otlp'] as const) {
-    const s = by(c);
-    let lost: number | undefined;
-    if (s?.runs) lost = Math.max(s.expectedEvents - s.receivedEvents, (s.ringbufLost ?? 0) + (s.otlpDropped ?? 0));
-    const t = target('zero lost events (expected - received, kernel/OTLP drops)', c, lost, '<=', 0, (v) => v.toFixed(0), why(c));
-    if (s?.runs) {
-      t.margin = `ringbuf lost ${s.ringbufLost ?? '?'}, probe runs skipped ${s.probeMissed ?? '?'}${c === 'otlp' ? `, otlp dropped ${s.otlpDropped ?? '?'}` : ''}`;
-    }
-    out.push(t);
-  }
-  out.push(
-    target(
-      'OTLP pipeline alone (no kernel)',
-      'pipeline',
-      pipeline.available ? pipeline.recordsPerSec : undefined,
-      '>=',
-      100_000,
-      (v) => `${(v / 1000).toFixed(1)}k rec/s`,
-      'unavailable',
-    ),
-  );
-  out.push(target('OTLP peak RSS under full load', 'otlp', by('otlp')?.peakRssMB, '<=', 200, (v) => `${v.toFixed(0)} MB`, why('otlp')));
-  out.push(
-    target('OTLP p99 delay kernel -> receiver', 'otlp', by('otlp')?.otlpDelayP99Ms?.median, '<=', 2000, (v) => `${v.toFixed(0)} ms`, why('otlp')),
-  );
-  const peer = by('bpftrace')?.connPerSec?.median;
-  for (const c of ['table', 'json', 'otlp'] as const) {
-    const mine = by(c)?.connPerSec?.median;
-    out.push(
-      target(
-        'traced throughput vs bpftrace peer',
-        c,
-        mine !== undefined && peer ? mine / peer : undefined,
-        '>=',
-        2,
-        x2,
-        peer ? why(c) : why('bpftrace'),
-      ),
-    );
-  }
-  return out;
-}
-
-// ---- text ----
-
-const k = (v: number): string => (v >= 10_000 ? `${(v / 1000).toFixed(1)}k` : v.toFixed(0));
-const f1 = (v: number | undefined, d = 1): string => (v === undefined ? '-' : v.toFixed(d));
-const sp = (s: Spread | undefined, fmt: (v: number) => string): string =>
-  s ? `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})` : '-';
 
 function rows(configs: readonly ConfigSummary[]): string[][] {
   const header = [
@@ -320,7 +20,7 @@ function rows(configs: readonly ConfigSummary[]): string[][] {
     'events expected / received',
     'lost (ringbuf)',
     'tracer µs/event',
-    'peak RSS MB',
+    'peak RSS MB (ring buffer mapping)',
     'catch-up s',
     'other CPU %',
   ];
@@ -331,15 +31,7 @@ function rows(configs: readonly ConfigSummary[]): string[][] {
       continue;
     }
     const traced = s.config !== 'untraced';
-    const lost = [
-      s.ringbufLost !== undefined ? String(s.ringbufLost) : '',
-      s.probeMissed ? `probe runs skipped ${s.probeMissed}` : '',
-      s.otlpDropped ? `otlp dropped ${s.otlpDropped}` : '',
-      s.peerLost ? `bpftrace lost ${s.peerLost}` : '',
-      s.malformed ? `malformed ${s.malformed}` : '',
-    ]
-      .filter(Boolean)
-      .join(', ');
+    const lost = lossCell(s);
     out.push([
       s.label,
       sp(s.connPerSec, k),
@@ -348,28 +40,12 @@ function rows(configs: readonly ConfigSummary[]): string[][] {
       traced ? `${s.expectedEvents} / ${s.receivedEvents}${s.expectedEvents === s.receivedEvents ? '' : ' MISMATCH'}` : '-',
       traced ? lost || '-' : '-',
       traced ? `${sp(s.tracerUsPerEvent, (v) => v.toFixed(2))}${s.tracerSysUsPerEvent ? ` sys ${s.tracerSysUsPerEvent.median.toFixed(2)}` : ''}` : '-',
-      traced ? f1(s.peakRssMB, 0) : '-',
+      traced ? rssCell(s.peakRssMB, s.ringbufRssMB) : '-',
       traced ? sp(s.catchUpS, (v) => v.toFixed(1)) : '-',
       sp(s.otherCpuPct, (v) => v.toFixed(0)),
     ]);
   }
   return out;
-}
-
-function textTable(t: string[][]): string {
-  const widths = t[0]?.map((_, i) => Math.max(...t.map((r) => (r[i] ?? '').length))) ?? [];
-  return t.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');
-}
-
-function mdTable(t: string[][]): string {
-  const [head, ...body] = t;
-  if (!head) return '';
-  const esc = (c: string): string => c.replaceAll('|', '\\|');
-  return [
-    `| ${head.map(esc).join(' | ')} |`,
-    `| ${head.map(() => '---').join(' | ')} |`,
-    ...body.map((r) => `| ${r.map(esc).join(' | ')} |`),
-  ].join('\n');
 }
 
 /** Why a configuration has no figures, and failed rounds. */
@@ -398,11 +74,12 @@ function targetRows(targets: readonly Target[]): string[][] {
 }
 
 function otlpLines(configs: readonly ConfigSummary[], pipeline: PipelineResult): string[] {
-  const o = configs.find((c) => c.config === 'otlp');
   const lines: string[] = [];
-  if (o?.runs) {
+  for (const o of configs.filter((c) => isOtlp(c.config) && c.runs)) {
     lines.push(
-      `OTLP end to end: ${sp(o.otlpRecordsPerSec, k)} records/s delivered; delay kernel -> receiver p50 ${sp(o.otlpDelayP50Ms, (v) => v.toFixed(0))} ms, p99 ${sp(o.otlpDelayP99Ms, (v) => v.toFixed(0))} ms; dropped ${o.otlpDropped ?? 0}`,
+      `${o.label} end to end: ${sp(o.otlpRecordsPerSec, k)} log records/s delivered${o.spansReceived !== undefined ? `, spans ${o.spansReceived} of ${o.spansExpected ?? 0}` : ''}; ` +
+        `delay kernel -> receiver p50 ${sp(o.otlpDelayP50Ms, (v) => v.toFixed(0))} ms, p99 ${sp(o.otlpDelayP99Ms, (v) => v.toFixed(0))} ms; ` +
+        `lost in the ring buffer ${o.ringbufLost ?? 0}, otlp dropped ${o.otlpDropped ?? 0}`,
     );
   }
   if (pipeline.available) {
@@ -415,6 +92,41 @@ function otlpLines(configs: readonly ConfigSummary[], pipeline: PipelineResult):
     lines.push(`OTLP pipeline alone: unavailable: ${pipeline.reason ?? ''}`);
   }
   return lines;
+}
+
+/** Spans' cost: the same workload in the same rounds with logs only and with logs and traces. */
+function spanCost(configs: readonly ConfigSummary[], md: boolean): string[] {
+  const logs = configs.find((c) => c.config === 'otlp');
+  const both = configs.find((c) => c.config === 'otlp-traces');
+  if (!logs?.runs || !both?.runs) return [];
+  const d = (a: number | undefined, b: number | undefined, unit: string, digits: number): string =>
+    a === undefined || b === undefined ? '-' : `${b - a >= 0 ? '+' : ''}${(b - a).toFixed(digits)}${unit} (${a ? `${b >= a ? '+' : ''}${((100 * (b - a)) / a).toFixed(0)}%` : '-'})`;
+  const perConn = (s: ConfigSummary): number | undefined => s.tracerUsPerConn?.median;
+  const sysPerConn = (s: ConfigSummary): number | undefined =>
+    s.tracerSysUsPerEvent && s.connections ? (s.tracerSysUsPerEvent.median * s.expectedEvents) / s.connections : undefined;
+  const t = [
+    ['', 'logs', 'logs,traces', 'difference'],
+    ['tracer CPU per connection delivered, µs', sp(logs.tracerUsPerConn, (v) => v.toFixed(1)), sp(both.tracerUsPerConn, (v) => v.toFixed(1)), d(perConn(logs), perConn(both), ' µs', 1)],
+    ['of which system, µs', f1(sysPerConn(logs)), f1(sysPerConn(both)), d(sysPerConn(logs), sysPerConn(both), ' µs', 1)],
+    ['log records delivered / expected', `${logs.receivedEvents} / ${logs.expectedEvents}`, `${both.receivedEvents} / ${both.expectedEvents}`, ''],
+    ['spans delivered / expected', '-', `${both.spansReceived ?? 0} / ${both.spansExpected ?? 0}`, ''],
+    ['lost in the ring buffer', String(logs.ringbufLost ?? 0), String(both.ringbufLost ?? 0), ''],
+    ['peak RSS (ring buffer mapping), MB', rssCell(logs.peakRssMB, logs.ringbufRssMB), rssCell(both.peakRssMB, both.ringbufRssMB), d(logs.peakRssMB, both.peakRssMB, ' MB', 0)],
+    ['conn/s while traced', sp(logs.connPerSec, k), sp(both.connPerSec, k), d(logs.connPerSec?.median, both.connPerSec?.median, '', 0)],
+    ['catch-up after the workload, s', sp(logs.catchUpS, (v) => v.toFixed(1)), sp(both.catchUpS, (v) => v.toFixed(1)), ''],
+  ];
+  return [
+    md ? '### What spans cost' : "Spans' cost (same workload, same rounds):",
+    ...(md
+      ? [
+          '',
+          `\`--otlp-signals logs\` against \`--otlp-signals logs,traces\` (one span per connection end, at its X), interleaved in the same rounds on the same workload. Tracer CPU per connection = its CPU from workload start until it caught up, divided by the connections whose log records it delivered (log records / ${logs.connections ? (logs.expectedEvents / logs.connections).toFixed(0) : '4'}): the difference is what the 2 spans of a connection cost.`,
+          '',
+        ]
+      : []),
+    table(t, md),
+    '',
+  ];
 }
 
 function profileLines(p: ProfileReport, md: boolean): string[] {
@@ -452,6 +164,8 @@ export function humanReport(r: BenchReport): string {
   lines.push('', textTable(rows(r.configs)), '');
   lines.push(...notes(r.configs));
   lines.push(...otlpLines(r.configs, r.pipeline), '');
+  lines.push(...spanCost(r.configs, false));
+  for (const sc of r.scenarios) lines.push(...scenarioSection(sc, false));
   lines.push('Targets:', textTable(targetRows(r.targets)), '');
   if (r.profiles.length) {
     lines.push('Where the tracer time goes (V8 CPU profile of the workload, one extra run per mode, not part of the figures above):');
@@ -464,92 +178,43 @@ export function humanReport(r: BenchReport): string {
   return lines.join('\n');
 }
 
-/**
- * Hand-written reading of the profiles, kept with the generator so it travels
- * with the figures; dated, because unlike the rest it is not regenerated.
- */
-const ANALYSIS = `### Analysis (written by hand on 2026-11-25, not regenerated)
+/** The Method section's bullets. */
+function method(r: BenchReport): string[] {
+  const w = r.workload;
+  const f = r.features;
+  const out = [
+    `Workload: \`bench/loadgen.c\` (built by the bench with \`cc\` into bench/out/), ${w.threads} threads (one per CPU), each with its own listener on 127.0.0.1 in a fresh network namespace, doing connect, accept, server close, client read-EOF, client close with SO_LINGER 0: no TIME_WAIT, no port exhaustion. ${w.connectionsPerRun} connections per run` +
+      (w.calibratedConnPerSec ? ` (calibrated from an untraced ${k(w.calibratedConnPerSec)} conn/s warm-up)` : '') +
+      ". The load generator reports wall time and its own CPU time (getrusage: user + system, both ends of every connection, where the probe's kernel-side cost lands).",
+    `Expected events: ${w.eventsPerConnection} per connection. From the probe's semantics (bpf/tcptracer.bpf.c): C when the client reaches ESTABLISHED, A at accept4() exit, X when the server closes (ESTABLISHED -> FIN_WAIT1) and X when the client closes (CLOSE_WAIT -> CLOSE, RST). With traces, also 2 spans per connection (one per end, at its X). Received = events whose comm is \`loadgen\`; anything else on the host is excluded.`,
+    `The tracer measured: \`${w.cli ?? 'node src/cli.ts'}\`` +
+      (w.cli?.includes('dist/') ? ' (the installed bin: tsc output, as `npx tcptracer` and the Docker image run it).' : '.'),
+    `${w.rounds} rounds, configurations interleaved in each round (${r.configs.map((c) => c.config).join(', ')}); medians with (min–max). Then the scenarios (below), each with its own workload.`,
+    'Tracers are started and their banner awaited before the workload; after it, the bench waits until the tracer stops delivering (the "catch-up" column), samples its CPU time (utime + stime from /proc, from workload start: start-up excluded) and peak RSS (VmHWM; in brackets the part that is the BPF ring buffer\'s mapping, from /proc/PID/smaps), then sends SIGINT and waits for it to drain and exit.',
+    "table and --json write to a file on tmpfs (counted afterwards); --otlp -q exports to `bench/otlp-receiver.ts` (a counting OTLP/gRPC receiver in its own process serving LogsService and TraceService, which reads each log record's time_unix_nano to measure the delay, and counts spans by kind), once with `--otlp-signals logs` and once with `--otlp-signals logs,traces` (the default), every other setting at the CLI's default; bpftrace runs `bench/tcptracer.bt` (same tracepoints and socket logic); the C floor (`bench/floor.c`) loads build/Release/tcptracer.bpf.o with the loader's table-mode settings (cfg in .rodata via BTF, 8 MiB ring buffer, 64 KiB wake-up threshold, 100 ms poll) and only counts.",
+  ];
+  if (f?.ringbufSize) {
+    out.push(
+      "What the CLI's defaults change in these figures: with --otlp the kernel ring buffer (64 MiB by default, `--ringbuf-size`) is the export queue, read only as fast as the export takes events. A workload faster than the export fills it and events are then lost there, counted in \"lost (ringbuf)\", where before they were dropped from the JS queue (\"otlp dropped\"); the tracer keeps exporting what the ring buffer holds after the workload ended (\"catch-up\", its CPU counted until then), and the delay is the time events waited in that queue. The ring buffer's data area is mapped twice in a row into the reader (so that records can wrap), so once read through it shows in RSS as twice its size (128 MB for 64 MiB of kernel memory, allocated once): the \"ring\" part of peak RSS. Table and JSON keep the 8 MiB ring buffer, as the floor.",
+    );
+  }
+  if (f?.traceSelf) {
+    out.push("The tracer leaves its own process out in the kernel (`--trace-self` brings it back): its gRPC connection to the receiver is no longer among its events. None of the figures counted it (received = comm `loadgen`), only the per-event CPU's denominator (all events delivered) loses those few.");
+  }
+  if (f && !f.otlpSignals) out.push('The CLI has no `--otlp-signals` yet (no spans): the logs,traces configuration could not run.');
+  return out;
+}
 
-From the profiles above, \`perf record -a -g\` of the workload, micro-benchmarks
-of the OTLP path and stress runs of the C floor; re-check after changes.
-
-**Probe, kernel side** (loadgen CPU per connection, the floor's row). \`perf\`
-of the workload with the floor attached, tp_btf probe: the socket tracepoint
-program is ~10% of all samples and the accept handler ~4%; within them the ring
-buffer's reserve + commit is ~6.8% (half of the probe's cost: 4 records per
-connection, each reservation takes the ring buffer's irqsave spinlock, and
-re-enabling interrupts is a paravirtual call on this PVM guest, \`pvm_irq_enable\`),
-the programs' own code ~2.7%, the hash map ~1.1%, helpers ~1%, the raw
-tracepoint dispatch 0.9%. With classic tracepoints (before) perf's tracepoint glue
-(record building, \`perf_trace_buf_alloc\`, \`trace_call_bpf\`) added ~1.7%;
-in the full runs the floor went from +27% (before the switch to tp_btf) to
-+22%, +17% and +13% (three runs after; the last, not shown, had the noisiest
-untraced baseline), --json from +19% to +18%, +23% and +14%: a gain for the
-floor, within this VM's noise for the rest. What would close the rest: fewer ring buffer
-reservations per connection (a per-CPU staging buffer committed in batches,
-at the cost of cross-CPU ordering and latency), and per-socket storage
-(\`BPF_MAP_TYPE_SK_STORAGE\`) instead of the hash map, which needs the accept
-handler to become a tp_btf program on raw_syscalls:sys_exit (run for every
-syscall of the host). On a host where enabling interrupts is one instruction
-the reservation cost shrinks.
-
-**Skipped probe runs**: tp_btf's recursion guard is per program, so the socket
-program is still skipped when a softirq state change lands while that same
-program runs in task context on the CPU. Counted (bpf_prog_info
-recursion_misses) and reported by the CLI: 12 in the 7 OTLP runs above (likely
-softirq work from the exporter's own loopback traffic: not verified), none in
-the other modes.
-
-**Throughput ratios** follow from the above on a 2-core host that the workload
-saturates: the tracer's own CPU (4 events x ~1 µs) and the probe's (~5 µs)
-against ~27 µs of untraced work per connection. The untraced rate itself
-varies by up to a quarter between rounds here; the loadgen CPU column is the
-steadier one.
-
-**OTLP, per record** (Node 26, sdk-logs 3.1, exporter 0.301; this record shape:
-17 attributes, 20 on closes, a one-line body, ~640 bytes of protobuf).
-\`node bench/otlp-record-cost.ts\`, the SDK's steps without the network: our
-mapping 0.15 µs, \`Logger.emit\` ~2 µs (LogRecordImpl copies the attributes
-one by one through \`Object.entries\` and validates each), the SDK's
-\`ProtobufLogsSerializer\` ~4-4.4 µs (it walks every record twice, once to
-size the buffer and once to write it; attribute keys are 70% of the string
-bytes): ~6-6.5 µs in all. In the CLI the transport (buffer copies, grpc-js
-framing), GC with more live data, the queue and decoding add the rest. Already done: events wait in the queue and become records only at export
-(a quarter of the memory, and records die young), attributes built as one
-literal, and in \`--otlp -q\` events the queue has no room for are counted
-without being decoded (decode was 11% of the main thread when 80% of events
-were dropped). The target of 8 µs needs a serializer that does not re-walk the
-records or fewer, shorter attributes: within the SDK the remaining levers are
-the record's shape, not the code around it. One main thread delivers ~35-55k
-records/s; the saturating workload makes ~130k events/s, so the bounded queue
-drops the excess and counts every record.
-
-**OTLP memory**: the installed bin with the tracer and the OTLP sink loaded and
-nothing queued is 81 MB RSS (109 MB when run from src/ with Node's type
-stripping, which is what the bench measured before this run); under full load
-the V8 heap grows to ~110 MB (half of it young generation) plus ~35 MB of
-buffers. \`--node-flags=--max-semi-space-size=N\`, one 2-round run each, from
-src/: default 275 MB, N=16 236 MB, N=8 250 MB, N=4 227 MB, no clear CPU
-change: not enough to reach 200 MB, so not adopted. Table and JSON modes no
-longer load the SDK (about 30 MB less).
-
-**One missing close in ~15 runs of 575k connections**, also in the rows above
-when a received count is one short. \`bench/out/floor OBJ --comm loadgen --check\`
-names it every time: a client connection whose C arrived and whose X never did.
-Counting every state change inside the probe and, independently, with bpftrace
-on the classic tracepoints beside it: both see exactly one fewer CLOSE_WAIT ->
-CLOSE transition and one fewer \`tcp_destroy_sock\` than there were
-connections, while ESTABLISHED -> CLOSE_WAIT is exact, no run was skipped
-(recursion_misses 0) and the ring buffer lost nothing. The socket is gone by the
-end of the workload (not in /proc/net/tcp) and its 4-tuple is reused by a new
-connection 0.5-2.7 s later. So the kernel never fired those tracepoints for that
-socket, for any consumer: not a loss in the probe, ring buffer or reader. Which
-path closes it without them needs kprobes or fentry to find, and this kernel
-has neither.
-`;
+/** The hand-written analysis (bench/analysis.md), dated, because unlike the rest it is not regenerated. */
+function analysis(): string {
+  try {
+    return readFileSync(new URL('analysis.md', import.meta.url), 'utf8');
+  } catch (e) {
+    return `(bench/analysis.md unreadable: ${(e as Error).message})\n`;
+  }
+}
 
 export function markdown(r: BenchReport, command: string): string {
-  const w = r.workload;
   const m = r.machine;
   const out = [
     '# Benchmarks',
@@ -567,19 +232,8 @@ export function markdown(r: BenchReport, command: string): string {
     '',
   ];
   for (const n of noise(r)) out.push(`> **Warning:** ${n}.`, '');
+  out.push('## Method', '', ...method(r).map((l) => `- ${l}`), '');
   out.push(
-    '## Method',
-    '',
-    `- Workload: \`bench/loadgen.c\` (built by the bench with \`cc\` into bench/out/), ${w.threads} threads (one per CPU), each with its own listener on 127.0.0.1 in a fresh network namespace, doing connect, accept, server close, client read-EOF, client close with SO_LINGER 0: no TIME_WAIT, no port exhaustion. ${w.connectionsPerRun} connections per run` +
-      (w.calibratedConnPerSec ? ` (calibrated from an untraced ${k(w.calibratedConnPerSec)} conn/s warm-up)` : '') +
-      '. The load generator reports wall time and its own CPU time (getrusage: user + system, both ends of every connection, where the probe\'s kernel-side cost lands).',
-    `- Expected events: ${w.eventsPerConnection} per connection. From the probe's semantics (bpf/tcptracer.bpf.c): C when the client reaches ESTABLISHED, A at accept4() exit, X when the server closes (ESTABLISHED -> FIN_WAIT1) and X when the client closes (CLOSE_WAIT -> CLOSE, RST). Received = events whose comm is \`loadgen\`; anything else on the host is excluded.`,
-    `- The tracer measured: \`${w.cli ?? 'node src/cli.ts'}\`` +
-      (w.cli?.includes('dist/') ? ' (the installed bin: tsc output, as `npx tcptracer` and the Docker image run it).' : '.'),
-    `- ${w.rounds} rounds, configurations interleaved in each round (${r.configs.map((c) => c.config).join(', ')}); medians with (min–max).`,
-    '- Tracers are started and their banner awaited before the workload; after it, the bench waits until the tracer stops delivering (the "catch-up" column), samples its CPU time (utime + stime from /proc, from workload start: start-up excluded) and peak RSS (VmHWM), then sends SIGINT and waits for it to drain and exit.',
-    '- table and --json write to a file on tmpfs (counted afterwards), --otlp -q exports to `bench/otlp-receiver.ts` (a counting OTLP/gRPC receiver in its own process, which reads each record\'s time_unix_nano to measure the delay), bpftrace runs `bench/tcptracer.bt` (same tracepoints and socket logic), the C floor (`bench/floor.c`) loads build/Release/tcptracer.bpf.o with the loader\'s settings (cfg in .rodata via BTF, 8 MiB ring buffer, 64 KiB wake-up threshold, 100 ms poll) and only counts.',
-    '',
     '## Results',
     '',
     mdTable(rows(r.configs)),
@@ -587,6 +241,7 @@ export function markdown(r: BenchReport, command: string): string {
     ...otlpLines(r.configs, r.pipeline).map((l) => `- ${l}`),
     '',
   );
+  out.push(...spanCost(r.configs, true));
   const n = notes(r.configs);
   if (n.length) out.push(...n.map((l) => `- ${l}`), '');
   const threadRows = r.configs.filter((s) => s.threadUsPerEvent && Object.keys(s.threadUsPerEvent).length);
@@ -611,6 +266,10 @@ export function markdown(r: BenchReport, command: string): string {
       '',
     );
   }
+  if (r.scenarios.length) {
+    out.push('## Scenarios', '');
+    for (const sc of r.scenarios) out.push(...scenarioSection(sc, true));
+  }
   out.push('## Targets', '', mdTable(targetRows(r.targets)), '');
   out.push('## Where the time goes', '');
   if (r.profiles.length) {
@@ -619,10 +278,10 @@ export function markdown(r: BenchReport, command: string): string {
       '',
     );
     for (const p of r.profiles) out.push(...profileLines(p, true));
-    out.push(ANALYSIS);
   } else {
     out.push('Profiling was skipped in this run.', '');
   }
+  out.push(analysis());
   out.push(
     '## Reproduce',
     '',

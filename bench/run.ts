@@ -6,55 +6,46 @@
  * Builds bench/loadgen.c and bench/floor.c with cc into bench/out/ (every run,
  * from source; nothing binary is committed), then measures, on the same
  * loopback connect/accept/close workload, in interleaved rounds:
- * untraced, tcptracer (table), --json, --otlp -q (to a counting receiver),
- * the bpftrace peer (bench/tcptracer.bt) and the C floor (bench/floor.c).
- * Also the OTLP pipeline alone (bench/pipeline.ts) and a CPU profile of the CLI.
+ * untraced, tcptracer (table), --json, --otlp -q with logs and with logs and
+ * traces (to a counting receiver), the bpftrace peer (bench/tcptracer.bt) and
+ * the C floor (bench/floor.c). Then the scenarios (bench/scenarios.ts: reset
+ * before accept, an OTLP burst), the OTLP pipeline alone (bench/pipeline.ts)
+ * and a CPU profile of the CLI.
  *
  * Prints a human table, the targets with PASS/MISS, and as its LAST line one
  * JSON object with every figure; rewrites docs/benchmarks.md (unless --no-docs).
  *
- * Options: --full, --rounds N, --seconds S (workload length per run),
+ * Options: --full, --rounds N (0: no main rounds), --seconds S (workload length per run),
  * --count N (connections per run; skips calibration), --only a,b,c,
+ * --scenarios a,b|none (default: all),
  * --cli PATH (the CLI to measure, default dist/src/cli.js: the installed bin, as
  * npx and the Docker image run it; src/cli.ts runs the sources, with Node's type
  * stripping loaded, ~28 MB more RSS),
  * --node-flags=FLAGS (Node/V8 flags for the measured CLI, e.g. --node-flags=--max-semi-space-size=8),
  * --no-profile, --no-pipeline, --no-docs.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, release, totalmem } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { CONFIGS, LABELS, StartError, startTracer, type ConfigName, type Env, type Running } from './configs.ts';
+import { CONFIGS, isOtlp, LABELS, StartError, startTracer, type ConfigName, type Env, type Running } from './configs.ts';
 import { summarizeProfile } from './cpuprofile.ts';
 import { ReceiverClient } from './otlp-receiver.ts';
 import { unavailable, type PipelineResult } from './pipeline.ts';
-import { foreignBpfHolders, interrupt, killAll, machineBusyS, ownPids, peakRssMB, sampleCpu, start, waitFor, type CpuSample } from './proc.ts';
-import {
-  evaluateTargets,
-  humanReport,
-  markdown,
-  summarize,
-  type BenchReport,
-  type ConfigSummary,
-  type Machine,
-  type ProfileReport,
-  type RunResult,
-} from './report.ts';
+import { foreignBpfHolders, interrupt, killAll, ownPids, sampleCpu, start, waitFor } from './proc.ts';
+import { humanReport, markdown } from './report.ts';
+import { summarize, type BenchReport, type ConfigSummary, type ProfileReport, type RunResult, type ScenarioReport } from './results.ts';
+import { buildC, ensureTracefs, features, has, machine } from './setup.ts';
+import { runScenario, SCENARIOS, scenarioPlans } from './scenarios.ts';
+import { evaluateTargets } from './targets.ts';
+import { BenchError, catchUp, cpuDelta, log, runLoadgen, runOne, startWithRetry } from './workload.ts';
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const OUT = join(ROOT, 'bench', 'out');
 const COMM = 'loadgen';
 const EVENTS_PER_CONNECTION = 4;
-
-class BenchError extends Error {}
-
-const log = (msg: string): void => {
-  process.stderr.write(`bench: ${msg}\n`);
-};
 
 interface Mode {
   name: 'quick' | 'full';
@@ -69,6 +60,7 @@ function parseOptions(): {
   mode: Mode;
   count?: number;
   only?: ConfigName[];
+  scenarios: string[];
   cli: string;
   nodeFlags: string[];
   profile: boolean;
@@ -84,6 +76,7 @@ function parseOptions(): {
         seconds: { type: 'string' },
         count: { type: 'string' },
         only: { type: 'string' },
+        scenarios: { type: 'string' },
         cli: { type: 'string' },
         'node-flags': { type: 'string' },
         'no-profile': { type: 'boolean' },
@@ -97,22 +90,23 @@ function parseOptions(): {
   }
   if (values.help) {
     process.stdout.write(
-      'usage: npm run bench [-- --full] [--rounds N] [--seconds S] [--count N] [--only untraced,table,json,otlp,bpftrace,floor]\n' +
-        '                     [--cli PATH (default src/cli.ts; e.g. dist/src/cli.js)] [--no-profile] [--no-pipeline] [--no-docs]\n',
+      `usage: npm run bench [-- --full] [--rounds N] [--seconds S] [--count N] [--only ${CONFIGS.join(',')}]\n` +
+        `                     [--scenarios ${SCENARIOS.join(',')}|none] [--cli PATH (default dist/src/cli.js; e.g. src/cli.ts)]\n` +
+        '                     [--node-flags=FLAGS] [--no-profile] [--no-pipeline] [--no-docs]\n',
     );
     process.exit(0);
   }
   const full = values.full ?? false;
   const mode: Mode = full
-    ? { name: 'full', rounds: 7, seconds: 8, pipelineRecords: 1_000_000, budgetS: 1800, profileModes: ['table', 'json'] }
-    : { name: 'quick', rounds: 3, seconds: 1.5, pipelineRecords: 150_000, budgetS: 175, profileModes: ['table', 'json'] };
+    ? { name: 'full', rounds: 5, seconds: 8, pipelineRecords: 1_000_000, budgetS: 2400, profileModes: ['table', 'json'] }
+    : { name: 'quick', rounds: 3, seconds: 1.5, pipelineRecords: 150_000, budgetS: 900, profileModes: ['table', 'json'] };
   const pos = (name: string, v: string | undefined): number | undefined => {
     if (v === undefined) return undefined;
     const n = Number(v);
     if (!(n > 0)) throw new BenchError(`--${name}: expected a positive number, got '${v}'`);
     return n;
   };
-  mode.rounds = Math.round(pos('rounds', values.rounds) ?? mode.rounds);
+  mode.rounds = values.rounds === '0' ? 0 : Math.round(pos('rounds', values.rounds) ?? mode.rounds);
   mode.seconds = pos('seconds', values.seconds) ?? mode.seconds;
   let only: ConfigName[] | undefined;
   if (values.only !== undefined) {
@@ -120,235 +114,19 @@ function parseOptions(): {
     for (const c of only) if (!CONFIGS.includes(c)) throw new BenchError(`--only: unknown configuration '${c}' (${CONFIGS.join(', ')})`);
     if (!only.includes('untraced')) only.unshift('untraced');
   }
+  const scenarios = values.scenarios === undefined ? [...SCENARIOS] : values.scenarios === 'none' ? [] : values.scenarios.split(',').map((s) => s.trim());
+  for (const sc of scenarios) if (!(SCENARIOS as readonly string[]).includes(sc)) throw new BenchError(`--scenarios: unknown scenario '${sc}' (${SCENARIOS.join(', ')}, or none)`);
   return {
     mode,
     count: pos('count', values.count),
     only,
+    scenarios,
     cli: values.cli ?? join(ROOT, 'dist/src/cli.js'),
     nodeFlags: (values['node-flags'] ?? '').split(/\s+/).filter(Boolean),
     profile: !values['no-profile'],
     pipeline: !values['no-pipeline'],
     docs: !values['no-docs'],
   };
-}
-
-function sh(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-}
-
-function has(cmd: string): boolean {
-  try {
-    sh('sh', ['-c', `command -v ${cmd}`]);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Compiles the bench's C programs; returns the reason when the floor cannot be built. */
-function buildC(): { floorError?: string } {
-  mkdirSync(OUT, { recursive: true });
-  const cc = has('cc') ? 'cc' : has('clang') ? 'clang' : undefined;
-  if (!cc) throw new BenchError('no C compiler (cc or clang) found: install build-essential or clang');
-  try {
-    sh(cc, ['-O2', '-Wall', '-pthread', join(ROOT, 'bench/loadgen.c'), '-o', join(OUT, 'loadgen')]);
-  } catch (e) {
-    throw new BenchError(`building bench/loadgen.c failed: ${((e as { stderr?: string }).stderr ?? String(e)).trim().split('\n')[0] ?? ''}`);
-  }
-  try {
-    sh(cc, ['-O2', '-Wall', `-I${join(ROOT, 'bpf')}`, join(ROOT, 'bench/floor.c'), '-o', join(OUT, 'floor'), '-lbpf', '-lelf', '-lz']);
-    return {};
-  } catch (e) {
-    return { floorError: `building bench/floor.c failed (libbpf-dev installed?): ${((e as { stderr?: string }).stderr ?? String(e)).trim().split('\n')[0] ?? ''}` };
-  }
-}
-
-function machine(): Machine {
-  let cpu = cpus()[0]?.model ?? 'unknown';
-  try {
-    cpu = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? cpu;
-  } catch {
-    // keep os.cpus()'s
-  }
-  let bpftrace = 'absent';
-  try {
-    bpftrace = sh('bpftrace', ['--version']).replace(/^bpftrace\s*/, '');
-  } catch {
-    // absent
-  }
-  return {
-    cpu,
-    cores: availableParallelism(),
-    memoryGB: totalmem() / 2 ** 30,
-    kernel: release(),
-    node: process.version,
-    bpftrace,
-    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-  };
-}
-
-function ensureTracefs(): void {
-  if (existsSync('/sys/kernel/tracing/events') || existsSync('/sys/kernel/debug/tracing/events')) return;
-  try {
-    sh('mount', ['-t', 'tracefs', 'tracefs', '/sys/kernel/tracing']);
-  } catch (e) {
-    throw new BenchError(`tracefs is not mounted and mounting it failed: ${(e as Error).message.split('\n')[0] ?? ''}`);
-  }
-}
-
-interface LoadgenResult {
-  connections: number;
-  wall_s: number;
-  user_s: number;
-  sys_s: number;
-  threads: number;
-  errors: number;
-  last_error: string;
-  timed_out: boolean;
-}
-
-async function loadgen(count: number, maxSeconds: number): Promise<LoadgenResult> {
-  const c = start(join(OUT, 'loadgen'), ['--count', String(count), '--netns', '--seconds', String(maxSeconds)]);
-  const done = await waitFor(() => !c.running(), (maxSeconds + 15) * 1000);
-  if (!done) {
-    await interrupt(c, 1000);
-    throw new BenchError('loadgen did not finish in time');
-  }
-  const code = await c.exited;
-  const line = c.stdout().trim().split('\n').at(-1) ?? '';
-  try {
-    const r = JSON.parse(line) as LoadgenResult;
-    if (r.connections === 0) throw new Error(r.last_error);
-    return r;
-  } catch (e) {
-    throw new BenchError(`loadgen failed (exit ${code}): ${c.stderr().trim() || (e as Error).message}`);
-  }
-}
-
-/** Waits until the tracer delivers nothing more for its stable window; returns seconds until its last progress. */
-async function catchUp(t: Running, maxMs: number): Promise<number> {
-  const t0 = performance.now();
-  let last = await t.progress();
-  let lastChange = t0;
-  while (performance.now() - t0 < maxMs && t.child.running()) {
-    await sleep(100);
-    const p = await t.progress();
-    const now = performance.now();
-    if (p !== last) {
-      last = p;
-      lastChange = now;
-    } else if (now - lastChange >= t.stableMs) {
-      break;
-    }
-  }
-  return (lastChange - t0) / 1000;
-}
-
-function cpuDelta(a: CpuSample | undefined, b: CpuSample | undefined): CpuSample | undefined {
-  if (!a || !b) return undefined;
-  const threads: Record<string, number> = {};
-  for (const [k, v] of Object.entries(b.threads)) threads[k] = v - (a.threads[k] ?? 0);
-  return { total: b.total - a.total, user: b.user - a.user, threads };
-}
-
-/** Starts a tracer, once more after a pause if the first attempt fails (e.g. a transient EAGAIN from the verifier). */
-async function startWithRetry(config: ConfigName, env: Env): Promise<Running | undefined> {
-  try {
-    return await startTracer(config, env);
-  } catch (e) {
-    if (!(e instanceof StartError)) throw e;
-    log(`${LABELS[config]} did not start (${e.message}); retrying once`);
-    await sleep(1000);
-    return startTracer(config, env);
-  }
-}
-
-async function runOne(config: ConfigName, round: number, env: Env, count: number, maxSeconds: number, maxCatchUpMs: number): Promise<RunResult> {
-  const base: RunResult = {
-    config,
-    round,
-    ok: false,
-    connections: 0,
-    wallS: 0,
-    connPerSec: 0,
-    loadgenUsPerConn: 0,
-    expectedEvents: 0,
-    receivedEvents: 0,
-    receivedTotal: 0,
-    byType: { connect: 0, accept: 0, close: 0 },
-  };
-  let tracer: Running | undefined;
-  try {
-    tracer = await startWithRetry(config, env);
-    const c0 = tracer ? sampleCpu(tracer.pid) : undefined;
-    const rcv0 = config === 'otlp' && env.receiver ? (await env.receiver.stats()).cpuS : 0;
-    const busy0 = machineBusyS();
-    const workloadStartMs = performance.timeOrigin + performance.now();
-    const lg = await loadgen(count, maxSeconds);
-    const busy1 = machineBusyS();
-    const tracerDuringLoad = tracer ? (cpuDelta(c0, sampleCpu(tracer.pid))?.total ?? 0) : 0;
-    const receiverDuringLoad = config === 'otlp' && env.receiver ? (await env.receiver.stats()).cpuS - rcv0 : 0;
-    // CPU used by anything but the load generator, the tracer (and its receiver) while the load ran
-    const other = busy1 - busy0 - lg.user_s - lg.sys_s - tracerDuringLoad - receiverDuringLoad;
-    base.otherCpuPct = Math.max(0, (100 * other) / (lg.wall_s * availableParallelism()));
-    base.connections = lg.connections;
-    base.wallS = lg.wall_s;
-    base.connPerSec = lg.connections / lg.wall_s;
-    base.loadgenUsPerConn = ((lg.user_s + lg.sys_s) * 1e6) / lg.connections;
-    if (lg.errors) base.error = `loadgen: ${lg.errors} errors (${lg.last_error})`;
-    if (!tracer) {
-      base.ok = true;
-      return base;
-    }
-    base.expectedEvents = lg.connections * EVENTS_PER_CONNECTION;
-    base.catchUpS = await catchUp(tracer, maxCatchUpMs);
-    const cpu = cpuDelta(c0, sampleCpu(tracer.pid));
-    base.peakRssMB = peakRssMB(tracer.pid);
-    if (!tracer.child.running()) {
-      const code = await tracer.child.exited;
-      throw new BenchError(`tracer exited during the run (exit ${code}): ${tracer.child.stderr().trim().split('\n').slice(-2).join(' | ')}`);
-    }
-    const fin = await tracer.finish();
-    tracer = undefined;
-    base.receivedEvents = fin.matched;
-    base.receivedTotal = fin.total;
-    base.byType = { connect: fin.connect, accept: fin.accept, close: fin.close };
-    base.ringbufLost = fin.ringbufLost;
-    base.sockMapFull = fin.sockMapFull;
-    base.probeMissed = fin.probeMissed;
-    base.otlpDropped = fin.otlpDropped;
-    base.peerLost = fin.peerLost;
-    base.malformed = fin.malformed;
-    base.exitCode = fin.exitCode;
-    if (cpu && fin.total > 0) {
-      base.tracerCpuS = cpu.total;
-      base.tracerUsPerEvent = (cpu.total * 1e6) / fin.total;
-      base.tracerSysUsPerEvent = ((cpu.total - cpu.user) * 1e6) / fin.total;
-      base.threadUsPerEvent = Object.fromEntries(
-        Object.entries(cpu.threads)
-          .filter(([, v]) => v > 0)
-          .map(([k, v]) => [k, (v * 1e6) / fin.total]),
-      );
-    }
-    if (fin.otlp) {
-      const s = fin.otlp;
-      base.otlpRecordsPerSec = s.lastAtMs > workloadStartMs ? s.matched / ((s.lastAtMs - workloadStartMs) / 1000) : 0;
-      base.otlpDelayP50Ms = s.delayP50Ms;
-      base.otlpDelayP99Ms = s.delayP99Ms;
-      base.receiverCpuS = s.cpuS;
-    }
-    if (fin.killed) base.error = `did not exit within 30 s of SIGINT (killed)${fin.stderrTail ? `: ${fin.stderrTail}` : ''}`;
-    else if (fin.exitCode !== 0 && config !== 'bpftrace') base.error = `exit code ${fin.exitCode}: ${fin.stderrTail}`;
-    base.ok = !fin.killed && fin.total > 0;
-    if (fin.malformed) base.error = `${fin.malformed} malformed records (probe object and src/event.ts disagree on the layout: rebuild?)${base.error ? `; ${base.error}` : ''}`;
-    if (!base.ok && !base.error) base.error = `no events received${fin.stderrTail ? `: ${fin.stderrTail}` : ''}`;
-    return base;
-  } catch (e) {
-    base.error = (e as Error).message;
-    return base;
-  } finally {
-    if (tracer) await interrupt(tracer.child, 5000);
-  }
 }
 
 /** Does `tcptracer --otlp` deliver anything yet? undefined if yes, else why not. */
@@ -358,7 +136,7 @@ async function probeOtlp(env: Env): Promise<string | undefined> {
   try {
     t = await startTracer('otlp', env);
     if (!t) return 'no tracer';
-    await loadgen(200, 10);
+    await runLoadgen(env, 200, 10);
     const receiver = env.receiver;
     let got = 0;
     for (let i = 0; i < 50 && got === 0 && t.child.running(); i++) {
@@ -391,7 +169,9 @@ async function runPipelineChild(records: number): Promise<PipelineResult> {
 
 async function profile(mode: 'table' | 'json', env: Env, count: number, maxSeconds: number): Promise<ProfileReport | string> {
   const file = join(OUT, `tcptracer-${mode}.cpuprofile`);
-  rmSync(file, { force: true });
+  // the CLI runs as an unprivileged user once attached (--user, default nobody): it can write an existing 0666 file only
+  writeFileSync(file, '');
+  chmodSync(file, 0o666);
   const [node, ...rest] = env.cli;
   const penv: Env = { ...env, cli: [node ?? process.execPath, '--import', join(ROOT, 'bench/prof-hook.ts'), ...rest] };
   process.env.TCPTRACER_BENCH_PROF = file;
@@ -402,11 +182,11 @@ async function profile(mode: 'table' | 'json', env: Env, count: number, maxSecon
     const c0 = sampleCpu(t.pid);
     t.child.proc.kill('SIGUSR2'); // start profiling
     await sleep(50);
-    await loadgen(count, maxSeconds);
+    await runLoadgen(env, count, maxSeconds);
     await catchUp(t, 20_000);
     const cpu = cpuDelta(c0, sampleCpu(t.pid));
     t.child.proc.kill('SIGUSR2'); // stop profiling, write the file
-    const written = await waitFor(() => existsSync(file), 15_000, () => t?.child.running() ?? false, 50);
+    const written = await waitFor(() => statSync(file).size > 0, 15_000, () => t?.child.running() ?? false, 50);
     const fin = await t.finish();
     t = undefined;
     if (!written) return `no profile written (exit ${fin.exitCode})`;
@@ -444,11 +224,11 @@ async function main(): Promise<number> {
   }, mode.budgetS * 1000);
 
   ensureTracefs();
-  const { floorError } = buildC();
+  const { floorError } = buildC(ROOT, OUT);
   const unavailable = new Map<ConfigName, string>();
+  const configs = CONFIGS.filter((c) => !opts.only || opts.only.includes(c));
   if (floorError) unavailable.set('floor', floorError);
   if (!has('bpftrace')) unavailable.set('bpftrace', 'bpftrace not installed');
-  const configs = CONFIGS.filter((c) => !opts.only || opts.only.includes(c));
 
   const tmp = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : '/tmp', 'tcptracer-bench-'));
   process.on('exit', () => {
@@ -460,11 +240,15 @@ async function main(): Promise<number> {
     comm: COMM,
     cli: [process.execPath, ...opts.nodeFlags, opts.cli],
     floor: join(OUT, 'floor'),
+    loadgen: join(OUT, 'loadgen'),
     bpfObject,
     btScript: join(ROOT, 'bench/tcptracer.bt'),
     receiver: undefined,
     startTimeoutMs: 30_000,
+    features: features(process.execPath, opts.cli),
   };
+  if (!env.features.otlpSignals) unavailable.set('otlp-traces', 'the CLI has no --otlp-signals: no spans to measure yet');
+  log(`CLI flags: ${Object.entries(env.features).map(([f, on]) => `${f} ${on ? 'yes' : 'no'}`).join(', ')}`);
 
   const interference = foreignBpfHolders(ownPids());
   if (interference.length) log(`WARNING: other processes hold BPF programs (results will be skewed): ${interference.join('; ')}`);
@@ -475,40 +259,59 @@ async function main(): Promise<number> {
   let count = opts.count ?? 0;
   let calibrated: number | undefined;
   if (!count) {
-    const warm = await loadgen(1_000_000_000, Math.min(2, mode.seconds));
+    const warm = await runLoadgen(env, 1_000_000_000, Math.min(2, mode.seconds));
     calibrated = warm.connections / warm.wall_s;
     count = Math.max(5000, Math.round((calibrated * mode.seconds) / 1000) * 1000);
     log(`calibration: untraced ${Math.round(calibrated)} conn/s -> ${count} connections per run`);
   }
   const maxSeconds = Math.max(30, mode.seconds * 10);
-  const maxCatchUpMs = Math.max(15_000, mode.seconds * 5000);
+  // with --otlp the ring buffer is the export queue: after the workload the tracer still exports what it holds
+  const mainWorkload = { args: [], count, maxSeconds, maxCatchUpMs: Math.max(30_000, mode.seconds * 6000) };
 
-  if (configs.includes('otlp') || opts.pipeline) {
+  if (configs.some(isOtlp) || opts.pipeline || opts.scenarios.length) {
     try {
       env.receiver = await ReceiverClient.start(COMM);
     } catch (e) {
       unavailable.set('otlp', (e as Error).message);
     }
   }
-  if (configs.includes('otlp') && !unavailable.has('otlp')) {
+  if (!unavailable.has('otlp')) {
     const why = await probeOtlp(env);
     if (why) unavailable.set('otlp', why);
     log(why ? `otlp unavailable: ${why}` : 'otlp: export works');
   }
+  const otlpWhy = unavailable.get('otlp');
+  if (otlpWhy && !unavailable.has('otlp-traces')) unavailable.set('otlp-traces', otlpWhy);
 
   const runs: RunResult[] = [];
   for (let round = 1; round <= mode.rounds; round++) {
     for (const c of configs) {
       if (unavailable.has(c)) continue;
-      const r = await runOne(c, round, env, count, maxSeconds, maxCatchUpMs);
+      const r = await runOne(c, round, env, mainWorkload);
       runs.push(r);
       log(
         `round ${round}/${mode.rounds} ${LABELS[c]}: ${r.ok ? `${Math.round(r.connPerSec)} conn/s` : 'FAILED'}` +
           (r.expectedEvents ? `, events ${r.receivedEvents}/${r.expectedEvents}` : '') +
+          (r.spansExpected !== undefined ? `, spans ${r.spansReceived ?? 0}/${r.spansExpected}` : '') +
           (r.tracerUsPerEvent !== undefined ? `, ${r.tracerUsPerEvent.toFixed(2)} µs/event` : '') +
+          (r.catchUpS !== undefined ? `, catch-up ${r.catchUpS.toFixed(1)} s` : '') +
           (r.error ? ` [${r.error}]` : ''),
       );
     }
+  }
+
+  const scenarios: ScenarioReport[] = [];
+  for (const plan of scenarioPlans(mode.name === 'full', (c) => !unavailable.has(c), env.features, opts.scenarios)) {
+    const sruns = await runScenario(plan, env);
+    const base = summarize('untraced', LABELS.untraced, sruns.filter((r) => r.config === 'untraced'), undefined, undefined);
+    scenarios.push({
+      name: plan.name,
+      workload: ['loadgen', '--count', String(plan.workload.count), '--seconds', String(plan.workload.maxSeconds), '--netns', ...plan.workload.args].join(' '),
+      connectionsPerRun: plan.workload.count,
+      rounds: plan.rounds,
+      configs: plan.configs.map((c) => (c === 'untraced' ? base : summarize(c, LABELS[c], sruns.filter((r) => r.config === c), undefined, base))),
+      notes: [...plan.notes, ...[...unavailable].filter(([c]) => c !== 'bpftrace' && !plan.configs.includes(c)).map(([c, why]) => `${LABELS[c]}: not run: ${why}`)],
+    });
   }
 
   let pipeline: PipelineResult;
@@ -551,10 +354,12 @@ async function main(): Promise<number> {
       netns: true,
       cli: ['node', ...opts.nodeFlags, relative(ROOT, opts.cli)].join(' '),
     },
+    features: env.features,
     interference,
     configs: summaries,
     runs,
-    targets: evaluateTargets(summaries, pipeline),
+    targets: evaluateTargets(summaries, pipeline, scenarios),
+    scenarios,
     pipeline,
     profiles,
     durationS: (performance.now() - t0) / 1000,
