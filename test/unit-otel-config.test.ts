@@ -1,0 +1,481 @@
+/**
+ * Every YAML file under otel-config/, parsed and checked against the
+ * Collector's documented configuration as far as it can be without a
+ * Collector: component type names are current ones, pipelines reference only
+ * defined components (and every defined one is used), signals go where their
+ * backend takes them, the settings used are ones the components have, and a
+ * full batch fits what the next hop accepts, computed from the real size of
+ * tcptracer's records (test/helpers/otlp-size.ts). The DaemonSet's RBAC,
+ * sidecar order and memory settings, and the Grafana data sources' links, are
+ * checked against each other and against the Collector configs.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { parse, parseAllDocuments } from 'yaml';
+import { DEFAULT_EXPORT_BATCH_SIZE } from '../src/otlp/config.ts';
+import { connectionSpanSize, logRecordSize } from './helpers/otlp-size.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CONFIG_DIR = join(ROOT, 'otel-config');
+
+/** The Collector release the names and keys below were checked against (core, and the contrib manifest of the same version). */
+const CHECKED_VERSION = '0.162.0';
+
+/**
+ * Current component type names, by kind, with where each was checked:
+ * core = open-telemetry/opentelemetry-collector, contrib = opentelemetry-collector-contrib.
+ */
+const CURRENT: Readonly<Record<ComponentKind, Readonly<Record<string, string>>>> = {
+  receivers: { otlp: 'core receiver/otlpreceiver (one component for gRPC and HTTP; not renamed, core issue #14396)' },
+  processors: {
+    memory_limiter: 'core processor/memorylimiterprocessor',
+    batch: 'core processor/batchprocessor',
+    transform: 'contrib processor/transformprocessor',
+    groupbyattrs: 'contrib processor/groupbyattrsprocessor',
+    k8s_attributes: 'contrib processor/k8sattributesprocessor (renamed from k8sattributes, contrib PR #45901)',
+  },
+  exporters: {
+    otlp_grpc: 'core exporter/otlpexporter (renamed from otlp in v0.144.0, core PR #14403)',
+    otlp_http: 'core exporter/otlphttpexporter (renamed from otlphttp in v0.144.0, core PR #14397)',
+    debug: 'core exporter/debugexporter',
+  },
+  extensions: { health_check: 'contrib extension/healthcheckextension' },
+  connectors: { forward: 'core connector/forwardconnector' },
+};
+
+/** Old names, and what replaces them. */
+const OUTDATED: Readonly<Record<string, string>> = {
+  'exporters/otlp': 'otlp_grpc (deprecated alias since v0.144.0)',
+  'exporters/otlphttp': 'otlp_http (deprecated alias since v0.144.0)',
+  'exporters/logging': 'debug (logging was removed)',
+  'exporters/loki': "otlp_http to Loki's /otlp endpoint (the loki exporter was removed from contrib)",
+  'processors/k8sattributes': 'k8s_attributes (deprecated alias)',
+};
+
+/**
+ * Settings each component type has (from its config struct / README at
+ * CHECKED_VERSION): a key outside these is a typo or a setting that no longer
+ * exists, and the Collector would refuse to start.
+ */
+const KEYS: Readonly<Record<string, readonly string[]>> = {
+  'receivers/otlp': ['protocols'],
+  'receivers/otlp/protocols': ['grpc', 'http'],
+  'receivers/otlp/protocols/grpc': ['endpoint', 'transport', 'tls', 'max_recv_msg_size_mib', 'max_concurrent_streams', 'read_buffer_size', 'write_buffer_size', 'keepalive', 'auth', 'include_metadata'],
+  'processors/memory_limiter': ['check_interval', 'limit_mib', 'spike_limit_mib', 'limit_percentage', 'spike_limit_percentage', 'min_gc_interval_when_soft_limited', 'min_gc_interval_when_hard_limited'],
+  'processors/transform': ['error_mode', 'log_statements', 'trace_statements', 'metric_statements', 'flatten_data'],
+  'processors/groupbyattrs': ['keys'],
+  'processors/k8s_attributes': ['auth_type', 'passthrough', 'filter', 'pod_association', 'extract', 'exclude', 'wait_for_metadata', 'wait_for_metadata_timeout'],
+  'exporters/debug': ['verbosity', 'sampling_initial', 'sampling_thereafter', 'use_internal_logger'],
+  'exporters/otlp_grpc': ['endpoint', 'tls', 'headers', 'compression', 'timeout', 'sending_queue', 'retry_on_failure', 'balancer_name', 'keepalive', 'auth', 'read_buffer_size', 'write_buffer_size', 'wait_for_ready'],
+  'exporters/otlp_http': ['endpoint', 'logs_endpoint', 'traces_endpoint', 'metrics_endpoint', 'tls', 'headers', 'compression', 'timeout', 'sending_queue', 'retry_on_failure', 'encoding', 'auth', 'read_buffer_size', 'write_buffer_size'],
+  'extensions/health_check': ['endpoint', 'path', 'tls', 'response_body', 'check_collector_pipeline'],
+  // exporterhelper (core exporter/exporterhelper/internal/queuebatch/config.go, configretry)
+  sending_queue: ['enabled', 'num_consumers', 'wait_for_result', 'block_on_overflow', 'sizer', 'queue_size', 'batch', 'storage'],
+  batch: ['flush_timeout', 'min_size', 'max_size', 'sizer', 'partition'],
+  retry_on_failure: ['enabled', 'initial_interval', 'max_interval', 'max_elapsed_time', 'multiplier', 'randomization_factor'],
+};
+
+/** A stock gRPC receiver's limit per request (grpc-go's default; the otlp receiver's max_recv_msg_size_mib unset). */
+const RECEIVER_LIMIT_BYTES = 4 * 1024 * 1024;
+/** What a full batch may take of that: half, whatever the records weigh. */
+const BATCH_BUDGET_BYTES = RECEIVER_LIMIT_BYTES / 2;
+
+type ComponentKind = 'receivers' | 'processors' | 'exporters' | 'extensions' | 'connectors';
+const KINDS: readonly ComponentKind[] = ['receivers', 'processors', 'exporters', 'extensions', 'connectors'];
+
+type Json = Record<string, unknown>;
+const obj = (v: unknown): Json => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : {});
+const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+const num = (v: unknown): number => (typeof v === 'number' ? v : Number.NaN);
+
+interface CollectorConfig {
+  readonly where: string;
+  readonly config: Json;
+}
+
+interface Pipeline {
+  readonly name: string;
+  readonly signal: string;
+  readonly receivers: string[];
+  readonly processors: string[];
+  readonly exporters: string[];
+}
+
+function pipelines(config: Json): Pipeline[] {
+  return Object.entries(obj(obj(config['service'])['pipelines'])).map(([name, p]) => ({
+    name,
+    signal: name.split('/')[0] ?? '',
+    receivers: list(obj(p)['receivers']).map(str),
+    processors: list(obj(p)['processors']).map(str),
+    exporters: list(obj(p)['exporters']).map(str),
+  }));
+}
+
+const typeOf = (id: string): string => id.split('/')[0] ?? '';
+
+function yamlFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? yamlFiles(join(dir, e.name)) : /\.ya?ml$/.test(e.name) ? [join(dir, e.name)] : [],
+  );
+}
+
+// ---- load everything ----
+
+const files = yamlFiles(CONFIG_DIR).map((path) => ({ path, rel: relative(ROOT, path), text: readFileSync(path, 'utf8') }));
+const collectors: CollectorConfig[] = [];
+const manifests: Json[] = [];
+const grafana: Json[] = [];
+for (const file of files) {
+  const docs = parseAllDocuments(file.text);
+  for (const doc of docs) {
+    assert.deepEqual(doc.errors, [], `${file.rel}: ${doc.errors.map((e) => e.message).join('; ')}`);
+  }
+  const values = docs.map((d) => obj(d.toJS())).filter((v) => Object.keys(v).length > 0);
+  for (const value of values) {
+    if ('service' in value && 'exporters' in value) collectors.push({ where: file.rel, config: value });
+    else if (typeof value['kind'] === 'string' && typeof value['apiVersion'] === 'string') {
+      manifests.push(value);
+      if (value['kind'] === 'ConfigMap') {
+        for (const [key, text] of Object.entries(obj(value['data']))) {
+          const embedded = obj(parse(str(text)));
+          if ('service' in embedded) collectors.push({ where: `${file.rel} (ConfigMap ${str(obj(value['metadata'])['name'])}, ${key})`, config: embedded });
+        }
+      }
+    } else if (Array.isArray(value['datasources'])) grafana.push(value);
+    else assert.fail(`${file.rel}: neither a Collector config, a Kubernetes manifest nor Grafana provisioning: the test does not check it`);
+  }
+}
+
+const logSize = logRecordSize();
+const spanSize = connectionSpanSize();
+
+describe('otel-config: every YAML file', () => {
+  it('parses, and is one of the kinds this test checks', () => {
+    assert.ok(files.length >= 6, files.map((f) => f.rel).join(', '));
+    assert.ok(collectors.length >= 5);
+    assert.ok(manifests.length >= 6);
+    assert.equal(grafana.length, 1);
+  });
+
+  it('does not point users at the removed loki exporter', () => {
+    for (const file of files) {
+      assert.doesNotMatch(file.text, /\bloki\b`?\s+exporter/i, `${file.rel} mentions the loki exporter`);
+    }
+  });
+});
+
+describe('otel-config: Collector configs', () => {
+  for (const { where, config } of collectors) {
+    describe(where, () => {
+      it(`uses only current component type names (checked against v${CHECKED_VERSION})`, () => {
+        for (const kind of KINDS) {
+          for (const id of Object.keys(obj(config[kind]))) {
+            const type = typeOf(id);
+            const outdated = OUTDATED[`${kind}/${type}`];
+            assert.equal(outdated, undefined, `${kind}.${id}: use ${outdated ?? ''}`);
+            assert.ok(CURRENT[kind][type], `${kind}.${id}: ${type} is not in the allow-list of current ${kind}; check it and add it with its source`);
+          }
+        }
+      });
+
+      it('has pipelines that reference only defined components, and uses every one it defines', () => {
+        const ps = pipelines(config);
+        assert.ok(ps.length > 0);
+        const defined = (kind: ComponentKind): Set<string> => new Set(Object.keys(obj(config[kind])));
+        const connectors = defined('connectors');
+        const used = new Set<string>();
+        for (const p of ps) {
+          assert.match(p.signal, /^(logs|traces|metrics)$/, `pipeline ${p.name}`);
+          assert.ok(p.receivers.length > 0 && p.exporters.length > 0, `pipeline ${p.name} needs receivers and exporters`);
+          for (const r of p.receivers) assert.ok(defined('receivers').has(r) || connectors.has(r), `pipeline ${p.name}: receiver ${r} is not defined`);
+          for (const x of p.processors) assert.ok(defined('processors').has(x), `pipeline ${p.name}: processor ${x} is not defined`);
+          for (const e of p.exporters) assert.ok(defined('exporters').has(e) || connectors.has(e), `pipeline ${p.name}: exporter ${e} is not defined`);
+          for (const id of [...p.receivers, ...p.processors, ...p.exporters]) used.add(id);
+        }
+        for (const c of connectors) {
+          assert.ok(ps.some((p) => p.exporters.includes(c)) && ps.some((p) => p.receivers.includes(c)), `connector ${c} must be an exporter of one pipeline and a receiver of another`);
+        }
+        const extensions = list(obj(config['service'])['extensions']).map(str);
+        for (const x of extensions) assert.ok(defined('extensions').has(x), `service.extensions: ${x} is not defined`);
+        for (const kind of ['receivers', 'processors', 'exporters', 'connectors'] as const) {
+          for (const id of defined(kind)) assert.ok(used.has(id), `${kind}.${id} is defined but no pipeline uses it`);
+        }
+        for (const id of defined('extensions')) assert.ok(extensions.includes(id), `extensions.${id} is defined but not enabled in service.extensions`);
+      });
+
+      it('runs memory_limiter first wherever it is used', () => {
+        for (const p of pipelines(config)) {
+          const at = p.processors.findIndex((x) => typeOf(x) === 'memory_limiter');
+          assert.ok(at <= 0, `pipeline ${p.name}: memory_limiter must come first`);
+        }
+      });
+
+      it('sets only keys the components have', () => {
+        const checkKeys = (path: string, value: unknown, allowed: readonly string[] | undefined): void => {
+          if (allowed === undefined) return;
+          for (const key of Object.keys(obj(value))) assert.ok(allowed.includes(key), `${path}.${key} is not a setting of this component`);
+        };
+        for (const kind of KINDS) {
+          for (const [id, settings] of Object.entries(obj(config[kind]))) {
+            const type = `${kind}/${typeOf(id)}`;
+            checkKeys(`${kind}.${id}`, settings, KEYS[type]);
+            if (type === 'receivers/otlp') {
+              checkKeys(`${kind}.${id}.protocols`, obj(settings)['protocols'], KEYS['receivers/otlp/protocols']);
+              checkKeys(`${kind}.${id}.protocols.grpc`, obj(obj(settings)['protocols'])['grpc'], KEYS['receivers/otlp/protocols/grpc']);
+            }
+            if (kind === 'exporters') {
+              const queue = obj(settings)['sending_queue'];
+              checkKeys(`${kind}.${id}.sending_queue`, queue, KEYS['sending_queue']);
+              checkKeys(`${kind}.${id}.sending_queue.batch`, obj(queue)['batch'], KEYS['batch']);
+              checkKeys(`${kind}.${id}.retry_on_failure`, obj(settings)['retry_on_failure'], KEYS['retry_on_failure']);
+            }
+          }
+        }
+      });
+
+      it("has sending queues and batches that the exporterhelper accepts (queuebatch/config.go's Validate)", () => {
+        for (const [id, settings] of Object.entries(obj(config['exporters']))) {
+          const queue = obj(obj(settings)['sending_queue']);
+          if (Object.keys(queue).length === 0) continue;
+          const sizer = str(queue['sizer']) || 'requests';
+          assert.match(sizer, /^(requests|items|bytes)$/, `${id}: sending_queue.sizer`);
+          if ('queue_size' in queue) assert.ok(num(queue['queue_size']) > 0, `${id}: queue_size must be positive`);
+          if (!('batch' in queue)) continue;
+          const batch = obj(queue['batch']);
+          const batchSizer = str(batch['sizer']) || sizer;
+          assert.match(batchSizer, /^(items|bytes)$/, `${id}: batch supports only the items or bytes sizer`);
+          assert.match(str(batch['flush_timeout']), /^\d+(ms|s)$/, `${id}: batch.flush_timeout must be set and positive`);
+          const min = num(batch['min_size']);
+          const max = num(batch['max_size']);
+          assert.ok(min >= 0 && max > 0 && max >= min, `${id}: 0 <= min_size <= max_size, and max_size set (0 would mean unbounded)`);
+          if (batchSizer === sizer && 'queue_size' in queue) assert.ok(min <= num(queue['queue_size']), `${id}: min_size must not exceed queue_size`);
+        }
+      });
+
+      it(`sends batches that fit a stock receiver with a margin (at most ${BATCH_BUDGET_BYTES} bytes)`, (t) => {
+        const ps = pipelines(config);
+        for (const [id, settings] of Object.entries(obj(config['exporters']))) {
+          const signals = ps.filter((p) => p.exporters.includes(id)).map((p) => p.signal);
+          const size = signals.includes('traces') && spanSize.perItem > logSize.perItem ? spanSize : logSize;
+          const queue = obj(obj(settings)['sending_queue']);
+          const batch = obj(queue['batch']);
+          if (!('batch' in queue)) {
+            // No batching: requests go on as they arrived; tcptracer's are its export batch,
+            // at worst one resource per item (spans of distinct processes).
+            const request = DEFAULT_EXPORT_BATCH_SIZE * (size.perItem + size.perRequest);
+            assert.ok(request <= BATCH_BUDGET_BYTES, `${id}: a tracer request of ${request} bytes`);
+            continue;
+          }
+          const sizer = str(batch['sizer']) || str(queue['sizer']) || 'requests';
+          const max = num(batch['max_size']);
+          const full = sizer === 'bytes' ? max : max * size.perItem + size.perRequest;
+          t.diagnostic(`${id}: a full batch is ${full} bytes (${sizer}; ~${Math.floor(full / size.perItem)} of the largest items, ${size.perItem} bytes each)`);
+          assert.ok(full <= BATCH_BUDGET_BYTES, `${id}: a full batch is ${full} bytes, over the budget of ${BATCH_BUDGET_BYTES}`);
+          assert.ok(full >= 100 * size.perItem, `${id}: a full batch holds fewer than 100 items`);
+        }
+      });
+
+      it('sends each signal only where its backend takes it, Loki-bound logs with their event name', () => {
+        const ps = pipelines(config);
+        const exporters = obj(config['exporters']);
+        const processors = obj(config['processors']);
+        for (const [id, settings] of Object.entries(exporters)) {
+          const endpoint = str(obj(settings)['endpoint']);
+          const signals = new Set(ps.filter((p) => p.exporters.includes(id)).map((p) => p.signal));
+          if (/jaeger/i.test(id) || /jaeger/i.test(endpoint)) {
+            // Jaeger v2 ingests OTLP traces only.
+            assert.deepEqual([...signals], ['traces'], `${id} goes to Jaeger: traces only`);
+            assert.match(endpoint, /:4317$/, `${id}: Jaeger's OTLP/gRPC port`);
+          }
+          if (/\/otlp\/?$/.test(endpoint) || /loki/i.test(id)) {
+            assert.equal(typeOf(id), 'otlp_http', `${id}: Loki ingests OTLP over HTTP at /otlp`);
+            assert.deepEqual([...signals], ['logs'], `${id} goes to Loki: logs only`);
+            for (const p of ps.filter((x) => x.exporters.includes(id))) {
+              const copies = p.processors.some((x) =>
+                list(obj(processors[x])['log_statements']).some((group) =>
+                  list(obj(group)['statements']).some((s) => /set\(log\.attributes\["event\.name"\],\s*log\.event_name\)/.test(str(s))),
+                ),
+              );
+              assert.ok(copies, `pipeline ${p.name}: Loki drops EventName; a transform must set attributes["event.name"] from log.event_name`);
+            }
+          }
+        }
+        for (const [id, settings] of Object.entries(processors)) {
+          if (typeOf(id) !== 'transform') continue;
+          const users = ps.filter((p) => p.processors.includes(id));
+          if (list(obj(settings)['log_statements']).length > 0 && list(obj(settings)['trace_statements']).length === 0) {
+            assert.ok(users.every((p) => p.signal === 'logs'), `${id} has only log statements`);
+          }
+        }
+      });
+    });
+  }
+
+  it("tcptracer's own export requests fit a stock receiver", (t) => {
+    const logs = DEFAULT_EXPORT_BATCH_SIZE * logSize.perItem + logSize.perRequest;
+    const spans = DEFAULT_EXPORT_BATCH_SIZE * (spanSize.perItem + spanSize.perRequest);
+    t.diagnostic(`largest log record ${logSize.perItem} bytes (+${logSize.perRequest} per request), largest span ${spanSize.perItem} (+${spanSize.perRequest} per process resource)`);
+    t.diagnostic(`a full export request: logs ${logs} bytes, spans ${spans} bytes at worst (one process resource per span)`);
+    assert.ok(logs <= BATCH_BUDGET_BYTES && spans <= BATCH_BUDGET_BYTES);
+  });
+});
+
+// ---- the DaemonSet ----
+
+const byKind = (kind: string): Json[] => manifests.filter((m) => m['kind'] === kind);
+const daemonSet = byKind('DaemonSet')[0] ?? {};
+const podSpec = obj(obj(obj(daemonSet['spec'])['template'])['spec']);
+const initContainers = list(podSpec['initContainers']).map(obj);
+const containers = list(podSpec['containers']).map(obj);
+const isCollector = (c: Json): boolean => /opentelemetry-collector/.test(str(c['image']));
+const sidecar = initContainers.find(isCollector) ?? {};
+const tracer = containers.find((c) => /tcptracer-otel/.test(str(c['image']))) ?? {};
+const envOf = (c: Json, name: string): string => str(obj(list(c['env']).map(obj).find((e) => e['name'] === name))['value']);
+const agent = collectors.find((c) => c.where.includes('ConfigMap'))?.config ?? {};
+
+/** Mi / Gi / MiB quantities in MiB. */
+function mib(quantity: string): number {
+  const m = /^(\d+)(Mi|Gi|MiB|GiB)$/.exec(quantity);
+  assert.ok(m, `memory quantity ${quantity}`);
+  return Number(m[1]) * (m[2]?.startsWith('G') ? 1024 : 1);
+}
+
+/** Assumed, not measured here: data held in the Collector's memory takes this many times its serialized size. */
+const IN_MEMORY_EXPANSION = 3;
+/** Assumed: the agent's own baseline (binary, pod metadata cache, buffers) under the soft limit. */
+const AGENT_BASELINE_MIB = 64;
+
+describe('otel-config/k8s/daemonset.yaml', () => {
+  it('has the objects it needs, in a namespace labelled for Pod Security level privileged', () => {
+    for (const kind of ['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'DaemonSet']) {
+      assert.equal(byKind(kind).length, 1, kind);
+    }
+    const ns = byKind('Namespace')[0]!;
+    const name = str(obj(ns['metadata'])['name']);
+    assert.equal(obj(obj(ns['metadata'])['labels'])['pod-security.kubernetes.io/enforce'], 'privileged');
+    for (const m of manifests.filter((x) => !['Namespace', 'ClusterRole', 'ClusterRoleBinding'].includes(str(x['kind'])))) {
+      assert.equal(obj(m['metadata'])['namespace'], name, `${str(m['kind'])} lives in ${name}`);
+    }
+  });
+
+  it('grants the ServiceAccount every resource k8s_attributes reads for what it extracts, and no more', () => {
+    const k8s = obj(obj(agent['processors'])['k8s_attributes']);
+    const extract = obj(k8s['extract']);
+    const metadata = list(extract['metadata']).map(str);
+    const fromOf = (key: string): string[] => list(extract[key]).map((x) => str(obj(x)['from']) || 'pod');
+    // contrib processor/k8sattributesprocessor README, "Role-based access control".
+    const needed = new Set(['/pods', '/namespaces']);
+    if (metadata.some((m) => /^k8s\.(deployment|replicaset)\./.test(m))) needed.add('apps/replicasets');
+    if (metadata.includes('k8s.node.uid') || [...fromOf('labels'), ...fromOf('annotations')].includes('node')) needed.add('/nodes');
+    if (metadata.some((m) => m.startsWith('k8s.cronjob.'))) needed.add('batch/jobs');
+    const granted = new Set<string>();
+    for (const rule of list(obj(byKind('ClusterRole')[0])['rules']).map(obj)) {
+      const verbs = list(rule['verbs']).map(str);
+      assert.deepEqual([...verbs].sort(), ['get', 'list', 'watch'], 'read-only verbs');
+      for (const group of list(rule['apiGroups']).map(str)) {
+        for (const resource of list(rule['resources']).map(str)) granted.add(`${group}/${resource}`);
+      }
+    }
+    assert.deepEqual([...granted].sort(), [...needed].sort());
+    const binding = byKind('ClusterRoleBinding')[0]!;
+    assert.equal(obj(binding['roleRef'])['name'], obj(byKind('ClusterRole')[0]!['metadata'])['name']);
+    const subject = obj(list(binding['subjects'])[0]);
+    assert.equal(subject['name'], podSpec['serviceAccountName']);
+    assert.equal(subject['namespace'], obj(daemonSet['metadata'])['namespace']);
+  });
+
+  it('does not promise k8s.container.name or container.id: records carry no container id yet', () => {
+    const metadata = list(obj(obj(obj(agent['processors'])['k8s_attributes'])['extract'])['metadata']).map(str);
+    assert.ok(!metadata.includes('k8s.container.name') && !metadata.includes('container.id'), metadata.join(', '));
+    assert.ok(metadata.length > 0);
+  });
+
+  it('runs the Collector as a native sidecar, started before and stopped after the tracer', () => {
+    assert.equal(sidecar['restartPolicy'], 'Always', 'the Collector is an init container with restartPolicy: Always (Kubernetes >= 1.29)');
+    assert.ok(!containers.some(isCollector), 'the Collector is not an ordinary container');
+    assert.ok(tracer['name'], 'the tracer is an ordinary container');
+    const grpc = str(obj(obj(obj(obj(agent['receivers'])['otlp'])['protocols'])['grpc'])['endpoint']);
+    assert.match(grpc, /^127\.0\.0\.1:\d+$/, 'the agent listens on the pod loopback only');
+    assert.equal(envOf(tracer, 'OTEL_EXPORTER_OTLP_ENDPOINT'), `http://${grpc}`);
+    const health = /:(\d+)$/.exec(str(obj(obj(agent['extensions'])['health_check'])['endpoint']))?.[1];
+    const probe = obj(obj(sidecar['startupProbe'])['httpGet']);
+    assert.equal(String(probe['port']), health, 'the startupProbe (the tracer waits for it) asks the health_check extension');
+    // The tracer's shutdown flush (TCPTRACER_OTLP_SHUTDOWN_TIMEOUT, 5 s default) and the Collector's drain.
+    assert.ok(num(podSpec['terminationGracePeriodSeconds']) >= 15);
+  });
+
+  it('gives the agent memory settings that agree: container limit, GOMEMLIMIT, memory_limiter, sending queues', (t) => {
+    const limit = mib(str(obj(obj(sidecar['resources'])['limits'])['memory']));
+    const goMemLimit = mib(envOf(sidecar, 'GOMEMLIMIT'));
+    const limiter = obj(obj(agent['processors'])['memory_limiter']);
+    const hard = num(limiter['limit_mib']);
+    const spike = num(limiter['spike_limit_mib']);
+    assert.ok(goMemLimit <= limit * 0.85, `GOMEMLIMIT ${goMemLimit} MiB leaves room under the ${limit} MiB container limit`);
+    assert.ok(hard <= goMemLimit, `memory_limiter limit ${hard} MiB <= GOMEMLIMIT ${goMemLimit} MiB`);
+    assert.ok(spike > 0 && spike < hard);
+    const soft = hard - spike;
+    let queued = 0;
+    for (const [id, settings] of Object.entries(obj(agent['exporters']))) {
+      const queue = obj(obj(settings)['sending_queue']);
+      assert.equal(queue['sizer'], 'bytes', `${id}: a queue in bytes, so that it can be compared with memory`);
+      const signals = pipelines(agent).filter((p) => p.exporters.includes(id)).length;
+      queued += signals * (num(queue['queue_size']) + num(obj(queue['batch'])['max_size']));
+    }
+    const queuedMib = (queued / 2 ** 20) * IN_MEMORY_EXPANSION;
+    t.diagnostic(`limit ${limit} MiB, GOMEMLIMIT ${goMemLimit}, memory_limiter ${hard}/${soft} (hard/soft), queues ~${queuedMib} MiB in memory at ${IN_MEMORY_EXPANSION}x`);
+    assert.ok(queuedMib + AGENT_BASELINE_MIB <= soft, `full queues (~${queuedMib} MiB in memory) fit under the soft limit ${soft} MiB`);
+  });
+
+  it('runs the tracer with host PIDs and three capabilities, not privileged, on an image the user pushes', () => {
+    assert.equal(podSpec['hostPID'], true);
+    assert.equal(podSpec['hostNetwork'], false);
+    const security = obj(tracer['securityContext']);
+    assert.equal(security['privileged'], false);
+    assert.equal(security['readOnlyRootFilesystem'], true);
+    assert.deepEqual(list(obj(security['capabilities'])['add']).map(str).sort(), ['BPF', 'PERFMON', 'SYS_RESOURCE']);
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    const image = str(tracer['image']);
+    assert.match(image, /^[a-z0-9.-]+\/[a-z0-9/-]*tcptracer-otel:/, `${image}: a registry-qualified reference`);
+    assert.ok(image.endsWith(`:${pkg.version}`), `${image}: tagged with package.json's version`);
+    const text = files.find((f) => f.rel.endsWith('daemonset.yaml'))?.text ?? '';
+    assert.match(text, /docker push/, 'the header says the image is built and pushed by the user');
+    assert.ok(str(sidecar['image']).endsWith(`:${CHECKED_VERSION}`), `the Collector image is the release the config was checked against (${CHECKED_VERSION})`);
+  });
+});
+
+// ---- Grafana ----
+
+describe('otel-config/grafana/datasources.yaml', () => {
+  const sources = list(grafana[0]?.['datasources']).map(obj);
+  const loki = sources.find((s) => s['type'] === 'loki') ?? {};
+  const jaeger = sources.find((s) => s['type'] === 'jaeger') ?? {};
+  const exporterEndpoint = (pattern: RegExp): string[] =>
+    collectors.flatMap((c) => Object.entries(obj(c.config['exporters'])).filter(([id]) => pattern.test(id)).map(([, s]) => str(obj(s)['endpoint'])));
+
+  it('links a Loki record to its trace in Jaeger through the trace_id structured metadata', () => {
+    const fields = list(obj(loki['jsonData'])['derivedFields']).map(obj);
+    const link = fields.find((f) => f['matcherType'] === 'label' && f['matcherRegex'] === 'trace_id');
+    assert.ok(link, 'a derived field matching the trace_id field by name (matcherType: label)');
+    assert.equal(link['datasourceUid'], jaeger['uid']);
+    assert.equal(link['url'], '$${__value.raw}', 'the field value itself, $ escaped as $$ for provisioning');
+  });
+
+  it("links a Jaeger span back to its connection's records in Loki", () => {
+    const back = obj(obj(jaeger['jsonData'])['tracesToLogsV2']);
+    assert.equal(back['datasourceUid'], loki['uid']);
+    assert.equal(back['customQuery'], true);
+    assert.match(str(back['query']), /\| trace_id="\$\$\{__span\.traceId\}"/);
+    assert.match(str(back['query']), /service_name="tcptracer"/, "the tracer's stream (its default service.name)");
+  });
+
+  it('points at the Loki and Jaeger the Collector config exports to', () => {
+    const host = (url: string): string => new URL(url.includes('://') ? url : `http://${url}`).hostname;
+    assert.ok(exporterEndpoint(/jaeger/).some((e) => host(e) === host(str(jaeger['url']))));
+    assert.ok(exporterEndpoint(/loki/).some((e) => host(e) === host(str(loki['url']))));
+    assert.match(str(jaeger['url']), /:16686$/, "Jaeger's query port (the Collector sends to 4317)");
+  });
+});
