@@ -30,7 +30,7 @@ const read = (file: string): string => readFileSync(join(ROOT, file), 'utf8');
 
 const DOCKERFILE = read('Dockerfile');
 const stages = parseDockerfile(DOCKERFILE);
-const pkg = JSON.parse(read('package.json')) as { bin: Record<string, string>; devDependencies: Record<string, string> };
+const pkg = JSON.parse(read('package.json')) as { version: string; bin: Record<string, string>; devDependencies: Record<string, string> };
 const nodeMajor = /(\d+)/.exec(pkg.devDependencies['node'] ?? '')?.[1];
 const { compilerOptions } = JSON.parse(read('tsconfig.json')) as { compilerOptions: { outDir: string; rootDir: string } };
 
@@ -234,7 +234,7 @@ describe('Dockerfile built stage by stage in scratch directories', { skip: skipR
     }
   });
 
-  it('runtime stage: the entrypoint starts from that tree, prints the usage for --help and exits 0, writing nothing', () => {
+  it('runtime stage: the entrypoint starts from that tree, prints the usage for --help and the version for --version, writing nothing', () => {
     requireBuilt();
     const [program, ...args] = entrypoint;
     assert.equal(program, 'node');
@@ -247,6 +247,9 @@ describe('Dockerfile built stage by stage in scratch directories', { skip: skipR
     });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^usage: tcptracer /);
+    const version = spawnSync(HOST_NODE, [...args, '--version'], { cwd: runtimeApp(), env: { PATH: '/usr/bin:/bin', HOME: '/nonexistent', ...runtime().env }, encoding: 'utf8', timeout: 30_000 });
+    assert.equal(version.status, 0, version.stderr);
+    assert.equal(version.stdout, `tcptracer ${pkg.version}\n`, "--version reads the image's package.json");
     const afterRun = listFiles(runtime().root).map((f) => `${f} ${statSync(join(runtime().root, f)).mtimeMs}`);
     assert.deepEqual(afterRun, beforeRun, 'the image was written to at run time (readOnlyRootFilesystem)');
   });
