@@ -48,13 +48,16 @@ function areaOf(f: CallFrame): string {
   const u = f.url;
   if (f.functionName === '(garbage collector)') return 'GC';
   if (f.functionName === '(program)') return 'native / VM (program)';
-  if (/^write(Buffer|String|Sync)?$|^writev/.test(f.functionName) && !u.includes('/src/')) return 'stdout write (node:fs/streams)';
+  if (/^write(Buffer|String|Sync)?$|^writev/.test(f.functionName) && !u.includes('/src/') && !u.includes('/node_modules/')) return 'stdout write (node:fs/streams)';
   if (u.includes('/src/event.ts') || u.includes('/src/event.js')) return 'decode (src/event.ts)';
   if (u.includes('/src/format.ts') || u.includes('/src/format.js')) return 'format (src/format.ts)';
   if (u.includes('/src/cli.ts') || u.includes('/src/cli.js')) return 'cli batch loop (src/cli.ts)';
   if (u.includes('/src/tracer.ts') || u.includes('/src/tracer.js')) return 'tracer (src/tracer.ts)';
+  if (u.includes('/src/otlp/ids.')) return 'connection ids (src/otlp/ids.ts)';
   if (u.includes('/src/otlp/')) return 'otlp (src/otlp)';
-  if (u.includes('@opentelemetry') || u.includes('@grpc') || u.includes('protobufjs')) return 'OpenTelemetry SDK / gRPC';
+  if (u.includes('otlp-transformer') || u.includes('protobufjs')) return 'SDK serialization (otlp-transformer)';
+  if (u.includes('@grpc')) return 'gRPC (grpc-js)';
+  if (u.includes('@opentelemetry')) return 'OpenTelemetry SDK';
   if (u.startsWith('node:internal/fs') || u.includes('streams') || u.startsWith('node:fs') || u.includes('internal/tty')) return 'stdout write (node:fs/streams)';
   if (u.startsWith('node:') || u === '') return f.url === '' ? 'builtins (no script)' : 'node internals';
   return 'other JS';
@@ -73,11 +76,12 @@ export function summarizeProfile(path: string, topN = 12, window?: { fromUs: num
     for (const c of n.children ?? []) parentOf.set(c, n.id);
   }
   /**
-   * Code outside src/ (node: internals, builtins without a script URL) is
-   * counted in the area of the src/ function that called it (Buffer#toString
-   * from decodeBatch is decode), or as stdout write when reached from the
-   * stdout stream (Buffer.from of the batch string, the write itself).
-   * Builtins are named after their nearest caller with a URL.
+   * Code outside src/ and node_modules/ (node: internals, builtins without a
+   * script URL) is counted in the area of the src/ or package function that
+   * called it (Buffer#toString from decodeBatch is decode, a hash from ids.ts
+   * is connection ids), or as stdout write when reached from the stdout
+   * stream (Buffer.from of the batch string, the write itself). Builtins are
+   * named after their nearest caller with a URL.
    */
   const callers = (id: number): { named: CallFrame | undefined; src: CallFrame | undefined; viaWrite: boolean } => {
     let viaWrite = false;
@@ -87,7 +91,7 @@ export function summarizeProfile(path: string, topN = 12, window?: { fromUs: num
       if (!f) break;
       if (f.url && !named) named = f;
       if (/sync_write_stream|internal\/streams|internal\/fs|^node:fs$/.test(f.url)) viaWrite = true;
-      if (f.url.includes('/src/')) return { named, src: f, viaWrite };
+      if (f.url.includes('/src/') || f.url.includes('/node_modules/')) return { named, src: f, viaWrite };
     }
     return { named, src: undefined, viaWrite };
   };
@@ -123,7 +127,7 @@ export function summarizeProfile(path: string, topN = 12, window?: { fromUs: num
     let name = f.functionName || '(anonymous)';
     let area = areaOf(f);
     const special = name.startsWith('(') && name !== '(anonymous)';
-    if (!special && !f.url.includes('/src/')) {
+    if (!special && !f.url.includes('/src/') && !f.url.includes('/node_modules/')) {
       const { named, src, viaWrite } = callers(id);
       if (!f.url && named) {
         if (name === '(anonymous)') name = 'builtin';
