@@ -1,16 +1,19 @@
 /**
  * What one OTLP log record of ours costs inside the OpenTelemetry SDK, step by
  * step, without the network: the bench's synthetic events (bench/pipeline.ts)
- * made into records by src/otlp/mapping.ts, emitted through the SDK's Logger
+ * made into records by src/otlp/mapping.ts with the context that points at
+ * their connection's span (src/otlp/spans.ts logContext: the trace and span
+ * ids derived from the ISNs, src/otlp/ids.ts), emitted through the SDK's Logger
  * (LogRecordImpl), and serialized by the SDK's ProtobufLogsSerializer (the one
  * OTLPLogExporter uses) in batches of 512, the export batch size.
  *
  *   node bench/otlp-record-cost.ts [--records N]
  *
  * Prints one JSON line: µs of CPU (user + system) per record for each step
- * (mapping; Logger.emit; serialization) and the protobuf bytes per record.
- * Each step is timed as the difference between passes over the same events
- * (mapping only; + emit; + emit and serialize), each after a warm-up pass.
+ * (mapping; the connection ids; Logger.emit; serialization) and the protobuf
+ * bytes per record. Each step is timed as the difference between passes over
+ * the same events (mapping only; + ids; + emit; + emit and serialize), each
+ * after a warm-up pass.
  */
 import { parseArgs } from 'node:util';
 import type { HrTime, LogRecord } from '@opentelemetry/api';
@@ -19,6 +22,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { LoggerProvider } from '@opentelemetry/sdk-logs';
 import type { LogRecordProcessor, ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { toLogRecord } from '../src/otlp/mapping.ts';
+import { logContext } from '../src/otlp/spans.ts';
 import { syntheticBatch } from './pipeline.ts';
 
 const BATCH = 512;
@@ -45,12 +49,12 @@ const processor: LogRecordProcessor = {
 const provider = new LoggerProvider({ resource: resourceFromAttributes({ 'service.name': 'tcptracer' }), processors: [processor] });
 const logger = provider.getLogger('tcptracer-otel');
 
-/** µs of CPU per record for `step` over `records` events, after one warm-up pass. */
-function measure(step: (record: LogRecord) => void): number {
+/** µs of CPU per record for `step` over `records` events (with their span context or not), after one warm-up pass. */
+function measure(step: (record: LogRecord) => void, ids = true): number {
   const pass = (): void => {
     for (let i = 0; i < records; i++) {
       const event = events[i % events.length];
-      if (event) step(toLogRecord(event, observed));
+      if (event) step(toLogRecord(event, observed, ids ? logContext(event) : undefined));
     }
   };
   pass();
@@ -63,6 +67,9 @@ function measure(step: (record: LogRecord) => void): number {
 
 let sink = 0;
 const mapping = measure((r) => {
+  sink += r.body === undefined ? 0 : 1;
+}, false);
+const withIds = measure((r) => {
   sink += r.body === undefined ? 0 : 1;
 });
 serialize = false;
@@ -79,7 +86,8 @@ process.stdout.write(
     records,
     sink,
     mappingUs: mapping,
-    emitUs: emit - mapping,
+    idsUs: withIds - mapping,
+    emitUs: emit - withIds,
     serializeUs: all - emit,
     totalUs: all,
     bytesPerRecord: bytes / serialized,
