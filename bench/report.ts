@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { isOtlp } from './configs.ts';
 import type { PipelineResult } from './pipeline.ts';
-import type { BenchReport, ConfigSummary, ProfileReport, Target } from './results.ts';
+import type { BenchReport, ConfigSummary, ProfileReport, RecordCost, Target } from './results.ts';
 import { scenarioSection } from './scenarios.ts';
 import { f1, k, lossCell, mdTable, rssCell, sp, table, textTable } from './tables.ts';
 
@@ -73,7 +73,7 @@ function targetRows(targets: readonly Target[]): string[][] {
   return [['', 'target', 'config', 'value', 'goal', 'margin'], ...targets.map((t) => [t.status, t.name, t.config, t.value, t.target, t.margin])];
 }
 
-function otlpLines(configs: readonly ConfigSummary[], pipeline: PipelineResult): string[] {
+function otlpLines(configs: readonly ConfigSummary[], pipeline: PipelineResult, cost: RecordCost | undefined): string[] {
   const lines: string[] = [];
   for (const o of configs.filter((c) => isOtlp(c.config) && c.runs)) {
     lines.push(
@@ -90,6 +90,13 @@ function otlpLines(configs: readonly ConfigSummary[], pipeline: PipelineResult):
     );
   } else {
     lines.push(`OTLP pipeline alone: unavailable: ${pipeline.reason ?? ''}`);
+  }
+  if (cost) {
+    const us = (v: number | undefined): string => (v === undefined ? '-' : `${v.toFixed(2)} µs`);
+    lines.push(
+      `One log record inside the SDK, no network (bench/otlp-record-cost.ts, ${cost.records} records): mapping ${us(cost.mappingUs)}, connection ids and span context ${us(cost.idsUs)}, ` +
+        `Logger.emit ${us(cost.emitUs)}, protobuf serialization ${us(cost.serializeUs)}: ${us(cost.totalUs)} in all, ${cost.bytesPerRecord.toFixed(0)} bytes/record`,
+    );
   }
   return lines;
 }
@@ -163,7 +170,7 @@ export function humanReport(r: BenchReport): string {
   for (const n of noise(r)) lines.push(`WARNING: ${n}`);
   lines.push('', textTable(rows(r.configs)), '');
   lines.push(...notes(r.configs));
-  lines.push(...otlpLines(r.configs, r.pipeline), '');
+  lines.push(...otlpLines(r.configs, r.pipeline, r.recordCost), '');
   lines.push(...spanCost(r.configs, false));
   for (const sc of r.scenarios) lines.push(...scenarioSection(sc, false));
   lines.push('Targets:', textTable(targetRows(r.targets)), '');
@@ -238,7 +245,7 @@ export function markdown(r: BenchReport, command: string): string {
     '',
     mdTable(rows(r.configs)),
     '',
-    ...otlpLines(r.configs, r.pipeline).map((l) => `- ${l}`),
+    ...otlpLines(r.configs, r.pipeline, r.recordCost).map((l) => `- ${l}`),
     '',
   );
   out.push(...spanCost(r.configs, true));

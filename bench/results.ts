@@ -146,6 +146,17 @@ export interface ScenarioReport {
   notes: string[];
 }
 
+/** bench/otlp-record-cost.ts's line: µs of CPU per log record for each step inside the SDK, no network. */
+export interface RecordCost {
+  records: number;
+  mappingUs: number;
+  idsUs?: number;
+  emitUs: number;
+  serializeUs: number;
+  totalUs: number;
+  bytesPerRecord: number;
+}
+
 export interface BenchReport {
   mode: 'quick' | 'full';
   machine: Machine;
@@ -167,6 +178,7 @@ export interface BenchReport {
   targets: Target[];
   scenarios: ScenarioReport[];
   pipeline: PipelineResult;
+  recordCost?: RecordCost;
   profiles: ProfileReport[];
   durationS: number;
 }

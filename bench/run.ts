@@ -33,10 +33,10 @@ import { parseArgs } from 'node:util';
 import { CONFIGS, isOtlp, LABELS, StartError, startTracer, type ConfigName, type Env, type Running } from './configs.ts';
 import { summarizeProfile } from './cpuprofile.ts';
 import { ReceiverClient } from './otlp-receiver.ts';
-import { unavailable, type PipelineResult } from './pipeline.ts';
+import { unavailable as pipelineUnavailable, type PipelineResult } from './pipeline.ts';
 import { foreignBpfHolders, interrupt, killAll, ownPids, sampleCpu, start, waitFor } from './proc.ts';
 import { humanReport, markdown } from './report.ts';
-import { summarize, type BenchReport, type ConfigSummary, type ProfileReport, type RunResult, type ScenarioReport } from './results.ts';
+import { summarize, type BenchReport, type ConfigSummary, type ProfileReport, type RecordCost, type RunResult, type ScenarioReport } from './results.ts';
 import { buildC, ensureTracefs, features, has, machine } from './setup.ts';
 import { runScenario, SCENARIOS, scenarioPlans } from './scenarios.ts';
 import { evaluateTargets } from './targets.ts';
@@ -154,16 +154,16 @@ async function probeOtlp(env: Env): Promise<string | undefined> {
   }
 }
 
-async function runPipelineChild(records: number): Promise<PipelineResult> {
-  const c = start(process.execPath, [join(ROOT, 'bench/pipeline.ts'), '--count', String(records), '--comm', COMM]);
+/** Runs a bench script that prints one JSON line last; the parsed line, or why not. */
+async function jsonChild(script: string, args: string[]): Promise<unknown> {
+  const c = start(process.execPath, [join(ROOT, script), ...args]);
   const finished = await waitFor(() => !c.running(), 150_000);
   if (!finished) await interrupt(c, 1000);
   const line = c.stdout().trim().split('\n').at(-1) ?? '';
   try {
-    return JSON.parse(line) as PipelineResult;
+    return JSON.parse(line) as unknown;
   } catch {
-    const why = finished ? c.stderr().trim().split('\n').slice(-2).join(' | ') : 'timed out';
-    return unavailable(`bench/pipeline.ts failed: ${why}`);
+    return `${script} failed: ${finished ? c.stderr().trim().split('\n').slice(-2).join(' | ') : 'timed out'}`;
   }
 }
 
@@ -270,7 +270,7 @@ async function main(): Promise<number> {
   }
   const maxSeconds = Math.max(30, mode.seconds * 10);
   // with --otlp the ring buffer is the export queue: after the workload the tracer still exports what it holds
-  const mainWorkload = { args: [], count, maxSeconds, maxCatchUpMs: Math.max(30_000, mode.seconds * 6000) };
+  const mainWorkload = { args: [], count, maxSeconds, maxCatchUpMs: Math.max(60_000, mode.seconds * 10_000) };
 
   if (configs.some(isOtlp) || opts.pipeline || opts.scenarios.length) {
     try {
@@ -319,11 +319,17 @@ async function main(): Promise<number> {
   }
 
   let pipeline: PipelineResult;
+  let recordCost: RecordCost | undefined;
   if (opts.pipeline) {
     log('OTLP pipeline alone...');
-    pipeline = await runPipelineChild(mode.pipelineRecords);
+    const p = await jsonChild('bench/pipeline.ts', ['--count', String(mode.pipelineRecords), '--comm', COMM]);
+    pipeline = typeof p === 'string' ? pipelineUnavailable(p) : (p as PipelineResult);
+    log('OTLP record cost inside the SDK...');
+    const c = await jsonChild('bench/otlp-record-cost.ts', []);
+    if (typeof c === 'string') log(c);
+    else recordCost = c as RecordCost;
   } else {
-    pipeline = { available: false, reason: 'skipped (--no-pipeline)', records: 0, delivered: 0, seconds: 0, recordsPerSec: 0, cpuUsPerRecord: 0, peakRssMB: 0, droppedQueueFull: 0, droppedExportFailed: 0, delayP50Ms: 0, delayP99Ms: 0, receiverCpuS: 0 };
+    pipeline = pipelineUnavailable('skipped (--no-pipeline)');
   }
 
   const profiles: ProfileReport[] = [];
@@ -365,6 +371,7 @@ async function main(): Promise<number> {
     targets: evaluateTargets(summaries, pipeline, scenarios),
     scenarios,
     pipeline,
+    recordCost,
     profiles,
     durationS: (performance.now() - t0) / 1000,
   };
