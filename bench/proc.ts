@@ -183,6 +183,33 @@ export function peakRssMB(pid: number): number | undefined {
 }
 
 /**
+ * The largest anonymous resident size (RssAnon: heap, stacks, buffers; not the
+ * ring buffer's mapping nor the binaries) of `pid`, sampled every `everyMs`
+ * until stop() is called, which returns it in MB (undefined if never read).
+ */
+export function anonRssSampler(pid: number, everyMs = 200): { stop(): number | undefined } {
+  let peakKb: number | undefined;
+  const sample = (): void => {
+    try {
+      const kb = Number(/^RssAnon:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+      if (Number.isFinite(kb)) peakKb = Math.max(peakKb ?? 0, kb);
+    } catch {
+      // gone
+    }
+  };
+  sample();
+  const timer = setInterval(sample, everyMs);
+  timer.unref();
+  return {
+    stop: () => {
+      sample();
+      clearInterval(timer);
+      return peakKb === undefined ? undefined : peakKb / 1024;
+    },
+  };
+}
+
+/**
  * Resident size of the process's BPF map mappings (smaps `anon_inode:bpf-map`:
  * in the CLI and the floor, the ring buffer), MB; undefined if it is gone. A
  * BPF ring buffer's data area is mapped twice in a row (so that a record can

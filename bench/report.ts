@@ -20,7 +20,7 @@ function rows(configs: readonly ConfigSummary[]): string[][] {
     'events expected / received',
     'lost (ringbuf)',
     'tracer µs/event',
-    'peak RSS MB (ring buffer mapping)',
+    'peak RSS MB (ring buffer mapping, anonymous peak)',
     'catch-up s',
     'other CPU %',
   ];
@@ -40,7 +40,7 @@ function rows(configs: readonly ConfigSummary[]): string[][] {
       traced ? `${s.expectedEvents} / ${s.receivedEvents}${s.expectedEvents === s.receivedEvents ? '' : ' MISMATCH'}` : '-',
       traced ? lost || '-' : '-',
       traced ? `${sp(s.tracerUsPerEvent, (v) => v.toFixed(2))}${s.tracerSysUsPerEvent ? ` sys ${s.tracerSysUsPerEvent.median.toFixed(2)}` : ''}` : '-',
-      traced ? rssCell(s.peakRssMB, s.ringbufRssMB) : '-',
+      traced ? rssCell(s) : '-',
       traced ? sp(s.catchUpS, (v) => v.toFixed(1)) : '-',
       sp(s.otherCpuPct, (v) => v.toFixed(0)),
     ]);
@@ -79,7 +79,8 @@ function otlpLines(configs: readonly ConfigSummary[], pipeline: PipelineResult, 
     lines.push(
       `${o.label} end to end: ${sp(o.otlpRecordsPerSec, k)} log records/s delivered${o.spansReceived !== undefined ? `, spans ${o.spansReceived} of ${o.spansExpected ?? 0}` : ''}; ` +
         `delay kernel -> receiver p50 ${sp(o.otlpDelayP50Ms, (v) => v.toFixed(0))} ms, p99 ${sp(o.otlpDelayP99Ms, (v) => v.toFixed(0))} ms; ` +
-        `lost in the ring buffer ${o.ringbufLost ?? 0}, otlp dropped ${o.otlpDropped ?? 0}`,
+        `missing ${o.expectedEvents - o.receivedEvents} log records: lost in the ring buffer ${o.ringbufLost ?? 0}, otlp dropped ${o.otlpDropped ?? 0}` +
+        unaccounted(o),
     );
   }
   if (pipeline.available) {
@@ -101,6 +102,12 @@ function otlpLines(configs: readonly ConfigSummary[], pipeline: PipelineResult, 
   return lines;
 }
 
+/** What did not arrive and no counter accounts for (counters include the few events of other processes). */
+function unaccounted(s: ConfigSummary): string {
+  const n = s.expectedEvents - s.receivedEvents - (s.ringbufLost ?? 0) - (s.otlpDropped ?? 0);
+  return n === 0 ? ', all accounted for' : `, ${n > 0 ? 'unaccounted' : 'counted beyond the missing'} ${Math.abs(n)}${s.probeMissed ? ` (probe runs skipped ${s.probeMissed})` : ''}`;
+}
+
 /** Spans' cost: the same workload in the same rounds with logs only and with logs and traces. */
 function spanCost(configs: readonly ConfigSummary[], md: boolean): string[] {
   const logs = configs.find((c) => c.config === 'otlp');
@@ -118,7 +125,7 @@ function spanCost(configs: readonly ConfigSummary[], md: boolean): string[] {
     ['log records delivered / expected', `${logs.receivedEvents} / ${logs.expectedEvents}`, `${both.receivedEvents} / ${both.expectedEvents}`, ''],
     ['spans delivered / expected', '-', `${both.spansReceived ?? 0} / ${both.spansExpected ?? 0}`, ''],
     ['lost in the ring buffer', String(logs.ringbufLost ?? 0), String(both.ringbufLost ?? 0), ''],
-    ['peak RSS (ring buffer mapping), MB', rssCell(logs.peakRssMB, logs.ringbufRssMB), rssCell(both.peakRssMB, both.ringbufRssMB), d(logs.peakRssMB, both.peakRssMB, ' MB', 0)],
+    ['peak RSS (ring buffer mapping, anonymous peak), MB', rssCell(logs), rssCell(both), d(logs.peakRssMB, both.peakRssMB, ' MB', 0)],
     ['conn/s while traced', sp(logs.connPerSec, k), sp(both.connPerSec, k), d(logs.connPerSec?.median, both.connPerSec?.median, '', 0)],
     ['catch-up after the workload, s', sp(logs.catchUpS, (v) => v.toFixed(1)), sp(both.catchUpS, (v) => v.toFixed(1)), ''],
   ];
@@ -197,7 +204,7 @@ function method(r: BenchReport): string[] {
     `The tracer measured: \`${w.cli ?? 'node src/cli.ts'}\`` +
       (w.cli?.includes('dist/') ? ' (the installed bin: tsc output, as `npx tcptracer` and the Docker image run it).' : '.'),
     `${w.rounds} rounds, configurations interleaved in each round (${r.configs.map((c) => c.config).join(', ')}); medians with (min–max). Then the scenarios (below), each with its own workload.`,
-    'Tracers are started and their banner awaited before the workload; after it, the bench waits until the tracer stops delivering (the "catch-up" column), samples its CPU time (utime + stime from /proc, from workload start: start-up excluded) and peak RSS (VmHWM; in brackets the part that is the BPF ring buffer\'s mapping, from /proc/PID/smaps), then sends SIGINT and waits for it to drain and exit.',
+    'Tracers are started and their banner awaited before the workload; after it, the bench waits until the tracer stops delivering (the "catch-up" column), samples its CPU time (utime + stime from /proc, from workload start: start-up excluded) and peak RSS (VmHWM; in brackets the part that is the BPF ring buffer\'s mapping, from /proc/PID/smaps, and the largest anonymous RSS, heap and buffers, sampled every 200 ms), then sends SIGINT and waits for it to drain and exit.',
     "table and --json write to a file on tmpfs (counted afterwards); --otlp -q exports to `bench/otlp-receiver.ts` (a counting OTLP/gRPC receiver in its own process serving LogsService and TraceService, which reads each log record's time_unix_nano to measure the delay, and counts spans by kind), once with `--otlp-signals logs` and once with `--otlp-signals logs,traces` (the default), every other setting at the CLI's default; bpftrace runs `bench/tcptracer.bt` (same tracepoints and socket logic); the C floor (`bench/floor.c`) loads build/Release/tcptracer.bpf.o with the loader's table-mode settings (cfg in .rodata via BTF, 8 MiB ring buffer, 64 KiB wake-up threshold, 100 ms poll) and only counts.",
   ];
   if (f?.ringbufSize) {

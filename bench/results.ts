@@ -58,6 +58,8 @@ export interface RunResult extends LossCounts {
   peakRssMB?: number;
   /** Of the RSS, the BPF ring buffer's mapping at the end of the run (twice the ring's size once read through), MB. */
   ringbufRssMB?: number;
+  /** Largest anonymous RSS (heap, buffers; no mappings of files or of the ring buffer), sampled every 200 ms, MB. */
+  peakAnonRssMB?: number;
   catchUpS?: number;
   /** OTLP: from the workload's start to the last record or span the receiver got, s. */
   lastRecordS?: number;
@@ -99,6 +101,7 @@ export interface ConfigSummary extends LossCounts {
   threadUsPerEvent?: Record<string, number>;
   peakRssMB?: number;
   ringbufRssMB?: number;
+  peakAnonRssMB?: number;
   catchUpS?: Spread;
   otherCpuPct?: Spread;
   otlpRecordsPerSec?: Spread;
@@ -242,6 +245,8 @@ export function summarize(
   s.peakRssMB = Math.max(...defined(ok.map((r) => r.peakRssMB)), 0);
   const ring = defined(ok.map((r) => r.ringbufRssMB));
   if (ring.length) s.ringbufRssMB = Math.max(...ring);
+  const anon = defined(ok.map((r) => r.peakAnonRssMB));
+  if (anon.length) s.peakAnonRssMB = Math.max(...anon);
   s.catchUpS = spread(defined(ok.map((r) => r.catchUpS)));
   const threads: Record<string, number[]> = {};
   for (const r of ok) for (const [k, v] of Object.entries(r.threadUsPerEvent ?? {})) (threads[k] ??= []).push(v);

@@ -120,7 +120,7 @@ function resetBeforeAccept(sc: ScenarioReport, md: boolean): string[] {
 }
 
 function burst(sc: ScenarioReport, md: boolean): string[] {
-  const t = [['configuration', 'conn/s', 'records expected (logs + spans)', 'delivered', 'lost (ringbuf)', 'last record after s', 'peak RSS MB (ring buffer mapping)', 'tracer µs/conn']];
+  const t = [['configuration', 'conn/s', 'records expected (logs + spans)', 'delivered', 'lost (ringbuf)', 'last record after s', 'peak RSS MB (ring buffer mapping, anonymous peak)', 'tracer µs/conn']];
   for (const s of sc.configs) {
     if (!s.runs) {
       t.push([s.label, 'failed (see below)', '', '', '', '', '', '']);
@@ -135,7 +135,7 @@ function burst(sc: ScenarioReport, md: boolean): string[] {
       `${delivered} (${s.receivedEvents} + ${s.spansReceived ?? 0})${delivered === expected ? '' : ` MISSING ${expected - delivered}`}`,
       lossCell(s) || '-',
       sp(s.lastRecordS, (v) => v.toFixed(1)),
-      rssCell(s.peakRssMB, s.ringbufRssMB),
+      rssCell(s),
       sp(s.tracerUsPerConn, (v) => v.toFixed(1)),
     ]);
   }

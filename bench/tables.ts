@@ -41,9 +41,11 @@ export function mdTable(t: string[][]): string {
   ].join('\n');
 }
 
-/** Peak RSS in MB, with the part that is the BPF ring buffer's mapping. */
-export const rssCell = (peak: number | undefined, ring: number | undefined): string =>
-  peak === undefined ? '-' : `${peak.toFixed(0)}${ring ? ` (ring ${ring.toFixed(0)})` : ''}`;
+/** Peak RSS in MB, with the part that is the BPF ring buffer's mapping and the peak of the anonymous part. */
+export const rssCell = (s: { peakRssMB?: number; ringbufRssMB?: number; peakAnonRssMB?: number }): string =>
+  s.peakRssMB === undefined
+    ? '-'
+    : `${s.peakRssMB.toFixed(0)}${s.ringbufRssMB || s.peakAnonRssMB ? ` (${[s.ringbufRssMB ? `ring ${s.ringbufRssMB.toFixed(0)}` : '', s.peakAnonRssMB ? `anon ${s.peakAnonRssMB.toFixed(0)}` : ''].filter(Boolean).join(', ')})` : ''}`;
 
 export const table = (t: string[][], md: boolean): string => (md ? mdTable(t) : textTable(t));
 

@@ -12,7 +12,7 @@
 import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isOtlp, LABELS, StartError, startTracer, type ConfigName, type Env, type Running } from './configs.ts';
-import { bpfMappedMB, interrupt, machineBusyS, peakRssMB, sampleCpu, start, waitFor, type CpuSample } from './proc.ts';
+import { anonRssSampler, bpfMappedMB, interrupt, machineBusyS, peakRssMB, sampleCpu, start, waitFor, type CpuSample } from './proc.ts';
 import type { RunResult } from './results.ts';
 
 export class BenchError extends Error {}
@@ -122,9 +122,11 @@ export async function runOne(config: ConfigName, round: number, env: Env, w: Wor
   };
   const receiver = isOtlp(config) ? env.receiver : undefined;
   let tracer: Running | undefined;
+  let anon: ReturnType<typeof anonRssSampler> | undefined;
   try {
     tracer = await startWithRetry(config, env);
     const c0 = tracer ? sampleCpu(tracer.pid) : undefined;
+    anon = tracer ? anonRssSampler(tracer.pid) : undefined;
     const rcv0 = receiver ? (await receiver.stats()).cpuS : 0;
     const busy0 = machineBusyS();
     const workloadStartMs = performance.timeOrigin + performance.now();
@@ -151,6 +153,7 @@ export async function runOne(config: ConfigName, round: number, env: Env, w: Wor
     base.catchUpS = await catchUp(tracer, w.maxCatchUpMs);
     const cpu = cpuDelta(c0, sampleCpu(tracer.pid));
     base.peakRssMB = peakRssMB(tracer.pid);
+    base.peakAnonRssMB = anon?.stop();
     base.ringbufRssMB = bpfMappedMB(tracer.pid);
     if (!tracer.child.running()) {
       const code = await tracer.child.exited;
@@ -201,6 +204,7 @@ export async function runOne(config: ConfigName, round: number, env: Env, w: Wor
     base.error = (e as Error).message;
     return base;
   } finally {
+    anon?.stop();
     if (tracer) await interrupt(tracer.child, 5000);
   }
 }
