@@ -10,6 +10,8 @@ import { describeOtlpConfig, resolveOtlpConfig } from './otlp/config.ts';
 import { formatDropReport, startDropReporter } from './otlp/report.ts';
 import type { OtlpSink } from './otlp/service.ts';
 import { IdentityResolver } from './identity/resolver.ts';
+import { loadNative } from './native.ts';
+import { dropPrivileges, lookupUser, setNoNewPrivs } from './privileges.ts';
 import { TcpTracer } from './tracer.ts';
 import type { TcpEvent } from './types.ts';
 import { packageVersion, unsupportedNode } from './version.ts';
@@ -24,6 +26,10 @@ async function run(opts: CliOptions): Promise<void> {
     : undefined;
   // the OpenTelemetry SDK and gRPC (~30 MB of RSS) load only in OTLP mode
   const sink: OtlpSink | undefined = otlp ? new (await import('./otlp/service.ts')).OtlpSink(otlp) : undefined;
+  const account = lookupUser(opts.user);
+  // before the drain thread exists, so that it inherits it
+  const nnp = setNoNewPrivs(() => loadNative().noNewPrivs());
+  if (nnp) process.stderr.write(`tcptracer: ${nnp}\n`);
   // container and pod of each event, from its cgroup, before any output sees it
   const identity = new IdentityResolver();
   // what the export queue can take, less what waits for its identity
@@ -34,6 +40,8 @@ async function run(opts: CliOptions): Promise<void> {
     // the ring buffer is the export queue: read it only as fast as the sink takes events
     room,
   });
+  // everything that needs root is done: the probe is attached, maps and TLS files are open
+  dropPrivileges(account);
   if (sink && otlp) {
     process.stderr.write(`tcptracer: ${describeOtlpConfig(otlp)}\n`);
     sink.onRoom(() => {

@@ -48,6 +48,8 @@ export interface NativeLoader {
   drainStatus(h: NativeHandle): { malformed: number; error: number; probeMissed: number };
   /** Mount tracefs at /sys/kernel/tracing unless it is available; 0 or errno. */
   ensureTracefs(): number;
+  /** prctl(PR_SET_NO_NEW_PRIVS) for this thread and the threads it starts later; 0 or errno. */
+  noNewPrivs(): number;
   clockOffsetNs(): bigint;
   readonly eventLayout: EventLayout;
 }

@@ -33,6 +33,8 @@ export interface CliOptions {
   failed: boolean;
   /** --trace-self: also trace the tracer's own connections (its OTLP exports). */
   traceSelf: boolean;
+  /** --user: who the tracer becomes once the probe is attached (default `nobody`; `root` keeps root). */
+  user: string;
   help: boolean;
   version: boolean;
 }
@@ -51,7 +53,8 @@ export const USAGE =
   'usage: tcptracer [-h] [-t] [-p PID] [-u UID] [-N NETNS] [--cgroupmap CGROUPMAP]\n' +
   '                 [--mntnsmap MNTNSMAP] [-4 | -6] [-v] [--json] [--failed]\n' +
   '                 [--otlp] [-q] [--otlp-endpoint URL] [--otlp-queue-size N]\n' +
-  '                 [--otlp-signals LIST] [--ringbuf-size BYTES] [--trace-self] [--version]';
+  '                 [--otlp-signals LIST] [--ringbuf-size BYTES] [--trace-self]\n' +
+  '                 [--user NAME] [--version]';
 
 export const HELP = `${USAGE}
 
@@ -84,6 +87,8 @@ options:
   --ringbuf-size BYTES  kernel ring buffer, a power of two: 8M, 64M... (default
                         8M, 64M with --otlp; locked kernel memory)
   --trace-self          also trace this tracer's own connections
+  --user NAME           once the probe is attached, run as this user (default
+                        nobody; root keeps root)
   --version             print the version and exit
 
 examples:
@@ -122,6 +127,11 @@ function ringbufBytes(source: string, value: string | undefined): number | undef
   return n;
 }
 
+function nonEmpty(flag: string, value: string | undefined): string | undefined {
+  if (value === '') throw new UsageError(`argument ${flag}: expected a value`);
+  return value;
+}
+
 export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): CliOptions {
   let values;
   try {
@@ -150,6 +160,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
         failed: { type: 'boolean' },
         'trace-self': { type: 'boolean' },
         version: { type: 'boolean' },
+        user: { type: 'string' },
       },
     }));
   } catch (e) {
@@ -188,5 +199,6 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     failed: values.failed ?? false,
     traceSelf: values['trace-self'] ?? false,
     version: values.version ?? false,
+    user: nonEmpty('--user', values.user) ?? 'nobody',
   };
 }

@@ -17,7 +17,7 @@ test('bcc flags, short and long', () => {
     { ...parseCli([], {}), help: undefined },
     { help: undefined, timestamp: false, verbose: false, json: false, pid: undefined, uid: undefined, netns: undefined,
       family: undefined, cgroupMap: undefined, mntnsMap: undefined, otlp: false, quiet: false, otlpEndpoint: undefined, otlpQueueSize: undefined, otlpSignals: undefined, ringbufBytes: undefined,
-      failed: false, traceSelf: false, version: false },
+      failed: false, traceSelf: false, version: false, user: 'nobody' },
   );
   const o2 = parseCli(['--failed', '--trace-self', '--otlp', '--otlp-signals', 'logs', '--ringbuf-size', '16M', '--version']);
   assert.deepEqual([o2.failed, o2.traceSelf, o2.otlpSignals, o2.ringbufBytes, o2.version], [true, true, 'logs', 16 << 20, true]);
@@ -45,6 +45,7 @@ test('bad input is a UsageError with a one-line message', () => {
     [['--ringbuf-size', '2G'], /--ringbuf-size: invalid value/],
     [['--ringbuf-size', ''], /--ringbuf-size: invalid value/],
     [['--ringbuf-size', '1024'], /--ringbuf-size: invalid value/],
+    [['--user', ''], /--user: expected a value/],
   ];
   for (const bad of ['1000', '4097', 'x', String(2 ** 31)]) {
     assert.throws(() => parseCli([], { TCPTRACER_RINGBUF_BYTES: bad }), /TCPTRACER_RINGBUF_BYTES: invalid value/);
@@ -78,4 +79,15 @@ test('the Node.js check names the version needed', async () => {
   assert.match(unsupportedNode('22.14.0') ?? '', /^Node\.js 22\.14\.0 is too old: tcptracer needs Node\.js 22\.15 or later/);
   assert.match(unsupportedNode('20.20.2') ?? '', /too old/);
   assert.match(packageVersion(), /^\d+\.\d+\.\d+/);
+});
+
+test('--user names an account of /etc/passwd or a uid', async () => {
+  const { lookupUser } = await import('../src/privileges.ts');
+  const passwd = 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\ntracer:x:998:997::/:/bin/false\n';
+  assert.deepEqual(lookupUser('nobody', passwd), { name: 'nobody', uid: 65534, gid: 65534 });
+  assert.deepEqual(lookupUser('tracer', passwd), { name: 'tracer', uid: 998, gid: 997 });
+  assert.deepEqual(lookupUser('998', passwd), { name: 'tracer', uid: 998, gid: 997 });
+  assert.deepEqual(lookupUser('4242', passwd), { name: '4242', uid: 4242, gid: 4242 });
+  assert.throws(() => lookupUser('nosuch', passwd), (e: unknown) => e instanceof UsageError && /--user: no user 'nosuch'/.test(e.message));
+  assert.equal(parseCli(['--user', 'root']).user, 'root');
 });

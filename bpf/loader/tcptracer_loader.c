@@ -26,6 +26,7 @@
  *   close(handle)                     free; after onBatch(null)
  *   statsMapFd(handle) -> fd          the kernel counters, read with node-bpf
  *   ensureTracefs() -> errno        mount tracefs if it is not mounted
+ *   noNewPrivs() -> errno           prctl(PR_SET_NO_NEW_PRIVS) for this thread and those it starts
  *   clockOffsetNs() -> bigint         CLOCK_REALTIME - CLOCK_MONOTONIC
  *   eventLayout -> { size, fields: { name: [offset, size] } }
  */
@@ -42,6 +43,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -661,6 +663,20 @@ static napi_value js_ensure_tracefs(napi_env env, napi_callback_info info)
 	return r;
 }
 
+/*
+ * no_new_privs for the calling thread and every thread it creates afterwards
+ * (the drain thread, libuv's pool): no execve can regain privileges. A
+ * thread attribute, so it is set before the probe is opened.
+ */
+static napi_value js_no_new_privs(napi_env env, napi_callback_info info)
+{
+	napi_value r;
+
+	(void)info;
+	napi_create_int32(env, prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ? errno : 0, &r);
+	return r;
+}
+
 static void set_field(napi_env env, napi_value fields, const char *name, size_t off, size_t size)
 {
 	napi_value arr, a, b;
@@ -722,6 +738,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "statsMapFd", NULL, js_stats_map_fd, NULL, NULL, NULL, napi_default, NULL },
 		{ "drainStatus", NULL, js_drain_status, NULL, NULL, NULL, napi_default, NULL },
 		{ "ensureTracefs", NULL, js_ensure_tracefs, NULL, NULL, NULL, napi_default, NULL },
+		{ "noNewPrivs", NULL, js_no_new_privs, NULL, NULL, NULL, napi_default, NULL },
 		{ "clockOffsetNs", NULL, js_clock_offset_ns, NULL, NULL, NULL, napi_default, NULL },
 		{ "eventLayout", NULL, NULL, NULL, NULL, event_layout(env), napi_enumerable, NULL },
 	};

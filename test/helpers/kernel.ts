@@ -7,7 +7,7 @@ import { existsSync, readFileSync, rmdirSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import test from 'node:test';
+import test, { after } from 'node:test';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI = `${ROOT}src/cli.ts`;
@@ -41,11 +41,17 @@ function sh(cmd: string, args: string[]): string {
   return r.stdout;
 }
 
-/** Children still running when the test process exits are killed, never left behind. */
+/**
+ * Children still running when a file's tests are done (a test that failed
+ * before stopping its tracer) or when the test process exits are killed,
+ * never left behind: a live child would keep the file's process waiting.
+ */
 const children = new Set<ChildProcess>();
-process.once('exit', () => {
+const killChildren = (): void => {
   for (const c of children) c.kill('SIGKILL');
-});
+};
+after(killChildren);
+process.once('exit', killChildren);
 function track(child: ChildProcess): void {
   children.add(child);
   child.once('exit', () => children.delete(child));
