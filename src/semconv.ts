@@ -26,6 +26,15 @@ export const ATTR_PROCESS_REAL_USER_ID = 'process.real_user.id';
 export const ATTR_PROCESS_USER_ID = 'process.user.id';
 /** Current thread identifier (the kernel tid). */
 export const ATTR_THREAD_ID = 'thread.id';
+/**
+ * Container id (incubating): the full 64-hex id the runtime gave the task's
+ * container, from its cgroup path (src/identity/); absent for host processes.
+ * A record attribute here: the Collector's groupbyattrs makes it a resource
+ * attribute for k8sattributes.
+ */
+export const ATTR_CONTAINER_ID = 'container.id';
+/** Kubernetes pod uid (incubating), from the kubepods cgroup path, with dashes. */
+export const ATTR_K8S_POD_UID = 'k8s.pod.uid';
 /** Resource: name of the host. */
 export const ATTR_HOST_NAME = 'host.name';
 /** Resource: unique host id (machine-id on Linux). */

@@ -10,6 +10,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { IdentityResolver } from '../src/identity/resolver.ts';
+import { TestCollector } from './fixtures/otlp-collector.ts';
 import { tcpEvent } from './fixtures/tcp-events.ts';
 import { cgroup2Root, kernelSuite, NetNs, removeCgroup, startPeer, startTracer } from './helpers/kernel.ts';
 
@@ -83,6 +84,36 @@ describe('kernel: container and pod identity', suite, () => {
     }
     const srv = events.filter((e) => e.pid === server.pid);
     assert.ok(srv.length > 0 && srv.every((e) => e.container_id === undefined && e.pod_uid === undefined), 'the test runner is a host process');
+  });
+
+  test('OTLP records and spans carry container.id and k8s.pod.uid', async () => {
+    const uid = randomUUID();
+    const id = hex64();
+    const dir = cgroup(`kubepods.slice/kubepods-pod${uid.replaceAll('-', '_')}.slice/cri-containerd-${id}.scope`);
+    const collector = new TestCollector();
+    await collector.start();
+    try {
+      const tracer = await startTracer(['--otlp', '-q', '-N', String(ns.inode), '--otlp-endpoint', collector.endpoint], { json: false });
+      const server = await startPeer(ns, ['server', '127.0.0.1', '7610', '1', 'tt-ido-srv']);
+      const client = await startPeer(ns, ['client', '127.0.0.1', '7610', '1', 'tt-ido-cli', '1', 'wait']);
+      writeFileSync(join(dir, 'cgroup.procs'), String(client.pid));
+      client.child.stdin?.write('go\n');
+      assert.equal(await client.exited, 0);
+      assert.equal(await server.exited, 0);
+      await collector.waitForRecords(4, 20_000);
+      await collector.waitForSpans(2, 20_000);
+      const { code, stderr } = await tracer.stop('SIGTERM');
+      assert.equal(code, 0, stderr);
+      const mine = collector.records.filter((r) => r.attributes['process.pid'] === client.pid);
+      assert.deepEqual(mine.map((r) => r.eventName).sort(), ['tcp.close', 'tcp.connect']);
+      for (const r of mine) assert.deepEqual([r.attributes['container.id'], r.attributes['k8s.pod.uid']], [id, uid], r.eventName);
+      const span = collector.spans.find((sp) => sp.attributes['process.pid'] === client.pid);
+      assert.deepEqual([span?.attributes['container.id'], span?.attributes['k8s.pod.uid']], [id, uid]);
+      const host = collector.records.filter((r) => r.attributes['process.pid'] === server.pid);
+      assert.ok(host.length === 2 && host.every((r) => !('container.id' in r.attributes) && !('k8s.pod.uid' in r.attributes)), 'a host process has neither');
+    } finally {
+      collector.stop();
+    }
   });
 
   test('the resolution cache stays bounded over many short-lived cgroups, and forgets removed ones', async () => {

@@ -18,6 +18,9 @@ const COMMON = {
   'process.user.id': 1001,
   'tcptracer.netns.inode': 4026531840,
   'tcptracer.cgroup.id': 7001,
+  // host process: no container or pod (undefined values are dropped by the SDK)
+  'container.id': undefined,
+  'k8s.pod.uid': undefined,
 };
 
 describe('toLogRecord', () => {
@@ -170,5 +173,18 @@ describe('formatEndpoint', () => {
   it('brackets IPv6 only', () => {
     assert.equal(formatEndpoint(4, '127.0.0.1', 80), '127.0.0.1:80');
     assert.equal(formatEndpoint(6, 'fe80::1', 22), '[fe80::1]:22');
+  });
+});
+
+describe('identity on records', () => {
+  it('carries container.id and k8s.pod.uid when the cgroup named them', () => {
+    const containerId = 'c'.repeat(64);
+    const podUid = '1b4e28ba-2fa1-11d2-883f-0016d3cca427';
+    for (const type of ['connect', 'accept', 'close', 'failed'] as const) {
+      const record = toLogRecord(tcpEvent({ type, containerId, podUid }), OBSERVED);
+      assert.ok(record.attributes);
+      assert.equal(record.attributes['container.id'], containerId, type);
+      assert.equal(record.attributes['k8s.pod.uid'], podUid, type);
+    }
   });
 });

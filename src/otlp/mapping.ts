@@ -14,6 +14,7 @@
  * | client.address / .port, server.address / .port | yes | yes   | yes   | yes    |
  * | process.pid, process.executable.name, process.user.id (effective), process.real_user.id, thread.id | yes | yes | yes | yes |
  * | tcptracer.netns.inode, tcptracer.cgroup.id | yes    | yes    | yes   | yes    |
+ * | container.id, k8s.pod.uid (when known: src/identity/) | yes | yes | yes | yes |
  * | tcptracer.connection.{duration_ns,bytes_acked,bytes_received} | no | no | yes | no |
  * | error.type (see {@link errorType})        | no      | no     | no    | yes    |
  *
@@ -45,6 +46,8 @@ import {
   NETWORK_TYPE_VALUE_IPV6,
 } from '@opentelemetry/semantic-conventions';
 import {
+  ATTR_CONTAINER_ID,
+  ATTR_K8S_POD_UID,
   ATTR_PROCESS_EXECUTABLE_NAME,
   ATTR_PROCESS_PID,
   ATTR_PROCESS_REAL_USER_ID,
@@ -131,7 +134,9 @@ function summarize(event: TcpEvent): string {
  *
  * Each shape is one object literal: V8 gives it all its properties at once,
  * in a fast (non-dictionary) layout that the SDK copies quickly. Adding them
- * one by one would turn a close record's 20 into a dictionary.
+ * one by one would turn a close record's 20 into a dictionary. container.id
+ * and k8s.pod.uid are undefined for host processes: the SDK drops undefined
+ * values silently, so one shape serves both.
  */
 export function eventAttributes(event: TcpEvent): Attributes {
   const client = event.role === 'client';
@@ -151,6 +156,10 @@ export function eventAttributes(event: TcpEvent): Attributes {
       [ATTR_THREAD_ID]: event.tid,
       [ATTR_TCPTRACER_NETNS_INODE]: event.netns,
       [ATTR_TCPTRACER_CGROUP_ID]: event.cgroupId,
+    [ATTR_CONTAINER_ID]: event.containerId,
+    [ATTR_K8S_POD_UID]: event.podUid,
+      [ATTR_CONTAINER_ID]: event.containerId,
+      [ATTR_K8S_POD_UID]: event.podUid,
       [ATTR_CLIENT_ADDRESS]: event.saddr,
       [ATTR_CLIENT_PORT]: event.sport,
       [ATTR_SERVER_ADDRESS]: event.daddr,
@@ -173,6 +182,10 @@ export function eventAttributes(event: TcpEvent): Attributes {
       [ATTR_THREAD_ID]: event.tid,
       [ATTR_TCPTRACER_NETNS_INODE]: event.netns,
       [ATTR_TCPTRACER_CGROUP_ID]: event.cgroupId,
+    [ATTR_CONTAINER_ID]: event.containerId,
+    [ATTR_K8S_POD_UID]: event.podUid,
+      [ATTR_CONTAINER_ID]: event.containerId,
+      [ATTR_K8S_POD_UID]: event.podUid,
       [ATTR_CLIENT_ADDRESS]: client ? event.saddr : event.daddr,
       [ATTR_CLIENT_PORT]: client ? event.sport : event.dport,
       [ATTR_SERVER_ADDRESS]: client ? event.daddr : event.saddr,
@@ -193,6 +206,8 @@ export function eventAttributes(event: TcpEvent): Attributes {
     [ATTR_THREAD_ID]: event.tid,
     [ATTR_TCPTRACER_NETNS_INODE]: event.netns,
     [ATTR_TCPTRACER_CGROUP_ID]: event.cgroupId,
+    [ATTR_CONTAINER_ID]: event.containerId,
+    [ATTR_K8S_POD_UID]: event.podUid,
     [ATTR_CLIENT_ADDRESS]: client ? event.saddr : event.daddr,
     [ATTR_CLIENT_PORT]: client ? event.sport : event.dport,
     [ATTR_SERVER_ADDRESS]: client ? event.daddr : event.saddr,

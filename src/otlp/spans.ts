@@ -67,7 +67,7 @@ export function toConnectionSpan(ending: ConnectionEnding): ConnectionSpan {
   const { event, opened, end } = ending;
   const who = opened ?? event;
   // the connection as the close saw it, named after the task that opened it
-  const source: TcpEvent = who === event ? event : { ...event, pid: who.pid, tid: who.tid, comm: who.comm, uid: who.uid, euid: who.euid };
+  const source: TcpEvent = who === event ? event : { ...event, pid: who.pid, tid: who.tid, comm: who.comm, uid: who.uid, euid: who.euid, containerId: who.containerId, podUid: who.podUid };
   const client = event.role === 'client';
   const server = client ? formatEndpoint(event.ip, event.daddr, event.dport) : formatEndpoint(event.ip, event.saddr, event.sport);
   let startNs: bigint;
