@@ -134,19 +134,35 @@ describe('BoundedBatchProcessor, through its logs adapter (BoundedBatchLogRecord
     assert.deepEqual(processor.counts(), { exported: 3, droppedQueueFull: 0, droppedExportFailed: 0, droppedRejected: 0, pending: 0 });
   });
 
-  it('seal gives up pending records, counts them, and ignores late completions', async () => {
+  it('seal gives up what was not sent; an export in flight is counted by its outcome', async () => {
     const { exporter, processor, logger } = setup({ maxExportBatchSize: 2, maxConcurrentExports: 1, scheduledDelayMs: 60_000 });
     emit(logger, 5);
     await tick();
     processor.close();
     emit(logger, 1, 5);
-    assert.equal(processor.seal(), 5);
+    // one batch of 2 is in flight, 3 were never sent
+    assert.equal(processor.seal(), 3);
     assert.equal(processor.seal(), 0);
+    assert.deepEqual(processor.counts(), { exported: 0, droppedQueueFull: 1, droppedExportFailed: 3, droppedRejected: 0, pending: 2 });
+    const settled = processor.settled();
     exporter.settle(0, true);
-    await tick();
-    assert.deepEqual(processor.counts(), { exported: 0, droppedQueueFull: 1, droppedExportFailed: 5, droppedRejected: 0, pending: 0 });
+    await settled;
+    assert.deepEqual(processor.counts(), { exported: 2, droppedQueueFull: 1, droppedExportFailed: 3, droppedRejected: 0, pending: 0 });
+    assert.equal(exporter.calls.length, 1, 'nothing is sent after seal');
     await processor.shutdown();
     assert.equal(exporter.shutdowns, 1);
+  });
+
+  it('abandon counts the exports still in flight as failed and ignores their late outcome', async () => {
+    const { exporter, processor, logger } = setup({ maxExportBatchSize: 2, maxConcurrentExports: 1, scheduledDelayMs: 60_000 });
+    emit(logger, 3);
+    await tick();
+    assert.equal(processor.seal(), 1);
+    assert.equal(processor.abandon(), 2);
+    assert.equal(processor.abandon(), 0);
+    exporter.settle(0, true);
+    await tick();
+    assert.deepEqual(processor.counts(), { exported: 0, droppedQueueFull: 0, droppedExportFailed: 3, droppedRejected: 0, pending: 0 });
   });
 
   describe('with deferred records', () => {
@@ -218,10 +234,13 @@ describe('BoundedBatchProcessor, through its logs adapter (BoundedBatchLogRecord
       offer(5);
       await tick();
       assert.equal(exporter.calls.length, 1);
-      assert.equal(processor.seal(), 5);
+      assert.equal(processor.seal(), 3, 'the 3 deferred; the 2 in flight are counted by their outcome');
       assert.equal(source.size, 0);
       assert.equal(source.made, 2);
       offer(1);
+      assert.deepEqual(processor.counts(), { exported: 0, droppedQueueFull: 1, droppedExportFailed: 3, droppedRejected: 0, pending: 2 });
+      exporter.settle(0, false);
+      await processor.settled();
       assert.deepEqual(processor.counts(), { exported: 0, droppedQueueFull: 1, droppedExportFailed: 5, droppedRejected: 0, pending: 0 });
     });
   });

@@ -122,10 +122,15 @@ export class RetryingExporter<T> implements ItemExporter<T> {
     await this.inner.forceFlush?.();
   }
 
-  /** Stops retrying (pending batches fail at once), then shuts the wrapped exporter down. */
-  async shutdown(): Promise<void> {
+  /** From now on a failed attempt is final: batches waiting to retry fail at once. */
+  stopRetrying(): void {
     this.stopped = true;
     for (const wake of this.sleepers) wake(false);
+  }
+
+  /** Stops retrying, then shuts the wrapped exporter down. */
+  async shutdown(): Promise<void> {
+    this.stopRetrying();
     await this.inner.shutdown();
   }
 

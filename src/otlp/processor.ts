@@ -55,6 +55,8 @@ export type CountedExportResult = ExportResult & { readonly rejected?: number };
 export interface ItemExporter<T> {
   export(items: T[], resultCallback: (result: CountedExportResult) => void): void;
   forceFlush?(): Promise<void>;
+  /** Failed attempts are not retried any more: an export in flight ends with its current attempt. */
+  stopRetrying?(): void;
   shutdown(): Promise<void>;
 }
 
@@ -115,6 +117,8 @@ export class BoundedBatchProcessor<T extends HasResource> {
   private flushing = 0;
   private closed = false;
   private sealed = false;
+  /** Exports in flight were given up (see abandon): their outcome is ignored. */
+  private abandoned = false;
   private shutdownDone: Promise<void> | undefined;
   private idleWaiters: (() => void)[] = [];
   private readonly roomListeners = new Set<() => void>();
@@ -223,20 +227,43 @@ export class BoundedBatchProcessor<T extends HasResource> {
   }
 
   /**
-   * Gives up on everything still pending: it is counted as droppedExportFailed
-   * and exports that complete later are ignored. Returns how many items that was.
+   * Gives up on everything not sent yet: it is counted as droppedExportFailed,
+   * and no export starts any more (nor is retried). Exports already in flight
+   * end with their current attempt and are counted by its outcome, as they
+   * come back: the collector may well have taken them (see {@link settled},
+   * {@link abandon}). Returns how many items were given up.
    */
   seal(): number {
     this.closed = true;
     if (this.sealed) return 0;
     this.sealed = true;
-    const undelivered = this.pending();
+    const undelivered = this.queued + this.deferred.size;
     this.droppedExportFailed += undelivered;
     this.deferred.clear();
     this.batches.length = 0;
     this.queued = 0;
-    this.exporting = 0;
     this.clearTimer();
+    this.exporter.stopRetrying?.();
+    if (this.pending() === 0) this.wakeIdle();
+    return undelivered;
+  }
+
+  /** Resolves when no export is in flight any more (after {@link seal}: when every outcome is known). */
+  settled(): Promise<void> {
+    return this.idle();
+  }
+
+  /**
+   * Counts the exports still in flight as failed and ignores their outcome
+   * (the process is about to exit without it). Returns how many items that was.
+   */
+  abandon(): number {
+    this.seal();
+    if (this.abandoned) return 0;
+    this.abandoned = true;
+    const undelivered = this.exporting;
+    this.droppedExportFailed += undelivered;
+    this.exporting = 0;
     this.wakeIdle();
     return undelivered;
   }
@@ -297,7 +324,7 @@ export class BoundedBatchProcessor<T extends HasResource> {
     this.exporting += batch.length;
     void this.exportBatch(batch).then((result) => {
       this.running--;
-      if (this.sealed) return;
+      if (this.abandoned) return;
       this.exporting -= batch.length;
       if (result.code === ExportResultCode.SUCCESS) {
         const rejected = Math.min(batch.length, Math.max(0, Math.floor(result.rejected ?? 0)));
@@ -306,7 +333,7 @@ export class BoundedBatchProcessor<T extends HasResource> {
       } else {
         this.droppedExportFailed += batch.length;
       }
-      this.pump();
+      if (!this.sealed) this.pump();
       if (this.pending() === 0) this.wakeIdle();
       this.notifyRoom();
     });

@@ -272,9 +272,11 @@ export class OtlpSink {
   /**
    * Stops accepting events, ends the connections still open as spans marked
    * `tracer_stopped`, tries to deliver what is queued within `deadlineMs`,
-   * then shuts the exporters down. Resolves by the deadline (plus timer
-   * slack) with the number of records and spans that could not be delivered;
-   * those are also counted in droppedExportFailed. Idempotent.
+   * then shuts the exporters down. What was not sent by the deadline is given
+   * up; exports in flight then get up to one attempt's timeout (plus a second)
+   * to report their outcome, so that a batch the collector took is not counted
+   * as lost. Resolves with the number of records and spans that could not be
+   * delivered; those are also counted in droppedExportFailed. Idempotent.
    */
   shutdown(deadlineMs: number = this.cfg.shutdownTimeoutMs): Promise<{ undelivered: number }> {
     this.shutdownResult ??= this.shutdownOnce(deadlineMs);
@@ -292,12 +294,16 @@ export class OtlpSink {
     this.closing = true;
     const pipelines = [this.logs?.processor, this.traces?.processor].filter((p) => p !== undefined);
     for (const p of pipelines) p.close();
-    const deadline = performance.now() + deadlineMs;
     await settleWithin(Promise.all(pipelines.map((p) => p.forceFlush())), deadlineMs);
-    let undelivered = 0;
-    for (const p of pipelines) undelivered += p.seal();
-    const rest = Math.max(0, deadline - performance.now());
-    await settleWithin(Promise.all([this.loggerProvider?.shutdown(), this.traces?.processor.shutdown()]), rest);
+    // what was not sent by the deadline is given up; what is in flight is counted by its outcome,
+    // which comes within one attempt's timeout: the collector may have taken it
+    const failed = (): number => pipelines.reduce((n, p) => n + p.counts().droppedExportFailed, 0);
+    const before = failed();
+    for (const p of pipelines) p.seal();
+    await settleWithin(Promise.all(pipelines.map((p) => p.settled())), Math.max(this.cfg.logs.timeoutMs, this.cfg.traces.timeoutMs) + 1000);
+    for (const p of pipelines) p.abandon();
+    const undelivered = failed() - before;
+    await settleWithin(Promise.all([this.loggerProvider?.shutdown(), this.traces?.processor.shutdown()]), 1000);
     return { undelivered };
   }
 }
