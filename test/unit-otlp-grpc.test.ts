@@ -1,4 +1,8 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ExportResultCode } from '@opentelemetry/core';
 import { resolveOtlpConfig } from '../src/otlp/config.ts';
@@ -47,5 +51,20 @@ describe('PartialSuccessExporter', () => {
     assert.equal(result.code, ExportResultCode.SUCCESS);
     assert.equal(result.rejected, 2);
     assert.equal(result.error?.message, 'collector rejected 2 of 3 items (partial success)');
+  });
+});
+
+describe('TLS files', () => {
+  it('are read once: a replacement exporter needs no access to them any more (privileges dropped)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tt-pem-'));
+    const ca = join(dir, 'ca.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', ca, '-days', '1', '-subj', '/CN=tt'], { stdio: 'ignore' });
+    const target = resolveOtlpConfig({ endpoint: 'https://127.0.0.1:9' }, { OTEL_EXPORTER_OTLP_CERTIFICATE: ca }).logs;
+    const first = createOtlpGrpcLogExporter(target, 'test');
+    rmSync(dir, { recursive: true });
+    const second = createOtlpGrpcLogExporter(target, 'test (channel 2)');
+    await Promise.all([first.shutdown(), second.shutdown()]);
+    const missing = resolveOtlpConfig({ endpoint: 'https://127.0.0.1:9' }, { OTEL_EXPORTER_OTLP_CERTIFICATE: join(dir, 'other.pem') }).logs;
+    assert.throws(() => createOtlpGrpcLogExporter(missing, 'test'), /OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE \/ OTEL_EXPORTER_OTLP_CERTIFICATE: cannot read/);
   });
 });

@@ -157,11 +157,23 @@ function grpcOptions(target: OtlpTarget, signal: OtlpSignal, userAgent: string):
   };
 }
 
+/**
+ * TLS files by path, read once: a replacement exporter (after a long outage)
+ * reuses what the first one read, since by then the tracer may have dropped
+ * the privileges that file needed (src/privileges.ts).
+ */
+const pemCache = new Map<string, Buffer>();
+
 function readPem(path: string | undefined, variable: string): Buffer | undefined {
   if (path === undefined) return undefined;
-  try {
-    return readFileSync(path);
-  } catch (error) {
-    throw new UsageError(`${variable}: cannot read '${path}': ${describeExportError(error)}`);
+  let pem = pemCache.get(path);
+  if (pem === undefined) {
+    try {
+      pem = readFileSync(path);
+    } catch (error) {
+      throw new UsageError(`${variable}: cannot read '${path}': ${describeExportError(error)}`);
+    }
+    pemCache.set(path, pem);
   }
+  return pem;
 }
