@@ -31,9 +31,9 @@ async function run(opts: CliOptions): Promise<void> {
   const nnp = setNoNewPrivs(() => loadNative().noNewPrivs());
   if (nnp) process.stderr.write(`tcptracer: ${nnp}\n`);
   // container and pod of each event, from its cgroup, before any output sees it
-  const identity = new IdentityResolver();
+  const identity = opts.identity ? new IdentityResolver() : undefined;
   // what the export queue can take, less what waits for its identity
-  const room = sink ? (): number => sink.room() - identity.pending : undefined;
+  const room = sink ? (): number => sink.room() - (identity?.pending ?? 0) : undefined;
   const tracer = TcpTracer.open({
     ...opts,
     ringbufBytes: opts.ringbufBytes ?? (sink ? DEFAULT_OTLP_RINGBUF_BYTES : DEFAULT_RINGBUF_BYTES),
@@ -76,7 +76,8 @@ async function run(opts: CliOptions): Promise<void> {
     onEvents?.(batch);
   };
   tracer.on('events', (batch) => {
-    identity.enrich(batch, deliver);
+    if (identity) identity.enrich(batch, deliver);
+    else deliver(batch);
   });
   if (!onEvents && sink && room) {
     // the export queue is the only consumer: what it has no room for is only counted
@@ -120,8 +121,8 @@ async function run(opts: CliOptions): Promise<void> {
   // OTLP: what the ring buffer still holds goes out at the exporter's pace, within the shutdown deadline
   const deadline = performance.now() + (otlp?.shutdownTimeoutMs ?? 0);
   const drops = await tracer.stop({ drainDeadlineMs: otlp?.shutdownTimeoutMs });
-  identity.flush();
-  identity.close();
+  identity?.flush();
+  identity?.close();
   const line = formatLostLine(drops);
   if (line) process.stderr.write(`${line}\n`);
   if (sink) {

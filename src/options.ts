@@ -33,6 +33,8 @@ export interface CliOptions {
   failed: boolean;
   /** --trace-self: also trace the tracer's own connections (its OTLP exports). */
   traceSelf: boolean;
+  /** false with --no-identity: no container/pod lookup (container_id, pod_uid). */
+  identity: boolean;
   /** --user: who the tracer becomes once the probe is attached (default `nobody`; `root` keeps root). */
   user: string;
   help: boolean;
@@ -54,7 +56,7 @@ export const USAGE =
   '                 [--mntnsmap MNTNSMAP] [-4 | -6] [-v] [--json] [--failed]\n' +
   '                 [--otlp] [-q] [--otlp-endpoint URL] [--otlp-queue-size N]\n' +
   '                 [--otlp-signals LIST] [--ringbuf-size BYTES] [--trace-self]\n' +
-  '                 [--user NAME] [--version]';
+  '                 [--user NAME] [--no-identity] [--version]';
 
 export const HELP = `${USAGE}
 
@@ -89,6 +91,7 @@ options:
   --trace-self          also trace this tracer's own connections
   --user NAME           once the probe is attached, run as this user (default
                         nobody; root keeps root)
+  --no-identity         do not look up each event's container and pod
   --version             print the version and exit
 
 examples:
@@ -161,6 +164,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
         'trace-self': { type: 'boolean' },
         version: { type: 'boolean' },
         user: { type: 'string' },
+        'no-identity': { type: 'boolean' },
       },
     }));
   } catch (e) {
@@ -200,5 +204,6 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     traceSelf: values['trace-self'] ?? false,
     version: values.version ?? false,
     user: nonEmpty('--user', values.user) ?? 'nobody',
+    identity: !(values['no-identity'] ?? false),
   };
 }

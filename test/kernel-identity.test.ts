@@ -86,6 +86,21 @@ describe('kernel: container and pod identity', suite, () => {
     assert.ok(srv.length > 0 && srv.every((e) => e.container_id === undefined && e.pod_uid === undefined), 'the test runner is a host process');
   });
 
+  test('--no-identity: no lookup, no container_id', async () => {
+    const dir = cgroup(`system.slice/docker-${hex64()}.scope`);
+    const tracer = await startTracer(['-N', String(ns.inode), '--no-identity']);
+    const server = await startPeer(ns, ['server', '127.0.0.1', '7605', '1', 'tt-noid-srv']);
+    const client = await startPeer(ns, ['client', '127.0.0.1', '7605', '1', 'tt-noid-cli', '1', 'wait']);
+    writeFileSync(join(dir, 'cgroup.procs'), String(client.pid));
+    client.child.stdin?.write('go\n');
+    assert.equal(await client.exited, 0);
+    assert.equal(await server.exited, 0);
+    const { events } = await tracer.stop();
+    const mine = events.filter((e) => e.pid === client.pid);
+    assert.equal(mine.length, 2);
+    assert.ok(mine.every((e) => e.container_id === undefined && e.cgroup_id === statSync(dir).ino));
+  });
+
   test('OTLP records and spans carry container.id and k8s.pod.uid', async () => {
     const uid = randomUUID();
     const id = hex64();
