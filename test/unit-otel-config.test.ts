@@ -15,7 +15,9 @@ import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
+import { DEFAULT_OTLP_RINGBUF_BYTES } from '../src/options.ts';
 import { DEFAULT_EXPORT_BATCH_SIZE } from '../src/otlp/config.ts';
+import { TRACER_START_CAPABILITIES } from './helpers/dockerfile.ts';
 import { connectionSpanSize, logRecordSize } from './helpers/otlp-size.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -56,6 +58,36 @@ const OUTDATED: Readonly<Record<string, string>> = {
 };
 
 /**
+ * What k8s_attributes can extract (extract.metadata), from its README's list at CHECKED_VERSION
+ * (pod, owner, node and container attributes).
+ */
+const K8S_METADATA: readonly string[] = [
+  'k8s.namespace.name', 'k8s.pod.name', 'k8s.pod.hostname', 'k8s.pod.ip', 'k8s.pod.start_time', 'k8s.pod.uid',
+  'k8s.replicaset.uid', 'k8s.replicaset.name', 'k8s.deployment.uid', 'k8s.deployment.name', 'k8s.daemonset.uid',
+  'k8s.daemonset.name', 'k8s.statefulset.uid', 'k8s.statefulset.name', 'k8s.cronjob.uid', 'k8s.cronjob.name',
+  'k8s.job.uid', 'k8s.job.name', 'k8s.node.name', 'k8s.node.uid', 'k8s.cluster.uid', 'service.namespace',
+  'service.name', 'service.version', 'service.instance.id', 'k8s.container.name', 'container.id',
+  'container.image.name', 'container.image.tag', 'container.image.repo_digests',
+];
+
+/**
+ * Container-level attributes: extracting at least one is what makes k8s_attributes index pods by
+ * container id (internal/kube/client.go, needContainerAttributes; README: "To use container.id in
+ * pod association, at least one container attribute must be included").
+ */
+const CONTAINER_METADATA: readonly string[] = [
+  'k8s.container.name', 'container.id', 'container.image.name', 'container.image.tag', 'container.image.tags',
+  'container.image.repo_digests', 'service.version', 'service.instance.id',
+];
+
+/**
+ * The identity tcptracer puts on every record and span of a container process, as attributes
+ * (src/otlp/mapping.ts): what the Collector associates pods by, in this order (container.id
+ * names the container too; k8s.pod.uid is there also when the container's layout is not parsed).
+ */
+const TRACER_IDENTITY: readonly string[] = ['container.id', 'k8s.pod.uid'];
+
+/**
  * Settings each component type has (from its config struct / README at
  * CHECKED_VERSION): a key outside these is a typo or a setting that no longer
  * exists, and the Collector would refuse to start.
@@ -68,6 +100,11 @@ const KEYS: Readonly<Record<string, readonly string[]>> = {
   'processors/transform': ['error_mode', 'log_statements', 'trace_statements', 'metric_statements', 'flatten_data'],
   'processors/groupbyattrs': ['keys'],
   'processors/k8s_attributes': ['auth_type', 'passthrough', 'filter', 'pod_association', 'extract', 'exclude', 'wait_for_metadata', 'wait_for_metadata_timeout'],
+  // contrib processor/k8sattributesprocessor README ("Complete Configuration Options") and config.go
+  'processors/k8s_attributes/filter': ['node', 'node_from_env_var', 'namespace', 'fields', 'labels'],
+  'processors/k8s_attributes/extract': ['metadata', 'labels', 'annotations', 'otel_annotations', 'deployment_name_from_replicaset'],
+  'processors/k8s_attributes/pod_association': ['sources'],
+  'processors/k8s_attributes/pod_association/sources': ['from', 'name'],
   'exporters/debug': ['verbosity', 'sampling_initial', 'sampling_thereafter', 'use_internal_logger'],
   'exporters/otlp_grpc': ['endpoint', 'tls', 'headers', 'compression', 'timeout', 'sending_queue', 'retry_on_failure', 'balancer_name', 'keepalive', 'auth', 'read_buffer_size', 'write_buffer_size', 'wait_for_ready'],
   'exporters/otlp_http': ['endpoint', 'logs_endpoint', 'traces_endpoint', 'metrics_endpoint', 'tls', 'headers', 'compression', 'timeout', 'sending_queue', 'retry_on_failure', 'encoding', 'auth', 'read_buffer_size', 'write_buffer_size'],
@@ -227,6 +264,25 @@ describe('otel-config: Collector configs', () => {
               checkKeys(`${kind}.${id}.protocols`, obj(settings)['protocols'], KEYS['receivers/otlp/protocols']);
               checkKeys(`${kind}.${id}.protocols.grpc`, obj(obj(settings)['protocols'])['grpc'], KEYS['receivers/otlp/protocols/grpc']);
             }
+            if (type === 'processors/k8s_attributes') {
+              for (const sub of ['filter', 'extract'] as const) checkKeys(`${kind}.${id}.${sub}`, obj(settings)[sub], KEYS[`${type}/${sub}`]);
+              for (const [i, assoc] of list(obj(settings)['pod_association']).entries()) {
+                checkKeys(`${kind}.${id}.pod_association[${i}]`, assoc, KEYS[`${type}/pod_association`]);
+                const sources = list(obj(assoc)['sources']);
+                assert.ok(sources.length >= 1 && sources.length <= 4, `${kind}.${id}.pod_association[${i}]: 1 to 4 sources`);
+                for (const source of sources) {
+                  checkKeys(`${kind}.${id}.pod_association[${i}].sources`, source, KEYS[`${type}/pod_association/sources`]);
+                  assert.match(str(obj(source)['from']), /^(resource_attribute|connection)$/, `${kind}.${id}.pod_association[${i}]: from`);
+                  if (obj(source)['from'] === 'resource_attribute') assert.ok(str(obj(source)['name']), `${kind}.${id}.pod_association[${i}]: a resource_attribute source needs a name`);
+                }
+              }
+              for (const name of list(obj(obj(settings)['extract'])['metadata']).map(str)) {
+                assert.ok(K8S_METADATA.includes(name), `${kind}.${id}.extract.metadata: ${name} is not something k8s_attributes extracts`);
+              }
+            }
+            if (type === 'processors/groupbyattrs') {
+              assert.ok(list(obj(settings)['keys']).every((k) => typeof k === 'string' && k !== ''), `${kind}.${id}.keys: attribute names`);
+            }
             if (kind === 'exporters') {
               const queue = obj(settings)['sending_queue'];
               checkKeys(`${kind}.${id}.sending_queue`, queue, KEYS['sending_queue']);
@@ -276,6 +332,33 @@ describe('otel-config: Collector configs', () => {
           t.diagnostic(`${id}: a full batch is ${full} bytes (${sizer}; ~${Math.floor(full / size.perItem)} of the largest items, ${size.perItem} bytes each)`);
           assert.ok(full <= BATCH_BUDGET_BYTES, `${id}: a full batch is ${full} bytes, over the budget of ${BATCH_BUDGET_BYTES}`);
           assert.ok(full >= 100 * size.perItem, `${id}: a full batch holds fewer than 100 items`);
+        }
+      });
+
+      it("adds Kubernetes metadata only from the tracer's container.id, then k8s.pod.uid, moved to the resource by groupbyattrs first", () => {
+        const processors = obj(config['processors']);
+        for (const p of pipelines(config)) {
+          const at = p.processors.findIndex((x) => typeOf(x) === 'k8s_attributes');
+          if (at < 0) continue;
+          const k8s = obj(processors[p.processors[at] ?? '']);
+          // pod_association.go, extractPodID: the first association whose attributes are all present decides.
+          const associations = list(k8s['pod_association']).map((a) => list(obj(a)['sources']).map((x) => `${str(obj(x)['from'])}:${str(obj(x)['name'])}`));
+          assert.deepEqual(
+            associations,
+            TRACER_IDENTITY.map((name) => [`resource_attribute:${name}`]),
+            `pipeline ${p.name}: one association per identity attribute, container.id first (a single association listing both would need both)`,
+          );
+          // k8s_attributes reads resource attributes only; the tracer sends these as record/span attributes.
+          const grouped = p.processors
+            .slice(0, at)
+            .filter((x) => typeOf(x) === 'groupbyattrs')
+            .flatMap((x) => list(obj(processors[x])['keys']).map(str));
+          for (const name of TRACER_IDENTITY) assert.ok(grouped.includes(name), `pipeline ${p.name}: groupbyattrs with key ${name} must come before ${p.processors[at] ?? ''}`);
+          const metadata = list(obj(k8s['extract'])['metadata']).map(str);
+          assert.ok(
+            metadata.some((m) => CONTAINER_METADATA.includes(m)),
+            `pipeline ${p.name}: without a container attribute in extract.metadata, pods are not indexed by container id and the container.id association never matches`,
+          );
         }
       });
 
@@ -344,6 +427,12 @@ function mib(quantity: string): number {
   return Number(m[1]) * (m[2]?.startsWith('G') ? 1024 : 1);
 }
 
+/** The capabilities the tracer needs at start, and only then (the DaemonSet's header says why for each). */
+const TRACER_CAPABILITIES = TRACER_START_CAPABILITIES;
+/** bpf/tcptracer.bpf.c's `socks` map: max_entries, and an upper bound of one element (key, value, hash-table element header). */
+const SOCK_MAP_ENTRIES = 131072;
+const SOCK_MAP_ENTRY_BYTES = 256;
+
 /** Assumed, not measured here: data held in the Collector's memory takes this many times its serialized size. */
 const IN_MEMORY_EXPANSION = 3;
 /** Assumed: the agent's own baseline (binary, pod metadata cache, buffers) under the soft limit. */
@@ -388,10 +477,12 @@ describe('otel-config/k8s/daemonset.yaml', () => {
     assert.equal(subject['namespace'], obj(daemonSet['metadata'])['namespace']);
   });
 
-  it('does not promise k8s.container.name or container.id: records carry no container id yet', () => {
+  it("extracts the traced workload's namespace, pod, deployment and container names", () => {
     const metadata = list(obj(obj(obj(agent['processors'])['k8s_attributes'])['extract'])['metadata']).map(str);
-    assert.ok(!metadata.includes('k8s.container.name') && !metadata.includes('container.id'), metadata.join(', '));
-    assert.ok(metadata.length > 0);
+    for (const name of ['k8s.namespace.name', 'k8s.pod.name', 'k8s.deployment.name', 'k8s.container.name']) {
+      assert.ok(metadata.includes(name), `${name} (extracted: ${metadata.join(', ')})`);
+    }
+    assert.ok(!metadata.includes('k8s.node.name'), 'the node name comes from the downward API, on every record and span (host processes too)');
   });
 
   it('runs the Collector as a native sidecar, started before and stopped after the tracer', () => {
@@ -430,20 +521,69 @@ describe('otel-config/k8s/daemonset.yaml', () => {
     assert.ok(queuedMib + AGENT_BASELINE_MIB <= soft, `full queues (~${queuedMib} MiB in memory) fit under the soft limit ${soft} MiB`);
   });
 
-  it('runs the tracer with host PIDs and three capabilities, not privileged, on an image the user pushes', () => {
-    assert.equal(podSpec['hostPID'], true);
+  it('starts the tracer as root with only the capabilities it needs to attach, read-only, dropping to nobody itself', () => {
+    assert.equal(podSpec['hostPID'], true, 'host PIDs, and /proc/PID/cgroup of every traced process');
     assert.equal(podSpec['hostNetwork'], false);
+    assert.notEqual(podSpec['hostUsers'], false, 'no user namespace: BPF and PERFMON must be capabilities of the initial one');
     const security = obj(tracer['securityContext']);
     assert.equal(security['privileged'], false);
+    assert.equal(security['allowPrivilegeEscalation'], false);
     assert.equal(security['readOnlyRootFilesystem'], true);
-    assert.deepEqual(list(obj(security['capabilities'])['add']).map(str).sort(), ['BPF', 'PERFMON', 'SYS_RESOURCE']);
-    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
-    const image = str(tracer['image']);
-    assert.match(image, /^[a-z0-9.-]+\/[a-z0-9/-]*tcptracer-otel:/, `${image}: a registry-qualified reference`);
-    assert.ok(image.endsWith(`:${pkg.version}`), `${image}: tagged with package.json's version`);
+    assert.equal(security['runAsUser'], 0, 'root at start: Kubernetes gives added capabilities to uid 0 only');
+    for (const context of [security, obj(podSpec['securityContext'])]) {
+      assert.notEqual(context['runAsNonRoot'], true, 'runAsNonRoot would refuse to start a uid 0 container');
+    }
+    const caps = obj(security['capabilities']);
+    assert.deepEqual(list(caps['drop']).map(str), ['ALL']);
+    assert.deepEqual(list(caps['add']).map(str).sort(), [...TRACER_CAPABILITIES].sort());
+    assert.ok(!list(tracer['args']).map(str).includes('--user'), 'the default --user (nobody) applies');
     const text = files.find((f) => f.rel.endsWith('daemonset.yaml'))?.text ?? '';
-    assert.match(text, /docker push/, 'the header says the image is built and pushed by the user');
-    assert.ok(str(sidecar['image']).endsWith(`:${CHECKED_VERSION}`), `the Collector image is the release the config was checked against (${CHECKED_VERSION})`);
+    const header = text.slice(0, text.indexOf('\n---'));
+    for (const cap of TRACER_CAPABILITIES) assert.match(header, new RegExp(`^#\\s+(${cap}\\b|\\S+,\\s+${cap}\\b)|^#\\s+${cap},`, 'm'), `the header says why ${cap} is needed`);
+    assert.match(header, /runAsNonRoot/, 'the header says why runAsNonRoot cannot be used');
+    assert.match(header, /nobody/, 'the header says the tracer drops to nobody');
+  });
+
+  it("mounts the host's cgroup v2 tree read-only where TCPTRACER_CGROUP_ROOT points, BTF and tracefs read-only", () => {
+    const volumes = new Map(list(podSpec['volumes']).map(obj).map((v) => [str(v['name']), str(obj(v['hostPath'])['path'])]));
+    const mounts = list(tracer['volumeMounts']).map(obj);
+    const mountOf = (hostPath: string): Json | undefined => mounts.find((m) => volumes.get(str(m['name'])) === hostPath);
+    const cgroup = mountOf('/sys/fs/cgroup');
+    assert.ok(cgroup, 'a hostPath volume of /sys/fs/cgroup mounted in the tracer');
+    assert.equal(cgroup['readOnly'], true);
+    assert.equal(envOf(tracer, 'TCPTRACER_CGROUP_ROOT'), str(cgroup['mountPath']));
+    assert.notEqual(str(cgroup['mountPath']), '/sys/fs/cgroup', "not over the container's own cgroup mount");
+    for (const path of ['/sys/kernel/btf', '/sys/kernel/tracing']) {
+      const m = mountOf(path);
+      assert.ok(m && m['mountPath'] === path && m['readOnly'] === true, `${path} from the host, read-only, at the same path`);
+    }
+  });
+
+  it('gives every record and span k8s.node.name from the downward API', () => {
+    const env = list(tracer['env']).map(obj);
+    const resourceAt = env.findIndex((e) => e['name'] === 'OTEL_RESOURCE_ATTRIBUTES');
+    const pairs = new Map(str(env[resourceAt]?.['value']).split(',').map((kv) => kv.split('=') as [string, string]));
+    const ref = /^\$\((\w+)\)$/.exec(pairs.get('k8s.node.name') ?? '')?.[1];
+    assert.ok(ref, 'k8s.node.name=$(VAR) in OTEL_RESOURCE_ATTRIBUTES');
+    const varAt = env.findIndex((e) => e['name'] === ref);
+    assert.ok(varAt >= 0 && varAt < resourceAt, `${ref} is defined before OTEL_RESOURCE_ATTRIBUTES (Kubernetes expands only earlier variables)`);
+    assert.equal(obj(obj(env[varAt]?.['valueFrom'])['fieldRef'])['fieldPath'], 'spec.nodeName');
+    const filterVar = str(obj(obj(obj(agent['processors'])['k8s_attributes'])['filter'])['node_from_env_var']);
+    const sidecarVar = list(sidecar['env']).map(obj).find((e) => e['name'] === filterVar);
+    assert.equal(obj(obj(sidecarVar?.['valueFrom'])['fieldRef'])['fieldPath'], 'spec.nodeName', "the agent watches only this node's pods");
+  });
+
+  it("sets the tracer's memory limit above its ring buffer, socket map and measured peak RSS", (t) => {
+    const limit = mib(str(obj(obj(tracer['resources'])['limits'])['memory']));
+    // Kernel memory charged to the container's cgroup (kernels >= 5.11): the ring buffer and, at most, the socket map.
+    const ringbufMib = DEFAULT_OTLP_RINGBUF_BYTES / 2 ** 20;
+    const sockMapMib = (SOCK_MAP_ENTRIES * SOCK_MAP_ENTRY_BYTES) / 2 ** 20;
+    const bench = readFileSync(join(ROOT, 'docs', 'benchmarks.md'), 'utf8');
+    const rss = Number(/OTLP peak RSS under full load \| otlp \| (\d+) MB/.exec(bench)?.[1]);
+    assert.ok(rss > 0, 'docs/benchmarks.md reports the OTLP peak RSS');
+    const needed = ringbufMib + sockMapMib + (rss * 1e6) / 2 ** 20;
+    t.diagnostic(`limit ${limit} MiB; ring buffer ${ringbufMib} + socket map <= ${sockMapMib.toFixed(0)} + peak RSS ${rss} MB = ${needed.toFixed(0)} MiB`);
+    assert.ok(needed <= limit, `${needed.toFixed(0)} MiB needed, limit ${limit} MiB`);
   });
 });
 

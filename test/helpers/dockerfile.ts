@@ -22,6 +22,14 @@ export interface Stage {
   readonly instructions: Instruction[];
 }
 
+/**
+ * The capabilities tcptracer needs at start, and only then: BPF and PERFMON to load and attach the
+ * probe, SETUID and SETGID to drop to --user (nobody) afterwards, SYS_RESOURCE for RLIMIT_MEMLOCK on
+ * kernels before 5.11. The Dockerfile's `docker run` and the DaemonSet's tracer container both grant
+ * exactly these (test/unit-dockerfile.test.ts, test/unit-otel-config.test.ts).
+ */
+export const TRACER_START_CAPABILITIES: readonly string[] = ['BPF', 'PERFMON', 'SETUID', 'SETGID', 'SYS_RESOURCE'];
+
 /** The instructions the scratch build understands; any other one fails the test. */
 export const KNOWN_OPS = new Set(['FROM', 'WORKDIR', 'COPY', 'RUN', 'ENV', 'ENTRYPOINT', 'CMD', 'LABEL']);
 

@@ -20,7 +20,10 @@ import { eventAttributes, formatEndpoint, toLogRecord } from '../../src/otlp/map
 import type { TcpEvent } from '../../src/types.ts';
 import { tcpEvent } from '../fixtures/tcp-events.ts';
 
-/** Every field at its widest: full IPv6 addresses, a 15-byte comm, 5-digit ports, large counters. */
+/**
+ * Every field at its widest: full IPv6 addresses, a 15-byte comm, 5-digit ports, large counters,
+ * and a container process's identity (container.id: 64 hex digits, k8s.pod.uid: a 36-character uuid).
+ */
 export function widestEvents(): TcpEvent[] {
   const base = {
     ip: 6 as const,
@@ -35,6 +38,8 @@ export function widestEvents(): TcpEvent[] {
     comm: 'abcdefghijklmno',
     netns: 4_294_967_295,
     cgroupId: 2 ** 53 - 1,
+    containerId: 'c'.repeat(64),
+    podUid: '01234567-89ab-cdef-0123-456789abcdef',
   };
   return [
     tcpEvent({ ...base, type: 'connect', role: 'client' }),
@@ -54,8 +59,11 @@ export function widestEvents(): TcpEvent[] {
 
 /**
  * A resource as large as the tracer's own (service.*, host.*, os.*,
- * telemetry.sdk.*) plus what the DaemonSet adds (OTEL_RESOURCE_ATTRIBUTES)
- * and the agent Collector's k8sattributes extracts.
+ * telemetry.sdk.*) plus what the DaemonSet adds (OTEL_RESOURCE_ATTRIBUTES),
+ * what the agent Collector's groupbyattrs moves there (container.id,
+ * k8s.pod.uid) and what its k8s_attributes extracts. The items measured keep
+ * container.id and k8s.pod.uid as attributes too (as the tracer sends them):
+ * an upper bound for both sides of the agent.
  */
 export function largeResource(extra: Attributes = {}): Resource {
   return resourceFromAttributes({
@@ -73,11 +81,12 @@ export function largeResource(extra: Attributes = {}): Resource {
     'tcptracer.k8s.pod.name': 'tcptracer-abcde',
     'tcptracer.k8s.pod.uid': '01234567-89ab-cdef-0123-456789abcdef',
     'tcptracer.k8s.namespace.name': 'tcptracer',
-    'k8s.pod.ip': 'fd12:3456:789a:bcde:f012:3456:789a:bcde',
+    'container.id': 'c'.repeat(64),
     'k8s.pod.name': 'payments-api-7d9f8b6c5d-x2x9z',
     'k8s.pod.uid': '01234567-89ab-cdef-0123-456789abcdef',
     'k8s.namespace.name': 'payments-production',
     'k8s.deployment.name': 'payments-api',
+    'k8s.container.name': 'payments-api-server',
     ...extra,
   });
 }
