@@ -5,28 +5,45 @@
 # Build and push (a cluster pulls the image from a registry you choose; nothing is published for you):
 #   docker build -t REGISTRY/tcptracer-otel:0.1.0 .
 #   docker push REGISTRY/tcptracer-otel:0.1.0
-# Run (kernel 5.8+ with BTF; the host's kernel does the tracing, the container only needs
-# capabilities and a few host paths):
+# Run (kernel 5.8+ with BTF and cgroup v2; the host's kernel does the tracing, the container only
+# needs capabilities at start and a few host paths):
 #
 #   docker run --rm --name tcptracer \
-#     --pid=host --read-only \
-#     --cap-drop ALL --cap-add BPF --cap-add PERFMON --cap-add SYS_RESOURCE \
+#     --pid=host --read-only --security-opt no-new-privileges \
+#     --cap-drop ALL --cap-add BPF --cap-add PERFMON --cap-add SETUID --cap-add SETGID \
+#     --cap-add SYS_RESOURCE \
 #     -v /sys/kernel/btf:/sys/kernel/btf:ro \
 #     -v /sys/kernel/tracing:/sys/kernel/tracing:ro \
+#     -v /sys/fs/cgroup:/host/sys/fs/cgroup:ro -e TCPTRACER_CGROUP_ROOT=/host/sys/fs/cgroup \
 #     -v /sys/fs/bpf:/sys/fs/bpf \
 #     -e OTEL_EXPORTER_OTLP_ENDPOINT=http://collector.example:4317 \
 #     REGISTRY/tcptracer-otel:0.1.0
 #
-#   --pid=host                 events carry host PIDs; -p/--mntnsmap filters need the host's processes
+#   --pid=host                 events carry host PIDs; -p/--mntnsmap filters need the host's processes,
+#                              and container/pod identity is read from /proc/PID/cgroup of each one
 #   --read-only                nothing writes to the image at run time: no cache, no temporary files
 #                              (the only write is mounting tracefs when /sys/kernel/tracing is empty,
 #                              which the bind mount below avoids; pinned maps live in /sys/fs/bpf)
+#   no-new-privileges          nothing the process executes can gain privileges
 #   BPF, PERFMON               load the probe and attach it to tracepoints (no --privileged needed)
-#   SYS_RESOURCE               raise RLIMIT_MEMLOCK on kernels before 5.11 (or: --ulimit memlock=-1)
+#   SETUID, SETGID             drop to nobody once the probe is attached (without them the tracer
+#                              exits at start with a one-line error rather than stay root)
+#   SYS_RESOURCE               raise RLIMIT_MEMLOCK on kernels before 5.11 (or: --ulimit memlock=-1);
+#                              not needed from 5.11 on, where BPF maps are charged to the memory cgroup
 #   /sys/kernel/btf (ro)       kernel type information for CO-RE relocation
 #   /sys/kernel/tracing (ro)   tracepoint ids; bind-mounted so the tracer never has to mount tracefs
-#   /sys/fs/bpf                pinned maps for --cgroupmap / --mntnsmap
+#                              (which would need SYS_ADMIN)
+#   /sys/fs/cgroup (ro)        the host's cgroup v2 tree, where TCPTRACER_CGROUP_ROOT points: the
+#                              container's own /sys/fs/cgroup shows only its own cgroup, and each
+#                              event's cgroup id is resolved to container.id / k8s.pod.uid there
+#   /sys/fs/bpf                pinned maps for --cgroupmap / --mntnsmap (leave it out otherwise)
 #   OTEL_*                     exporter settings (endpoint, headers, TLS, ...); see README.md, "OTLP mode"
+# Privileges: the container starts as root (no USER: the capabilities above are effective only for
+# uid 0) and the tracer drops them itself: once the probe is attached and its maps, ring buffer and
+# TLS files are open, it clears its groups and becomes `--user` (default nobody, uid 65534, which the
+# Debian base image's /etc/passwd has) on every thread, with no capabilities and no_new_privs set.
+# `--user root` keeps root. Do not use `docker run --user`: a container started as another uid
+# gets added capabilities in its bounding set only (no ambient ones), so it could load nothing.
 # If Docker's seccomp profile on the host predates CAP_BPF/CAP_PERFMON (bpf() and perf_event_open()
 # then need SYS_ADMIN), add --security-opt seccomp=unconfined rather than SYS_ADMIN.
 # Arguments after the image name are appended to `--otlp -q`, e.g. `... tcptracer-otel:0.1.0 -p 1234`.

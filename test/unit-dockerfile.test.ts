@@ -23,7 +23,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join, posix } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { execForm, listFiles, parseDockerfile, scratchBuild, type BuiltStage } from './helpers/dockerfile.ts';
+import { parseAllDocuments } from 'yaml';
+import { parseCli } from '../src/options.ts';
+import { lookupUser } from '../src/privileges.ts';
+import { execForm, listFiles, parseDockerfile, scratchBuild, TRACER_START_CAPABILITIES, type BuiltStage } from './helpers/dockerfile.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const read = (file: string): string => readFileSync(join(ROOT, file), 'utf8');
@@ -75,6 +78,67 @@ describe('Dockerfile', () => {
     assert.match(runs(0), /npm run build/);
     assert.doesNotMatch(runs(1), /clang|g\+\+|-dev\b|npm /);
     assert.match(runs(1), /libbpf1/);
+  });
+});
+
+// ---- how the image is run ----
+
+/** The header's `docker run` example, continuation lines joined. */
+const dockerRun = (() => {
+  const header = DOCKERFILE.slice(0, DOCKERFILE.search(/^FROM /m));
+  const lines = header.split('\n').map((l) => l.replace(/^#\s?/, ''));
+  const start = lines.findIndex((l) => /^\s*docker run /.test(l));
+  let command = '';
+  for (let i = start; i >= 0 && i < lines.length; i++) {
+    const line = (lines[i] ?? '').trim();
+    command += ` ${line.replace(/\\$/, '')}`;
+    if (!line.endsWith('\\')) break;
+  }
+  return { header, command: command.trim() };
+})();
+
+/** The tracer container of otel-config/k8s/daemonset.yaml. */
+function daemonSetTracer(): Record<string, unknown> {
+  for (const doc of parseAllDocuments(read('otel-config/k8s/daemonset.yaml'))) {
+    const value = doc.toJS() as { kind?: string; spec?: { template?: { spec?: { containers?: { image?: string }[] } } } } | null;
+    if (value?.kind !== 'DaemonSet') continue;
+    const tracer = value.spec?.template?.spec?.containers?.find((c) => /tcptracer-otel/.test(c.image ?? ''));
+    if (tracer) return tracer;
+  }
+  throw new Error('no tracer container in otel-config/k8s/daemonset.yaml');
+}
+
+describe('Dockerfile: the documented docker run', () => {
+  const { header, command } = dockerRun;
+  const flag = (re: RegExp): string[] => [...command.matchAll(re)].map((m) => m[1] ?? '');
+
+  it("grants exactly the capabilities needed at start, the DaemonSet's, with everything else dropped", () => {
+    assert.ok(command.startsWith('docker run '), command);
+    assert.deepEqual(flag(/--cap-drop[ =](\S+)/g), ['ALL']);
+    const added = flag(/--cap-add[ =](\S+)/g).sort();
+    assert.deepEqual(added, [...TRACER_START_CAPABILITIES].sort());
+    const security = (daemonSetTracer()['securityContext'] ?? {}) as { capabilities?: { add?: string[] } };
+    assert.deepEqual([...(security.capabilities?.add ?? [])].sort(), added, 'the DaemonSet grants the same');
+    assert.doesNotMatch(command, /--privileged|SYS_ADMIN|--user[ =]/, 'not privileged, no SYS_ADMIN, started as root (the tracer drops to nobody)');
+    for (const cap of TRACER_START_CAPABILITIES) assert.match(header, new RegExp(`^#\\s+(\\S+, )?${cap}\\b`, 'm'), `the header says why ${cap} is needed`);
+  });
+
+  it('runs with host PIDs, a read-only root filesystem, and the host paths the tracer reads', () => {
+    assert.match(command, /--pid=host\b/);
+    assert.match(command, /--read-only\b/);
+    assert.match(command, /-v \/sys\/kernel\/btf:\/sys\/kernel\/btf:ro\b/);
+    assert.match(command, /-v \/sys\/kernel\/tracing:\/sys\/kernel\/tracing:ro\b/);
+    const cgroup = /-v \/sys\/fs\/cgroup:(\S+):ro\b/.exec(command)?.[1];
+    assert.ok(cgroup, "the host's cgroup v2 tree, read-only");
+    assert.notEqual(cgroup, '/sys/fs/cgroup', "not over the container's own cgroup mount");
+    assert.match(command, new RegExp(`-e TCPTRACER_CGROUP_ROOT=${cgroup.replace(/[/.]/g, '\\$&')}(\\s|$)`), 'TCPTRACER_CGROUP_ROOT points at that mount');
+  });
+
+  it('starts as root (no USER) and says that the tracer drops to nobody after attaching', () => {
+    assert.doesNotMatch(DOCKERFILE, /^\s*USER\b/m, 'no USER: the capabilities are effective only for uid 0');
+    assert.equal(parseCli([]).user, 'nobody', "the tracer's default --user");
+    assert.match(header, /nobody/);
+    assert.match(header, /uid 65534/);
   });
 });
 
@@ -210,6 +274,22 @@ describe('Dockerfile built stage by stage in scratch directories', { skip: skipR
         assert.equal(sh('apt-cache', ['show', '--no-all-versions', name]).status, 0, `${stage.image}: no Debian package ${name}`);
       }
     }
+  });
+
+  it("runtime stage: its base image's /etc/passwd has nobody (uid 65534), the tracer's default --user", (t) => {
+    requireBuilt();
+    const stage = runtime().stage;
+    const release = /-(\w+?)(?:-slim)?$/.exec(stage.image)?.[1];
+    // Debian's /etc/passwd is made from base-passwd's master copy; the package is Essential, so every
+    // Debian image (slim ones too) has it. Checked here on this host's copy when it is the same release.
+    const master = '/usr/share/base-passwd/passwd.master';
+    if (release !== hostRelease || !existsSync(master)) {
+      t.skip(`${stage.image} is ${release ?? '?'}, this host ${hostRelease ?? '?'} (or no ${master}): not checked`);
+      return;
+    }
+    assert.equal(sh('dpkg-query', ['-W', '-f=${Essential}', 'base-passwd']).stdout, 'yes', 'base-passwd is Essential: in every Debian image');
+    const nobody = lookupUser(parseCli([]).user, readFileSync(master, 'utf8'));
+    assert.deepEqual({ uid: nobody.uid, gid: nobody.gid }, { uid: 65534, gid: 65534 });
   });
 
   it('runtime stage: every shared library its native addons load comes from a package it installs (or Node itself needs)', () => {
