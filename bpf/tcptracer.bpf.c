@@ -77,9 +77,15 @@ struct {
 	__uint(max_entries, 8 << 20); /* resized by the loader */
 } events SEC(".maps");
 
-/* Counters readable from user space (node-bpf); see enum tcptracer_stat. */
+/*
+ * Counters readable from user space; see enum tcptracer_stat. Mappable: the
+ * loader reads them from memory, with no bpf() call, which a tracer that has
+ * dropped its privileges could not make on kernels before 6.5 (with
+ * unprivileged BPF disabled, every bpf() command needed CAP_BPF).
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, TCPTRACER_STAT_MAX);
 	__type(key, __u32);
 	__type(value, __u64);

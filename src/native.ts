@@ -44,7 +44,8 @@ export interface NativeLoader {
   /** Paced mode ends: everything left in the ring buffer is handed over at once. */
   release(h: NativeHandle): void;
   close(h: NativeHandle): void;
-  statsMapFd(h: NativeHandle): number;
+  /** The probe's counters, indexed by enum tcptracer_stat (bpf/tcptracer.h), read from the mapped stats map. */
+  counters(h: NativeHandle): number[];
   drainStatus(h: NativeHandle): { malformed: number; error: number; probeMissed: number };
   /** Mount tracefs at /sys/kernel/tracing unless it is available; 0 or errno. */
   ensureTracefs(): number;

@@ -1,7 +1,8 @@
 /**
  * TcpTracer: the typed event source. Loads the probe with the native loader,
- * validates pinned filter maps and reads the kernel's counters with node-bpf
- * (the `bpf` package), and hands decoded events out in batches.
+ * validates pinned filter maps with node-bpf (the `bpf` package), reads the
+ * probe's counters (from their mapped memory: no bpf() call, so they work
+ * after the privilege drop on any kernel), and hands decoded events out in batches.
  *
  *   const tracer = TcpTracer.open({ family: 4 });
  *   tracer.on('events', (batch) => ...);
@@ -97,7 +98,6 @@ export function openPinnedFilterMap(flag: string, path: string): bpf.MapRef {
 export class TcpTracer extends EventEmitter<TracerEvents> {
   readonly #native: NativeLoader;
   readonly #handle: NativeHandle;
-  readonly #stats: bpf.RawArrayMap;
   #clockOffsetNs: bigint;
   #malformed = 0;
   #stopped: Promise<void>;
@@ -152,7 +152,6 @@ export class TcpTracer extends EventEmitter<TracerEvents> {
       cgroupMap?.close();
       mntnsMap?.close();
     }
-    this.#stats = new bpf.RawArrayMap(bpf.createMapRef(native.statsMapFd(this.#handle)));
     this.replenish();
   }
 
@@ -194,7 +193,6 @@ export class TcpTracer extends EventEmitter<TracerEvents> {
       const { error } = this.#native.drainStatus(this.#handle);
       this.#finalDrops = this.drops();
       this.#native.close(this.#handle);
-      this.#stats.ref.close();
       if (error && !this.#stopping) this.emit('error', new EnvironmentError(`ring buffer drain failed: errno ${error}`));
       this.#resolveStopped();
       return;
@@ -228,9 +226,10 @@ export class TcpTracer extends EventEmitter<TracerEvents> {
   drops(): DropCounters & { malformed: number } {
     if (this.#finalDrops) return this.#finalDrops;
     const status = this.#native.drainStatus(this.#handle);
+    const counters = this.#native.counters(this.#handle);
     return {
-      ringbufLost: Number(this.#stats.get(STAT_RINGBUF_LOST).readBigUInt64LE()),
-      sockMapFull: Number(this.#stats.get(STAT_SOCK_MAP_FULL).readBigUInt64LE()),
+      ringbufLost: counters[STAT_RINGBUF_LOST] ?? 0,
+      sockMapFull: counters[STAT_SOCK_MAP_FULL] ?? 0,
       probeMissed: status.probeMissed,
       malformed: this.#malformed + status.malformed,
     };

@@ -24,7 +24,7 @@
  *   stop(handle)                      detach; the drain thread finishes (non-blocking)
  *   release(handle)                   paced mode: hand over everything left, ignoring grants
  *   close(handle)                     free; after onBatch(null)
- *   statsMapFd(handle) -> fd          the kernel counters, read with node-bpf
+ *   counters(handle) -> [lost, full]  the probe's counters (enum tcptracer_stat), read from memory
  *   ensureTracefs() -> errno        mount tracefs if it is not mounted
  *   noNewPrivs() -> errno           prctl(PR_SET_NO_NEW_PRIVS) for this thread and those it starts
  *   clockOffsetNs() -> bigint         CLOCK_REALTIME - CLOCK_MONOTONIC
@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -86,6 +87,9 @@ struct tracer {
 	struct batch *cur;
 	unsigned long long malformed;
 	int drain_error;
+	/* the stats map, mapped read-only: no bpf() call needed to read it */
+	const volatile __u64 *stats;
+	size_t stats_len;
 };
 
 /* libbpf messages, kept so a failure can say why in one line. */
@@ -292,6 +296,9 @@ static void call_js(napi_env env, napi_value cb, void *context, void *data)
 
 static void tracer_free(struct tracer *t)
 {
+	if (t->stats)
+		munmap((void *)t->stats, t->stats_len);
+	t->stats = NULL;
 	for (int i = 0; i < t->nlinks; i++)
 		bpf_link__destroy(t->links[i]);
 	t->nlinks = 0;
@@ -447,6 +454,20 @@ static napi_value js_open(napi_env env, napi_callback_info info)
 		}
 		t->links[t->nlinks++] = link;
 	}
+	{
+		struct bpf_map *stats = bpf_object__find_map_by_name(t->obj, "stats");
+		void *m;
+
+		t->stats_len = (size_t)sysconf(_SC_PAGESIZE);
+		m = stats ? mmap(NULL, t->stats_len, PROT_READ, MAP_SHARED, bpf_map__fd(stats), 0) : MAP_FAILED;
+		if (m == MAP_FAILED) {
+			err = stats ? errno : ENOENT;
+			tracer_free(t);
+			free(t);
+			return throw_errno(env, "mapping the stats map", err);
+		}
+		t->stats = m;
+	}
 	t->rb = ring_buffer__new(bpf_map__fd(events), on_sample, t, NULL);
 	if (!t->rb) {
 		err = errno;
@@ -563,17 +584,48 @@ static napi_value js_close(napi_env env, napi_callback_info info)
 	return NULL;
 }
 
-static napi_value js_stats_map_fd(napi_env env, napi_callback_info info)
+static napi_value js_counters(napi_env env, napi_callback_info info)
 {
 	struct tracer *t = get_tracer(env, info);
-	struct bpf_map *m;
-	napi_value r;
+	napi_value r, v;
 
-	if (!t || !t->obj)
+	if (!t || !t->stats)
 		return NULL;
-	m = bpf_object__find_map_by_name(t->obj, "stats");
-	napi_create_int32(env, m ? bpf_map__fd(m) : -1, &r);
+	napi_create_array_with_length(env, TCPTRACER_STAT_MAX, &r);
+	for (uint32_t i = 0; i < TCPTRACER_STAT_MAX; i++) {
+		napi_create_int64(env, (int64_t)t->stats[i], &v);
+		napi_set_element(env, r, i, v);
+	}
 	return r;
+}
+
+/*
+ * A program's recursion_misses, from /proc/self/fdinfo (readable after the
+ * privilege drop, unlike bpf_prog_info on kernels before 6.5); from
+ * bpf_prog_info when fdinfo cannot be read (no procfs); 0 before Linux 5.12,
+ * which counted no misses.
+ */
+static __u64 prog_recursion_misses(int fd)
+{
+	char path[64], line[256];
+	unsigned long long v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "re");
+	if (f) {
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "recursion_misses: %llu", &v) == 1)
+				break;
+		fclose(f);
+		return v;
+	}
+	{
+		struct bpf_prog_info pi = {};
+		__u32 len = sizeof(pi);
+
+		return bpf_obj_get_info_by_fd(fd, &pi, &len) ? 0 : pi.recursion_misses;
+	}
 }
 
 /*
@@ -591,12 +643,10 @@ static __u64 probe_missed(const struct tracer *t)
 	if (!t->obj)
 		return 0;
 	bpf_object__for_each_program(prog, t->obj) {
-		struct bpf_prog_info pi = {};
-		__u32 len = sizeof(pi);
 		int fd = bpf_program__fd(prog);
 
-		if (fd >= 0 && !bpf_obj_get_info_by_fd(fd, &pi, &len))
-			n += pi.recursion_misses;
+		if (fd >= 0)
+			n += prog_recursion_misses(fd);
 	}
 	return n;
 }
@@ -735,7 +785,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "grant", NULL, js_grant, NULL, NULL, NULL, napi_default, NULL },
 		{ "release", NULL, js_release, NULL, NULL, NULL, napi_default, NULL },
 		{ "close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL },
-		{ "statsMapFd", NULL, js_stats_map_fd, NULL, NULL, NULL, napi_default, NULL },
+		{ "counters", NULL, js_counters, NULL, NULL, NULL, napi_default, NULL },
 		{ "drainStatus", NULL, js_drain_status, NULL, NULL, NULL, napi_default, NULL },
 		{ "ensureTracefs", NULL, js_ensure_tracefs, NULL, NULL, NULL, napi_default, NULL },
 		{ "noNewPrivs", NULL, js_no_new_privs, NULL, NULL, NULL, napi_default, NULL },
