@@ -1,7 +1,7 @@
 /** The real CLI process: errors are one line on stderr with exit 2 (usage) or 1 (environment). */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
 const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
@@ -39,4 +39,30 @@ test('not root: one line, exit 1', { skip: process.geteuid?.() !== 0 && 'needs r
   const r = cli([], ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all']);
   assert.equal(r.code, 1, r.stderr);
   assert.equal(r.stderr, 'tcptracer: tcptracer must run as root (or with CAP_BPF and CAP_PERFMON): try sudo\n');
+});
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const BUILT = `${ROOT}dist/src/cli.js`;
+const SYSTEM_NODE = '/usr/bin/node';
+
+function systemNodeMajor(): number | undefined {
+  const r = spawnSync(SYSTEM_NODE, ['--version'], { encoding: 'utf8' });
+  return r.status === 0 ? Number(/^v(\d+)/.exec(r.stdout)?.[1]) : undefined;
+}
+
+test('a Node.js too old for the tracer: one line, exit 1', {
+  skip: !existsSync(BUILT) ? 'npm run build first' : (systemNodeMajor() ?? 99) >= 22 && `no old Node at ${SYSTEM_NODE}`,
+}, () => {
+  const r = spawnSync(SYSTEM_NODE, [BUILT, '--help'], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /^tcptracer: Node\.js \d+\.\d+\.\d+ is too old: tcptracer needs Node\.js 22\.15 or later .*\n$/);
+  assert.equal(r.stdout, '');
+});
+
+test('npx tcptracer with the system Node first on PATH prints no npm engine warnings', { skip: !existsSync(BUILT) && 'npm run build first' }, () => {
+  const env = { ...process.env, PATH: `/usr/bin:/bin:/usr/sbin:/sbin` };
+  const r = spawnSync('npx', ['--yes', 'tcptracer', '--version'], { cwd: ROOT, encoding: 'utf8', env, timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /EBADENGINE|npm warn/i);
+  assert.match(r.stdout, /^tcptracer \d+\.\d+\.\d+\n$/);
 });
