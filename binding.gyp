@@ -21,7 +21,7 @@
     {
       "target_name": "tcptracer_loader",
       "dependencies": ["tcptracer_bpf"],
-      "sources": ["bpf/loader/tcptracer_loader.c"],
+      "sources": ["bpf/loader/tcptracer_loader.c", "bpf/loader/drain.c"],
       "cflags": ["-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter", "-Wno-missing-field-initializers", "-std=gnu11"],
       "libraries": ["-lbpf", "-lelf", "-lz"]
     }

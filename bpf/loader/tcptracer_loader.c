@@ -56,41 +56,7 @@
 #include "../tcptracer.h"
 #include "set_config.h"
 
-#define EVENT_SIZE sizeof(struct tcptracer_event)
-#define BATCH_MAX_EVENTS 1024
-#define BATCH_QUEUE_MAX 16
-#define BATCH_FULL (-ENOSPC)
-#define CREDIT_SPENT (-EDQUOT) /* paced: the sample is consumed; nothing more may be read */
-#define MAX_LINKS 8
-
-struct batch {
-	size_t n;
-	unsigned char data[BATCH_MAX_EVENTS * EVENT_SIZE];
-};
-
-struct tracer {
-	struct bpf_object *obj;
-	struct bpf_link *links[MAX_LINKS];
-	int nlinks;
-	struct ring_buffer *rb;
-	napi_threadsafe_function tsfn;
-	pthread_t thread;
-	bool thread_started;
-	atomic_bool stopping;
-	int poll_ms;
-	/* paced mode: records that may still be read; woken by grant/stop/release */
-	bool paced;
-	atomic_bool released;
-	atomic_llong credit;
-	pthread_mutex_t lock;
-	pthread_cond_t granted;
-	struct batch *cur;
-	unsigned long long malformed;
-	int drain_error;
-	/* the stats map, mapped read-only: no bpf() call needed to read it */
-	const volatile __u64 *stats;
-	size_t stats_len;
-};
+#include "drain.h"
 
 /* libbpf messages, kept so a failure can say why in one line. */
 static char libbpf_log[4096];
@@ -148,129 +114,6 @@ static napi_value throw_errno(napi_env env, const char *what, int err)
 	return NULL;
 }
 
-static int on_sample(void *ctx, void *data, size_t size)
-{
-	struct tracer *t = ctx;
-	bool spent;
-
-	if (size != EVENT_SIZE) {
-		t->malformed++;
-		return 0;
-	}
-	if (!t->cur) {
-		t->cur = malloc(sizeof(*t->cur));
-		if (!t->cur)
-			return -ENOMEM;
-		t->cur->n = 0;
-	}
-	memcpy(t->cur->data + t->cur->n * EVENT_SIZE, data, EVENT_SIZE);
-	spent = t->paced && !atomic_load(&t->released) && atomic_fetch_sub(&t->credit, 1) <= 1;
-	if (++t->cur->n == BATCH_MAX_EVENTS)
-		return BATCH_FULL; /* the sample is consumed; hand the batch over first */
-	return spent ? CREDIT_SPENT : 0;
-}
-
-static void hand_over(struct tracer *t)
-{
-	struct batch *b = t->cur;
-
-	if (!b || !b->n)
-		return;
-	t->cur = NULL;
-	if (napi_call_threadsafe_function(t->tsfn, b, napi_tsfn_blocking) != napi_ok)
-		free(b);
-}
-
-/*
- * The ring buffer's poll is level-triggered: under steady load there is always
- * something to read, and a reader that goes straight back to it hands over a
- * stream of tiny batches. So after a small batch the thread naps briefly and
- * lets records accumulate; when the ring buffer is empty it sleeps until the
- * probe's wake-up threshold is crossed or the poll timeout expires.
- */
-#define SMALL_BATCH 64
-#define NAP_US 2000
-
-/* Unpaced, released, or granted records left: the ring buffer may be read. */
-static bool may_read(struct tracer *t)
-{
-	return !t->paced || atomic_load(&t->released) || atomic_load(&t->credit) > 0;
-}
-
-/* Paced mode with nothing granted: wait for a grant or release, at most poll_ms. */
-static void wait_for_credit(struct tracer *t)
-{
-	struct timespec until;
-
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_nsec += (long)t->poll_ms * 1000000L;
-	until.tv_sec += until.tv_nsec / 1000000000L;
-	until.tv_nsec %= 1000000000L;
-	pthread_mutex_lock(&t->lock);
-	while (!may_read(t))
-		if (pthread_cond_timedwait(&t->granted, &t->lock, &until) == ETIMEDOUT)
-			break;
-	pthread_mutex_unlock(&t->lock);
-}
-
-static void wake_drain(struct tracer *t)
-{
-	pthread_mutex_lock(&t->lock);
-	pthread_cond_signal(&t->granted);
-	pthread_mutex_unlock(&t->lock);
-}
-
-static bool drain_failed(struct tracer *t, int n)
-{
-	if (n >= 0 || n == -EINTR || n == BATCH_FULL || n == CREDIT_SPENT)
-		return false;
-	t->drain_error = -n;
-	return true;
-}
-
-static void *drain(void *arg)
-{
-	struct tracer *t = arg;
-	int n;
-
-	for (;;) {
-		bool stopping = atomic_load(&t->stopping);
-
-		if (!may_read(t)) {
-			/* paced and nothing granted: the records wait in the ring buffer */
-			wait_for_credit(t);
-			continue;
-		}
-		n = ring_buffer__consume(t->rb);
-		if (drain_failed(t, n))
-			break;
-		hand_over(t);
-		if (n == BATCH_FULL || n == CREDIT_SPENT)
-			continue;
-		if (stopping)
-			break; /* detached, and everything written is read */
-		if (n >= SMALL_BATCH)
-			continue;
-		if (n > 0) {
-			usleep(NAP_US);
-			continue;
-		}
-		n = ring_buffer__poll(t->rb, t->poll_ms);
-		if (drain_failed(t, n))
-			break;
-		hand_over(t);
-	}
-	/* Whatever is still in the ring buffer (after a drain error): all of it. */
-	atomic_store(&t->released, true);
-	do {
-		n = ring_buffer__consume(t->rb);
-		hand_over(t);
-	} while (n == BATCH_FULL);
-	napi_call_threadsafe_function(t->tsfn, NULL, napi_tsfn_blocking);
-	napi_release_threadsafe_function(t->tsfn, napi_tsfn_release);
-	return NULL;
-}
-
 /* Runs in JavaScript's thread: one call per batch, null at the end. */
 static void call_js(napi_env env, napi_value cb, void *context, void *data)
 {
@@ -319,7 +162,7 @@ static void finalize_tracer(napi_env env, void *data, void *hint)
 	if (t->thread_started) {
 		atomic_store(&t->stopping, true);
 		atomic_store(&t->released, true);
-		wake_drain(t);
+		tracer_wake(t);
 		pthread_join(t->thread, NULL);
 	}
 	tracer_free(t);
@@ -468,7 +311,7 @@ static napi_value js_open(napi_env env, napi_callback_info info)
 		}
 		t->stats = m;
 	}
-	t->rb = ring_buffer__new(bpf_map__fd(events), on_sample, t, NULL);
+	t->rb = ring_buffer__new(bpf_map__fd(events), tracer_on_sample, t, NULL);
 	if (!t->rb) {
 		err = errno;
 		tracer_free(t);
@@ -484,7 +327,7 @@ static napi_value js_open(napi_env env, napi_callback_info info)
 		napi_throw_error(env, NULL, "cannot create thread-safe function");
 		return NULL;
 	}
-	err = pthread_create(&t->thread, NULL, drain, t);
+	err = pthread_create(&t->thread, NULL, tracer_drain, t);
 	if (err) {
 		napi_release_threadsafe_function(t->tsfn, napi_tsfn_abort);
 		tracer_free(t);
@@ -529,7 +372,7 @@ static napi_value js_stop(napi_env env, napi_callback_info info)
 			bpf_link__destroy(t->links[i]);
 		t->nlinks = 0;
 		atomic_store(&t->stopping, true);
-		wake_drain(t);
+		tracer_wake(t);
 	}
 	return NULL;
 }
@@ -552,7 +395,7 @@ static napi_value js_grant(napi_env env, napi_callback_info info)
 	t = p;
 	if (n > 0) {
 		atomic_fetch_add(&t->credit, n);
-		wake_drain(t);
+		tracer_wake(t);
 	}
 	return NULL;
 }
@@ -564,7 +407,7 @@ static napi_value js_release(napi_env env, napi_callback_info info)
 
 	if (t) {
 		atomic_store(&t->released, true);
-		wake_drain(t);
+		tracer_wake(t);
 	}
 	return NULL;
 }
@@ -576,7 +419,7 @@ static napi_value js_close(napi_env env, napi_callback_info info)
 	if (t && t->thread_started) {
 		atomic_store(&t->stopping, true);
 		atomic_store(&t->released, true);
-		wake_drain(t);
+		tracer_wake(t);
 		pthread_join(t->thread, NULL);
 		t->thread_started = false;
 		tracer_free(t);
@@ -599,58 +442,6 @@ static napi_value js_counters(napi_env env, napi_callback_info info)
 	return r;
 }
 
-/*
- * A program's recursion_misses, from /proc/self/fdinfo (readable after the
- * privilege drop, unlike bpf_prog_info on kernels before 6.5); from
- * bpf_prog_info when fdinfo cannot be read (no procfs); 0 before Linux 5.12,
- * which counted no misses.
- */
-static __u64 prog_recursion_misses(int fd)
-{
-	char path[64], line[256];
-	unsigned long long v = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	f = fopen(path, "re");
-	if (f) {
-		while (fgets(line, sizeof(line), f))
-			if (sscanf(line, "recursion_misses: %llu", &v) == 1)
-				break;
-		fclose(f);
-		return v;
-	}
-	{
-		struct bpf_prog_info pi = {};
-		__u32 len = sizeof(pi);
-
-		return bpf_obj_get_info_by_fd(fd, &pi, &len) ? 0 : pi.recursion_misses;
-	}
-}
-
-/*
- * Runs of the probe's programs the kernel skipped: a tracepoint that fires in
- * an interrupt landing in the middle of a BPF program on that CPU does not run
- * the program (for tp_btf: if it is the same program; for classic
- * tracepoints: any tracing program); bpf_prog_info counts those as
- * recursion_misses. Any of them may be a missing event.
- */
-static __u64 probe_missed(const struct tracer *t)
-{
-	struct bpf_program *prog;
-	__u64 n = 0;
-
-	if (!t->obj)
-		return 0;
-	bpf_object__for_each_program(prog, t->obj) {
-		int fd = bpf_program__fd(prog);
-
-		if (fd >= 0)
-			n += prog_recursion_misses(fd);
-	}
-	return n;
-}
-
 static napi_value js_drain_status(napi_env env, napi_callback_info info)
 {
 	struct tracer *t = get_tracer(env, info);
@@ -663,7 +454,7 @@ static napi_value js_drain_status(napi_env env, napi_callback_info info)
 	napi_set_named_property(env, r, "malformed", v);
 	napi_create_int32(env, t->drain_error, &v);
 	napi_set_named_property(env, r, "error", v);
-	napi_create_int64(env, (int64_t)probe_missed(t), &v);
+	napi_create_int64(env, (int64_t)tracer_probe_missed(t), &v);
 	napi_set_named_property(env, r, "probeMissed", v);
 	return r;
 }
