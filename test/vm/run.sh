@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Runs the kernel tests on another kernel, in a VM: Debian's kernel package
+# (apt-get download, cached in test/vm/.cache/), a busybox initramfs, this
+# machine's / shared read-only over virtio-9p with a tmpfs overlay, and this
+# checkout's own node, build and tests. Exits with the tests' exit code.
+#
+#   sudo test/vm/run.sh                          # every test/kernel-*.test.ts
+#   sudo test/vm/run.sh test/kernel-events.test.ts
+#   sudo test/vm/run.sh --test-name-pattern='ring buffer' test/kernel-events.test.ts
+#
+# Arguments: node --test options (before the files), then test files relative
+# to the checkout; the guest runs
+#   node --test --test-concurrency=1 --test-timeout=300000 [OPTIONS] FILES
+#
+# Environment: TCPTRACER_VM_KERNEL (default 6.1.0-57-amd64: Debian 12's 6.1),
+# TCPTRACER_VM_TIMEOUT (seconds for the whole VM, default 2700),
+# TCPTRACER_VM_MEMORY (default 4G). CI and TCPTRACER_LIBBPF_DEBUG are passed to
+# the tests in the guest (CI=true: a skipped kernel test is a failure there too).
+# Software emulation only (TCG): no KVM needed. The guest has no NIC.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+
+KVER=${TCPTRACER_VM_KERNEL:-6.1.0-57-amd64}
+TIMEOUT=${TCPTRACER_VM_TIMEOUT:-2700}
+MEMORY=${TCPTRACER_VM_MEMORY:-4G}
+CACHE="$ROOT/test/vm/.cache"
+log() { echo "vm: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "needs root (apt, 9p export of /): sudo $0"
+case "$ROOT" in *[!A-Za-z0-9/._+-]*) die "checkout path has characters the guest's env file does not quote: $ROOT" ;; esac
+if [ ! -x node_modules/.bin/node ] || [ ! -e build/Release/tcptracer_loader.node ]; then
+  die "not built: run ./scripts/setup.sh first (the guest runs this checkout's build)"
+fi
+
+node_opts=()
+while [ $# -gt 0 ] && [ "${1#-}" != "$1" ]; do node_opts+=("$1"); shift; done
+if [ $# -gt 0 ]; then tests=("$@"); else tests=(test/kernel-*.test.ts); fi
+for t in "${tests[@]}"; do
+  case "$t" in /*) die "test paths are relative to the checkout: $t" ;; esac
+  [ -f "$t" ] || die "no such test file: $t"
+done
+
+# --- host tools -------------------------------------------------------------
+need=()
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+{ [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; } || need+=(busybox-static)
+command -v depmod >/dev/null && command -v modprobe >/dev/null || need+=(kmod)
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# --- the kernel package, downloaded and unpacked once ------------------------
+KDIR="$CACHE/$KVER"
+if [ ! -e "$KDIR/.unpacked" ]; then
+  mkdir -p "$KDIR"
+  rm -rf "${KDIR:?}/pkg" "$KDIR"/*.deb
+  log "apt-get download linux-image-$KVER"
+  (cd "$KDIR" && { apt-get download -qq "linux-image-$KVER" 2>/dev/null ||
+    { apt-get update -qq && apt-get download -qq "linux-image-$KVER"; }; })
+  dpkg-deb -x "$KDIR"/linux-image-*.deb "$KDIR/pkg"
+  depmod -b "$KDIR/pkg" "$KVER"
+  touch "$KDIR/.unpacked"
+fi
+MODDIR=$(cd "$KDIR/pkg" && for d in lib/modules usr/lib/modules; do [ -d "$d/$KVER" ] && echo "$KDIR/pkg/$d/$KVER" && break; done)
+[ -n "$MODDIR" ] || die "no modules for $KVER in $KDIR/pkg"
+VMLINUZ="$KDIR/pkg/boot/vmlinuz-$KVER"
+[ -f "$VMLINUZ" ] || die "no $VMLINUZ"
+
+# --- a run directory, shared read-write with the guest ----------------------
+RUN=$(mktemp -d "$CACHE/run.XXXXXX")
+qemu_pid=
+# shellcheck disable=SC2317 # (called by the trap)
+cleanup() {
+  [ -z "$qemu_pid" ] || kill "$qemu_pid" 2>/dev/null || true
+  rm -rf "$RUN"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- initramfs: busybox, the modules the root needs (dependencies first), init
+mkdir -p "$RUN/initramfs"/{bin,dev,proc,sys,modules}
+cp /bin/busybox "$RUN/initramfs/bin/busybox"
+cp test/vm/init "$RUN/initramfs/init"
+chmod 0755 "$RUN/initramfs/init"
+for m in virtio_pci 9pnet_virtio 9p overlay; do
+  modprobe -d "$KDIR/pkg" -S "$KVER" --show-depends "$m"
+done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }' | while read -r ko; do
+  name=$(basename "$ko")
+  case "$name" in
+    *.ko.xz) xz -dc "$ko" >"$RUN/initramfs/modules/${name%.xz}"; name=${name%.xz} ;;
+    *.ko.zst) zstd -qdc "$ko" >"$RUN/initramfs/modules/${name%.zst}"; name=${name%.zst} ;;
+    *.ko.gz) gzip -dc "$ko" >"$RUN/initramfs/modules/${name%.gz}"; name=${name%.gz} ;;
+    *) cp "$ko" "$RUN/initramfs/modules/$name" ;;
+  esac
+  echo "$name" >>"$RUN/initramfs/modules.list"
+done
+(cd "$RUN/initramfs" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) >"$RUN/initramfs.cpio.gz"
+
+# --- what the guest needs to know: paths, tests, the tests' environment ------
+q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
+{
+  echo "export TT_ROOT=$(q "$ROOT") TT_OUT=$(q "$RUN") TT_KVER=$(q "$KVER") TT_MODULES=$(q "$MODDIR")"
+  echo "export TT_GUEST_TIMEOUT=$((TIMEOUT > 240 ? TIMEOUT - 120 : TIMEOUT))"
+  for v in CI TCPTRACER_LIBBPF_DEBUG; do
+    [ -z "${!v+x}" ] || echo "export $v=$(q "${!v}")"
+  done
+} >"$RUN/guest.env"
+printf '%s\0' "${node_opts[@]}" "${tests[@]}" >"$RUN/args"
+
+# --- boot --------------------------------------------------------------------
+log "booting Linux $KVER (TCG, 2 CPUs, $MEMORY), ${#tests[@]} test file(s), timeout ${TIMEOUT}s"
+start=$(date +%s)
+set +e
+timeout --kill-after=20 "$TIMEOUT" qemu-system-x86_64 \
+  -nodefaults -display none -no-reboot \
+  -accel tcg,thread=multi -cpu max -smp 2 -m "$MEMORY" \
+  -kernel "$VMLINUZ" -initrd "$RUN/initramfs.cpio.gz" \
+  -append "console=ttyS0 quiet panic=-1 rdinit=/init" \
+  -serial stdio \
+  -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+  -virtfs "local,path=$RUN,mount_tag=ttout,security_model=none" \
+  </dev/null &
+qemu_pid=$!
+wait "$qemu_pid"
+qemu_rc=$?
+qemu_pid=
+set -e
+elapsed=$(($(date +%s) - start))
+
+if [ ! -s "$RUN/rc" ]; then
+  [ "$qemu_rc" -eq 124 ] && die "Linux $KVER: timed out after ${TIMEOUT}s, no result from the guest"
+  die "Linux $KVER: the guest ended (qemu exit $qemu_rc) without a result, after ${elapsed}s"
+fi
+rc=$(cat "$RUN/rc")
+log "Linux $KVER: the tests exited $rc, ${elapsed}s in the VM"
+exit "$rc"
