@@ -3,42 +3,54 @@
 # kernel, with the environment init exported from guest.env): mount what the
 # tracer and the tests expect, run the kernel tests from the checkout with the
 # host's node and build, write their exit code to the run directory for run.sh,
-# and power off.
+# and power off. One function, read whole before it runs: bash reads a script
+# as it goes, and this one sits on the host's disk while the tests run.
 set -euo pipefail
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-: "${TT_ROOT:?}" "${TT_OUT:?}" "${TT_GUEST_TIMEOUT:?}"
 
-rc=1
+# shellcheck disable=SC2317 # (the EXIT trap)
 finish() {
   echo "$rc" >"$TT_OUT/rc"
   sync
   echo o >/proc/sysrq-trigger
-  read -r -t 60 _ <>/dev/console 2>/dev/null || true # builtin: no exec from the 9p root while it goes
+  read -r -t 60 _ <>/dev/console 2>/dev/null || true # a builtin: no exec from the 9p root as it goes
 }
-trap finish EXIT
 
-mkdir -p /dev/pts /dev/shm
-mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
-mount -t tmpfs -o mode=1777 tmpfs /dev/shm
-mount -t tmpfs -o mode=1777 tmpfs /tmp
-mount -t tmpfs -o mode=0755 tmpfs /run
-mount -t bpf bpf /sys/fs/bpf
-mount -t tracefs tracefs /sys/kernel/tracing
-mount -t debugfs debugfs /sys/kernel/debug
-mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
-ln -sfn /proc/self/fd /dev/fd
-ip link set lo up
-hostname tt-vm
+main() {
+  export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+  : "${TT_ROOT:?}" "${TT_OUT:?}" "${TT_GUEST_TIMEOUT:?}"
+  rc=1
+  trap finish EXIT
 
-echo "tt-vm: Linux $(uname -r), $(nproc) CPUs, booted in $(cut -d' ' -f1 /proc/uptime) s"
-cd "$TT_ROOT"
-export HOME=/root
-export PATH="$TT_ROOT/node_modules/.bin:$PATH"
-mapfile -d '' -t args <"$TT_OUT/args" # node --test options, then the test files
-set +e
-# bounded here too, so that the exit code still reaches run.sh before its own timeout
-timeout --kill-after=10 "$TT_GUEST_TIMEOUT" \
-  node --test --test-concurrency=1 --test-timeout=300000 "${args[@]}"
-rc=$?
-set -e
-echo "tt-vm: tests exited $rc at $(cut -d' ' -f1 /proc/uptime) s of uptime"
+  mkdir -p /dev/pts /dev/shm
+  mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
+  mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+  mount -t tmpfs -o mode=1777 tmpfs /tmp
+  mount -t tmpfs -o mode=0755 tmpfs /run
+  mount -t bpf bpf /sys/fs/bpf
+  mount -t tracefs tracefs /sys/kernel/tracing
+  mount -t debugfs debugfs /sys/kernel/debug
+  mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
+  ln -sfn /proc/self/fd /dev/fd
+  ip link set lo up
+  hostname tt-vm
+
+  echo "tt-vm: Linux $(uname -r), $(nproc) CPUs, booted in $(cut -d' ' -f1 /proc/uptime) s"
+  cd "$TT_ROOT"
+  export HOME=/root
+  export PATH="$TT_ROOT/node_modules/.bin:$PATH"
+  local args
+  mapfile -d '' -t args <"$TT_OUT/args" # node --test options, then the test files
+  set +e
+  # bounded here too, so that the exit code still reaches run.sh before its own timeout
+  timeout --kill-after=10 "$TT_GUEST_TIMEOUT" \
+    node --test --test-concurrency=1 --test-timeout=300000 "${args[@]}"
+  rc=$?
+  set -e
+  echo "tt-vm: tests exited $rc at $(cut -d' ' -f1 /proc/uptime) s of uptime"
+  # what the kernel said about crashed processes, warnings, oopses (quiet hides them)
+  dmesg | grep -E 'segfault|traps:|invalid opcode|general protection|BUG|WARNING|Oops|Call Trace|oom' |
+    sed 's/^/tt-vm: dmesg: /' | tail -50 || true
+}
+
+main
+exit

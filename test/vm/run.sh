@@ -18,6 +18,9 @@
 # the tests in the guest (CI=true: a skipped kernel test is a failure there too).
 # Software emulation only (TCG): no KVM needed. The guest has no NIC.
 set -euo pipefail
+# One compound command, parsed whole before it runs: editing this file during a
+# run (a 15-minute one) cannot change what the running shell reads next.
+{
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 
@@ -138,3 +141,4 @@ fi
 rc=$(cat "$RUN/rc")
 log "Linux $KVER: the tests exited $rc, ${elapsed}s in the VM"
 exit "$rc"
+}
