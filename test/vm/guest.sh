@@ -24,7 +24,7 @@ main() {
   mkdir -p /dev/pts /dev/shm
   mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
   mount -t tmpfs -o mode=1777 tmpfs /dev/shm
-  mount -t tmpfs -o mode=1777 tmpfs /tmp
+  # /tmp stays the overlay's (writable; a checkout may live there), /run starts empty
   mount -t tmpfs -o mode=0755 tmpfs /run
   mount -t bpf bpf /sys/fs/bpf
   mount -t tracefs tracefs /sys/kernel/tracing

@@ -21,7 +21,7 @@ set -euo pipefail
 # One compound command, parsed whole before it runs: editing this file during a
 # run (a 15-minute one) cannot change what the running shell reads next.
 {
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd -P) # no symlinks: the guest resolves paths from its own /
 cd "$ROOT"
 
 KVER=${TCPTRACER_VM_KERNEL:-6.1.0-57-amd64}
@@ -68,7 +68,7 @@ if [ ! -e "$KDIR/.unpacked" ]; then
   depmod -b "$KDIR/pkg" "$KVER"
   touch "$KDIR/.unpacked"
 fi
-MODDIR=$(cd "$KDIR/pkg" && for d in lib/modules usr/lib/modules; do [ -d "$d/$KVER" ] && echo "$KDIR/pkg/$d/$KVER" && break; done)
+MODDIR=$(cd "$KDIR/pkg" && for d in lib/modules usr/lib/modules; do [ -d "$d/$KVER" ] && realpath "$d/$KVER" && break; done)
 [ -n "$MODDIR" ] || die "no modules for $KVER in $KDIR/pkg"
 VMLINUZ="$KDIR/pkg/boot/vmlinuz-$KVER"
 [ -f "$VMLINUZ" ] || die "no $VMLINUZ"
