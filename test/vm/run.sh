@@ -14,8 +14,9 @@
 #
 # Environment: TCPTRACER_VM_KERNEL (default 6.1.0-57-amd64: Debian 12's 6.1),
 # TCPTRACER_VM_TIMEOUT (seconds for the whole VM, default 2700),
-# TCPTRACER_VM_MEMORY (default 4G). CI and TCPTRACER_LIBBPF_DEBUG are passed to
-# the tests in the guest (CI=true: a skipped kernel test is a failure there too).
+# TCPTRACER_VM_MEMORY (default 4G). CI, TCPTRACER_LIBBPF_DEBUG and UV_USE_IO_URING
+# are passed to the tests in the guest (CI=true: a skipped kernel test is a
+# failure there too). Other kernels: TCPTRACER_VM_KERNEL=6.12.117+deb12-amd64.
 # Software emulation only (TCG): no KVM needed. The guest has no NIC.
 set -euo pipefail
 # One compound command, parsed whole before it runs: editing this file during a
@@ -108,7 +109,7 @@ q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 {
   echo "export TT_ROOT=$(q "$ROOT") TT_OUT=$(q "$RUN") TT_KVER=$(q "$KVER") TT_MODULES=$(q "$MODDIR")"
   echo "export TT_GUEST_TIMEOUT=$((TIMEOUT > 240 ? TIMEOUT - 120 : TIMEOUT))"
-  for v in CI TCPTRACER_LIBBPF_DEBUG; do
+  for v in CI TCPTRACER_LIBBPF_DEBUG UV_USE_IO_URING; do
     [ -z "${!v+x}" ] || echo "export $v=$(q "${!v}")"
   done
 } >"$RUN/guest.env"
