@@ -31,7 +31,7 @@ async function run(opts: CliOptions): Promise<void> {
   const nnp = setNoNewPrivs(() => loadNative().noNewPrivs());
   if (nnp) process.stderr.write(`tcptracer: ${nnp}\n`);
   // container and pod of each event, from its cgroup, before any output sees it
-  const identity = opts.identity ? new IdentityResolver() : undefined;
+  const identity = opts.identity ? new IdentityResolver({ maxWaitMs: opts.identityWaitMs }) : undefined;
   // what the export queue can take, less what waits for its identity
   const room = sink ? (): number => sink.room() - (identity?.pending ?? 0) : undefined;
   const tracer = TcpTracer.open({

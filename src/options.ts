@@ -35,6 +35,11 @@ export interface CliOptions {
   traceSelf: boolean;
   /** false with --no-identity: no container/pod lookup (container_id, pod_uid). */
   identity: boolean;
+  /**
+   * TCPTRACER_IDENTITY_WAIT_MS: longest a batch waits for the identity of a
+   * cgroup seen for the first time (default 250 ms; slow or emulated hosts).
+   */
+  identityWaitMs?: number;
   /** --user: who the tracer becomes once the probe is attached (default `nobody`; `root` keeps root). */
   user: string;
   help: boolean;
@@ -205,5 +210,6 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     version: values.version ?? false,
     user: nonEmpty('--user', values.user) ?? 'nobody',
     identity: !(values['no-identity'] ?? false),
+    identityWaitMs: env.TCPTRACER_IDENTITY_WAIT_MS ? uint('TCPTRACER_IDENTITY_WAIT_MS', env.TCPTRACER_IDENTITY_WAIT_MS, 60_000) : undefined,
   };
 }

@@ -18,6 +18,13 @@ const suite = kernelSuite();
 
 const hex64 = (): string => randomBytes(32).toString('hex');
 
+/**
+ * The processes here exit at once, so their cgroups are found by walking the
+ * tree: give a loaded CI machine (or an emulated one, test/vm) time for it.
+ * What is tested is that the lookup is right, not how fast it is.
+ */
+const SLOW_HOST_ENV = { ...process.env, TCPTRACER_IDENTITY_WAIT_MS: '3000' };
+
 describe('kernel: container and pod identity', suite, () => {
   let ns: NetNs;
   let top: string;
@@ -60,7 +67,7 @@ describe('kernel: container and pod identity', suite, () => {
     layouts.push({ name: 'tt-hostproc', path: 'system.slice/tt-host.service', containerId: undefined, podUid: undefined });
 
     // started after the tracer: every cgroup is new to it
-    const tracer = await startTracer(['-N', String(ns.inode)]);
+    const tracer = await startTracer(['-N', String(ns.inode)], { env: SLOW_HOST_ENV });
     const server = await startPeer(ns, ['server', '127.0.0.1', '7600', String(layouts.length), 'tt-id-srv']);
     const clients = [];
     for (const l of layouts) {
@@ -108,7 +115,7 @@ describe('kernel: container and pod identity', suite, () => {
     const collector = new TestCollector();
     await collector.start();
     try {
-      const tracer = await startTracer(['--otlp', '-q', '-N', String(ns.inode), '--otlp-endpoint', collector.endpoint], { json: false });
+      const tracer = await startTracer(['--otlp', '-q', '-N', String(ns.inode), '--otlp-endpoint', collector.endpoint], { json: false, env: SLOW_HOST_ENV });
       const server = await startPeer(ns, ['server', '127.0.0.1', '7610', '1', 'tt-ido-srv']);
       const client = await startPeer(ns, ['client', '127.0.0.1', '7610', '1', 'tt-ido-cli', '1', 'wait']);
       writeFileSync(join(dir, 'cgroup.procs'), String(client.pid));
@@ -132,7 +139,7 @@ describe('kernel: container and pod identity', suite, () => {
   });
 
   test('the resolution cache stays bounded over many short-lived cgroups, and forgets removed ones', async () => {
-    const resolver = new IdentityResolver({ cgroupRoot: cgroup2Root(), maxEntries: 16, sweepMs: 200, negativeTtlMs: 200 });
+    const resolver = new IdentityResolver({ cgroupRoot: cgroup2Root(), maxEntries: 16, sweepMs: 200, negativeTtlMs: 200, maxWaitMs: 5000 });
     try {
       const uid = randomUUID();
       for (let i = 0; i < 60; i++) {

@@ -17,12 +17,14 @@ test('bcc flags, short and long', () => {
     { ...parseCli([], {}), help: undefined },
     { help: undefined, timestamp: false, verbose: false, json: false, pid: undefined, uid: undefined, netns: undefined,
       family: undefined, cgroupMap: undefined, mntnsMap: undefined, otlp: false, quiet: false, otlpEndpoint: undefined, otlpQueueSize: undefined, otlpSignals: undefined, ringbufBytes: undefined,
-      failed: false, traceSelf: false, version: false, user: 'nobody', identity: true },
+      failed: false, traceSelf: false, version: false, user: 'nobody', identity: true, identityWaitMs: undefined },
   );
   const o2 = parseCli(['--failed', '--trace-self', '--otlp', '--otlp-signals', 'logs', '--ringbuf-size', '16M', '--version']);
   assert.deepEqual([o2.failed, o2.traceSelf, o2.otlpSignals, o2.ringbufBytes, o2.version], [true, true, 'logs', 16 << 20, true]);
   assert.equal(parseCli(['--ringbuf-size', '65536']).ringbufBytes, 65536);
   assert.equal(parseCli(['--no-identity']).identity, false);
+  assert.equal(parseCli([], { TCPTRACER_IDENTITY_WAIT_MS: '1500' }).identityWaitMs, 1500);
+  assert.throws(() => parseCli([], { TCPTRACER_IDENTITY_WAIT_MS: 'soon' }), /TCPTRACER_IDENTITY_WAIT_MS: invalid value 'soon'/);
   assert.equal(parseCli(['--ringbuf-size', '64MiB']).ringbufBytes, 64 << 20);
   assert.equal(parseCli(['--ringbuf-size', '1g'], { TCPTRACER_RINGBUF_BYTES: '4096' }).ringbufBytes, 1 << 30, 'the flag wins');
 });

@@ -28,7 +28,7 @@ export interface IdentityOptions {
   readonly cgroupRoot?: string;
   /** Most ids cached. Default 8192. */
   readonly maxEntries?: number;
-  /** Longest a batch waits for its unknown ids, ms. Default 100. */
+  /** Longest a batch waits for its unknown ids, ms. Default 250. */
   readonly maxWaitMs?: number;
   /** How often cached entries are checked for removed cgroups, ms. Default 30000. */
   readonly sweepMs?: number;
@@ -78,7 +78,7 @@ export class IdentityResolver {
   constructor(options: IdentityOptions = {}) {
     this.#root = options.cgroupRoot ?? (process.env.TCPTRACER_CGROUP_ROOT || findCgroup2Root());
     this.#maxEntries = options.maxEntries ?? 8192;
-    this.#maxWaitMs = options.maxWaitMs ?? 100;
+    this.#maxWaitMs = options.maxWaitMs ?? 250;
     this.#negativeTtlMs = options.negativeTtlMs ?? 5000;
     this.#sweeper = setInterval(() => void this.#sweep(), options.sweepMs ?? 30_000);
     this.#sweeper.unref();

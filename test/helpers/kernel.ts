@@ -200,7 +200,8 @@ export async function startTracer(flags: string[], opts: { json?: boolean; env?:
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code); }));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new Error(`tracer did not start: ${stderr}`)); }, 20_000);
+    // a hang detector, not a speed check: under emulation (test/vm) the OTLP CLI takes ~10 s to start
+    const timer = setTimeout(() => { reject(new Error(`tracer did not start: ${stderr}`)); }, 60_000);
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
       if (stderr.includes('Ctrl-C to end.')) {
@@ -226,6 +227,16 @@ export async function startTracer(flags: string[], opts: { json?: boolean; env?:
       return { events, stderr, code };
     },
   };
+}
+
+/**
+ * Events the kernel lost (ring buffer full), from the tracer's stderr: the last
+ * report, which is the final count (a run longer than 5 s also prints the
+ * counts as they grow), or undefined when none was reported.
+ */
+export function lostEvents(stderr: string): number | undefined {
+  const last = [...stderr.matchAll(/tcptracer: (\d+) events lost \(ring buffer full\)/g)].at(-1);
+  return last ? Number(last[1]) : undefined;
 }
 
 /** Run a command and return {code, stdout, stderr}. */
