@@ -72,3 +72,14 @@ describe('connection ids', () => {
     assert.equal(ownSpanId(ids, 'server'), ids.serverSpanId);
   });
 });
+
+describe('connectionIds remembers recent connections', () => {
+  it('gives the same ids again, and never another connection\'s for a shared client ISN', () => {
+    const a = tcpEvent({ localIsn: 0x7777_0001, peerIsn: 0x1111_0001 });
+    const sameClientIsn = tcpEvent({ localIsn: 0x7777_0001, peerIsn: 0x2222_0002 });
+    const first = connectionIds(a);
+    assert.equal(connectionIds({ ...a, type: 'close' }), first, 'the close reuses the connect\'s ids');
+    assert.deepEqual(connectionIds(sameClientIsn), idsFromIsns(0x7777_0001, 0x2222_0002));
+    assert.deepEqual(connectionIds(a), idsFromIsns(0x7777_0001, 0x1111_0001), 'recomputed after the slot was taken');
+  });
+});

@@ -69,10 +69,28 @@ export function idsFromIsns(clientIsn: number, serverIsn: number): ConnectionIds
   }
 }
 
+/**
+ * Recently derived ids by client ISN (with the server ISN they were derived
+ * with): a connection's connect/accept record, its close record and its span
+ * need the same ids, and a lookup costs a small fraction of a SHA-256. A slot
+ * taken by another connection with the same client ISN is simply derived
+ * again. Bounded: cleared when full.
+ */
+const recent = new Map<number, { readonly serverIsn: number; readonly ids: ConnectionIds }>();
+const RECENT_MAX = 65_536;
+
 /** The ids of `event`'s connection, or undefined when it carries no ISNs (both 0). */
 export function connectionIds(event: TcpEvent): ConnectionIds | undefined {
   if (event.localIsn === 0 && event.peerIsn === 0) return undefined;
-  return event.role === 'client' ? idsFromIsns(event.localIsn, event.peerIsn) : idsFromIsns(event.peerIsn, event.localIsn);
+  const client = event.role === 'client';
+  const clientIsn = client ? event.localIsn : event.peerIsn;
+  const serverIsn = client ? event.peerIsn : event.localIsn;
+  const hit = recent.get(clientIsn);
+  if (hit !== undefined && hit.serverIsn === serverIsn) return hit.ids;
+  const ids = idsFromIsns(clientIsn, serverIsn);
+  if (recent.size >= RECENT_MAX) recent.clear();
+  recent.set(clientIsn, { serverIsn, ids });
+  return ids;
 }
 
 /** This side's span id: the client span's for role client, the server span's for role server. */
