@@ -4,6 +4,7 @@
  *
  *   untraced     no tracer
  *   table        tcptracer                                      stdout -> tmpfs file
+ *   table-noid   tcptracer --no-identity (what the container/pod lookup costs)
  *   json         tcptracer --json                               stdout -> tmpfs file
  *   otlp         tcptracer --otlp -q --otlp-signals logs        -> bench/otlp-receiver.ts
  *   otlp-traces  tcptracer --otlp -q --otlp-signals logs,traces -> the same receiver
@@ -21,13 +22,14 @@ import { interrupt, start, waitFor, type Child } from './proc.ts';
 
 export const BANNER = 'Tracing TCP established connections. Ctrl-C to end.';
 
-export type ConfigName = 'untraced' | 'table' | 'json' | 'otlp' | 'otlp-traces' | 'bpftrace' | 'floor';
+export type ConfigName = 'untraced' | 'table' | 'table-noid' | 'json' | 'otlp' | 'otlp-traces' | 'bpftrace' | 'floor';
 
-export const CONFIGS: readonly ConfigName[] = ['untraced', 'table', 'json', 'otlp', 'otlp-traces', 'bpftrace', 'floor'];
+export const CONFIGS: readonly ConfigName[] = ['untraced', 'table', 'table-noid', 'json', 'otlp', 'otlp-traces', 'bpftrace', 'floor'];
 
 export const LABELS: Record<ConfigName, string> = {
   untraced: 'untraced',
   table: 'tcptracer (table)',
+  'table-noid': 'tcptracer --no-identity',
   json: 'tcptracer --json',
   otlp: 'tcptracer --otlp -q (logs)',
   'otlp-traces': 'tcptracer --otlp -q (logs,traces)',
@@ -213,7 +215,7 @@ async function awaitBanner(child: Child, where: () => string, env: Env, what: st
   }
 }
 
-function fileTracer(env: Env, name: 'table' | 'json' | 'bpftrace', cmd: string, args: string[]): Promise<Running> {
+function fileTracer(env: Env, name: 'table' | 'table-noid' | 'json' | 'bpftrace', cmd: string, args: string[]): Promise<Running> {
   const out = join(env.tmp, `${name}.out`);
   const fd = openSync(out, 'w');
   const child = start(cmd, args, { stdio: ['ignore', fd, 'pipe'] });
@@ -363,6 +365,8 @@ export async function startTracer(name: ConfigName, env: Env): Promise<Running |
       return undefined;
     case 'table':
       return fileTracer(env, 'table', nodeBin, cliArgs);
+    case 'table-noid':
+      return fileTracer(env, 'table-noid', nodeBin, [...cliArgs, '--no-identity']);
     case 'json':
       return fileTracer(env, 'json', nodeBin, [...cliArgs, '--json']);
     case 'otlp':
