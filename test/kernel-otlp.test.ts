@@ -159,11 +159,11 @@ describe('kernel: OTLP export end to end', suite, () => {
     }
   });
 
-  test('a burst of 20000 connections with default settings: all 80000 records arrive, nothing dropped', async () => {
+  test('a burst of 20000 connections with default settings: all 80000 records and 40000 spans arrive, nothing dropped', async () => {
     const collector = new TestCollector();
     await collector.start();
     try {
-      const tracer = await startTracer(otlpFlags(ns, collector, '--otlp-signals', 'logs'), { json: false });
+      const tracer = await startTracer(otlpFlags(ns, collector), { json: false });
       const n = 20_000;
       const started = Date.now();
       const server = await startPeer(ns, ['server', '127.0.0.1', '7240', String(n), 'tt-burst-s']);
@@ -171,14 +171,16 @@ describe('kernel: OTLP export end to end', suite, () => {
       assert.equal(await client.exited, 0);
       assert.equal(await server.exited, 0);
       const burstMs = Date.now() - started;
-      await collector.waitForRecords(4 * n, 60_000);
+      await collector.waitForRecords(4 * n, 90_000);
+      await collector.waitForSpans(2 * n, 90_000);
       const { code, stderr } = await tracer.stop('SIGTERM');
       assert.equal(code, 0, stderr);
       assert.equal(collector.records.length, 4 * n, stderr);
+      assert.equal(collector.spans.length, 2 * n, stderr);
       assert.doesNotMatch(stderr, /dropped|lost|could not be delivered/);
       const pids = new Set(collector.records.map((r) => r.attributes['process.pid']));
       assert.deepEqual([...pids].sort(), [server.pid, client.pid].sort());
-      process.stderr.write(`# burst: ${n} connections in ${burstMs} ms, ${4 * n} records delivered\n`);
+      process.stderr.write(`# burst: ${n} connections in ${burstMs} ms, ${4 * n} records and ${2 * n} spans delivered\n`);
     } finally {
       collector.stop();
     }
