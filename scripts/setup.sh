@@ -4,7 +4,8 @@
 #
 #   apt: clang (compiles bpf/*.bpf.c), libbpf-dev libelf-dev zlib1g-dev (the
 #        loader), g++ make python3 (node-gyp), bpftool (tests pin filter maps),
-#        bpftrace (the benchmark's peer), iproute2 util-linux (test namespaces)
+#        bpftrace (the benchmark's peer), iproute2 util-linux (test namespaces),
+#        openssl (a test makes a TLS certificate)
 #   npm: the dependencies in package-lock.json, Node 26 LTS among them
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,7 @@ have_cmd bpftool || need+=(bpftool)
 have_cmd bpftrace || need+=(bpftrace)
 have_cmd ip || need+=(iproute2)
 have_cmd setpriv || need+=(util-linux)
+have_cmd openssl || need+=(openssl)
 have_cmd npm || need+=(npm)
 
 if [ ${#need[@]} -gt 0 ]; then
