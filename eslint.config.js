@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'build/', 'node_modules/', 'bench/out/'] },
+  { ignores: ['dist/', 'build/', 'node_modules/', 'bench/out/', 'test/vm/.cache/'] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {
