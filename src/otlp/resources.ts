@@ -34,9 +34,9 @@ import {
   ATTR_TELEMETRY_DISTRO_NAME,
   ATTR_TELEMETRY_DISTRO_VERSION,
 } from '../semconv.ts';
+import { PACKAGE_NAME } from '../version.ts';
 import type { OtlpConfig } from './config.ts';
 
-export const PACKAGE_NAME = 'tcptracer-otel';
 /** Most span resources (traced processes) kept; see the module doc. */
 export const MAX_SPAN_RESOURCES = 256;
 /** service.name of the fallback span resource. */

@@ -23,9 +23,6 @@
  * slot), and {@link OtlpSink.onRoom} calls back when that may have grown, so
  * the caller can leave events in the kernel's ring buffer meanwhile.
  */
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { HrTime, Logger } from '@opentelemetry/api';
 import { hrTime } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
@@ -33,6 +30,7 @@ import { LoggerProvider } from '@opentelemetry/sdk-logs';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import type { TcpEvent } from '../types.ts';
+import { PACKAGE_NAME, packageVersion } from '../version.ts';
 import type { OtlpConfig, OtlpTarget } from './config.ts';
 import { OpenConnections, SpanQueue } from './connections.ts';
 import { RetryingExporter } from './exporter.ts';
@@ -41,7 +39,7 @@ import { createOtlpGrpcLogExporter, createOtlpGrpcTraceExporter } from './grpc.t
 import { toLogRecord } from './mapping.ts';
 import { BoundedBatchLogRecordProcessor, BoundedBatchSpanProcessor } from './processor.ts';
 import type { BoundedBatchProcessor, DeferredItems, ItemExporter } from './processor.ts';
-import { detectHost, PACKAGE_NAME, SpanTracers, tracerResource } from './resources.ts';
+import { detectHost, SpanTracers, tracerResource } from './resources.ts';
 import { logContext, PresetIdGenerator } from './spans.ts';
 
 export interface OtlpSinkOptions {
@@ -366,17 +364,4 @@ async function settleWithin(promise: Promise<unknown>, ms: number): Promise<void
 
 function noop(): void {
   // outcome deliberately ignored
-}
-
-/** The version in this package's package.json, found upwards from this file (src/ or dist/src/). */
-function packageVersion(): string {
-  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown; version?: unknown };
-      if (pkg.name === PACKAGE_NAME && typeof pkg.version === 'string') return pkg.version;
-    } catch {
-      // no package.json here: keep looking upwards
-    }
-    if (dirname(dir) === dir) return 'unknown';
-  }
 }
