@@ -39,14 +39,15 @@ describe('connection ids', () => {
   });
 
   it('are stable across runs: SHA-256 of the label and the two ISNs (big-endian, client first)', () => {
-    assert.deepEqual(idsFromIsns(0x1000_0001, 0x2000_0002), {
-      traceId: 'ac1ce8283a1b616cc3b715561bffbe4d',
-      clientSpanId: 'cf7c7bae3c55f570',
-      serverSpanId: '4f8e25d9a142e3dd',
-    });
+    const known = idsFromIsns(0x1000_0001, 0x2000_0002);
+    assert.deepEqual(
+      { traceId: known.traceId, clientSpanId: known.clientSpanId, serverSpanId: known.serverSpanId },
+      { traceId: 'ac1ce8283a1b616cc3b715561bffbe4d', clientSpanId: 'cf7c7bae3c55f570', serverSpanId: '4f8e25d9a142e3dd' },
+    );
+    assert.equal(known.bytes.toString('hex'), known.traceId + known.clientSpanId + known.serverSpanId);
     const input = Buffer.concat([Buffer.from('tcptracer-otel connection ids v1\0'), Buffer.from([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 7])]);
     const hex = createHash('sha256').update(input).digest('hex');
-    assert.deepEqual(idsFromIsns(0xffff_ffff, 7), { traceId: hex.slice(0, 32), clientSpanId: hex.slice(32, 48), serverSpanId: hex.slice(48) });
+    assert.deepEqual(idsFromIsns(0xffff_ffff, 7), { traceId: hex.slice(0, 32), clientSpanId: hex.slice(32, 48), serverSpanId: hex.slice(48), bytes: Buffer.from(hex, 'hex') });
   });
 
   it('are never all zero, and valid OpenTelemetry ids', () => {

@@ -1,20 +1,30 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Logger } from '@opentelemetry/api';
 import { ExportResultCode } from '@opentelemetry/core';
 import type { ExportResult } from '@opentelemetry/core';
-import { LoggerProvider } from '@opentelemetry/sdk-logs';
-import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-logs';
-import { TracerProvider } from '@opentelemetry/sdk-trace';
-import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
-import { BoundedBatchLogRecordProcessor, BoundedBatchSpanProcessor } from '../src/otlp/processor.ts';
-import type { BoundedBatchOptions, DeferredItems, ProcessorCounts } from '../src/otlp/processor.ts';
+import { emptyResource } from '@opentelemetry/resources';
+import type { Resource } from '@opentelemetry/resources';
+import { BoundedBatchProcessor } from '../src/otlp/processor.ts';
+import type { BoundedBatchOptions, DeferredItems, ItemExporter, ProcessorCounts } from '../src/otlp/processor.ts';
+
+/** What these tests send: a numbered record. */
+interface Item {
+  readonly resource: Resource;
+  readonly body: string;
+}
+
+const RESOURCE = emptyResource();
+
+/** Makes items into the processor, as the sink's queues do. */
+interface Logger {
+  emit(record: { body: string }): void;
+}
 
 /** Holds every export until the test settles it. */
-class ManualExporter implements LogRecordExporter {
-  readonly calls: { records: ReadableLogRecord[]; done: (result: ExportResult) => void }[] = [];
+class ManualExporter implements ItemExporter<Item> {
+  readonly calls: { records: Item[]; done: (result: ExportResult) => void }[] = [];
   shutdowns = 0;
-  export(records: ReadableLogRecord[], done: (result: ExportResult) => void): void {
+  export(records: Item[], done: (result: ExportResult) => void): void {
     this.calls.push({ records, done });
   }
   settle(index: number, ok: boolean): void {
@@ -29,10 +39,14 @@ class ManualExporter implements LogRecordExporter {
   }
 }
 
-function setup(options: BoundedBatchOptions): { exporter: ManualExporter; processor: BoundedBatchLogRecordProcessor; logger: Logger } {
+function setup(options: BoundedBatchOptions): { exporter: ManualExporter; processor: BoundedBatchProcessor<Item>; logger: Logger } {
   const exporter = new ManualExporter();
-  const processor = new BoundedBatchLogRecordProcessor(exporter, options);
-  const logger = new LoggerProvider({ processors: [processor] }).getLogger('test');
+  const processor = new BoundedBatchProcessor<Item>(exporter, options);
+  const logger: Logger = {
+    emit: (record) => {
+      processor.add({ resource: RESOURCE, body: record.body });
+    },
+  };
   return { exporter, processor, logger };
 }
 
@@ -83,7 +97,7 @@ function assertInvariant(counts: ProcessorCounts, offered: number): void {
   assert.equal(counts.exported + counts.droppedQueueFull + counts.droppedExportFailed + counts.droppedRejected + counts.pending, offered);
 }
 
-describe('BoundedBatchProcessor, through its logs adapter (BoundedBatchLogRecordProcessor)', () => {
+describe('BoundedBatchProcessor', () => {
   it('sends full batches at once, in order, at most maxConcurrentExports at a time', async () => {
     const { exporter, processor, logger } = setup({ maxQueueSize: 100, maxExportBatchSize: 4, maxConcurrentExports: 2, scheduledDelayMs: 60_000 });
     emit(logger, 12);
@@ -278,30 +292,5 @@ describe('BoundedBatchProcessor, through its logs adapter (BoundedBatchLogRecord
     await Promise.all([processor.shutdown(), processor.shutdown()]);
     await processor.shutdown();
     assert.equal(exporter.shutdowns, 1);
-  });
-});
-
-describe('BoundedBatchSpanProcessor', () => {
-  it('carries spans through the same bounded pipeline: a span is added when it ends', async () => {
-    const calls: { spans: ReadableSpan[]; done: (result: ExportResult) => void }[] = [];
-    const spanExporter: SpanExporter = {
-      export: (spans, done) => calls.push({ spans, done }),
-      shutdown: () => Promise.resolve(),
-    };
-    const processor = new BoundedBatchSpanProcessor(spanExporter, { maxQueueSize: 3, maxExportBatchSize: 2, maxConcurrentExports: 1, scheduledDelayMs: 60_000 });
-    const tracer = new TracerProvider({ spanProcessors: [processor] }).getTracer('test');
-    const started = tracer.startSpan('s0');
-    assert.equal(processor.counts().pending, 0, 'a started span is not queued');
-    started.end();
-    for (let i = 1; i < 5; i++) tracer.startSpan(`s${i}`).end();
-    await tick();
-    assert.equal(calls.length, 1);
-    const first = calls[0];
-    assert.ok(first);
-    assert.deepEqual(first.spans.map((span) => span.name), ['s0', 's1']);
-    assert.deepEqual(processor.counts(), { exported: 0, droppedQueueFull: 2, droppedExportFailed: 0, droppedRejected: 0, pending: 3 });
-    first.done({ code: ExportResultCode.SUCCESS });
-    await tick();
-    assert.equal(processor.counts().exported, 2);
   });
 });

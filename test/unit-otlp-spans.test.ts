@@ -6,10 +6,11 @@ import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace';
 import { resolveOtlpConfig } from '../src/otlp/config.ts';
 import { OpenConnections } from '../src/otlp/connections.ts';
 import { connectionIds } from '../src/otlp/ids.ts';
-import { FALLBACK_SERVICE_NAME, MAX_SPAN_RESOURCES, SpanTracers } from '../src/otlp/resources.ts';
-import { connectionStatus, logContext, PresetIdGenerator, recordSpan, toConnectionSpan } from '../src/otlp/spans.ts';
+import { FALLBACK_SERVICE_NAME, MAX_SPAN_RESOURCES, SpanResources } from '../src/otlp/resources.ts';
+import { connectionStatus, logContext, toConnectionSpan } from '../src/otlp/spans.ts';
 import type { TcpEvent } from '../src/types.ts';
 import { BASE_TIME_NS, tcpEvent } from './fixtures/tcp-events.ts';
+import { PresetIdGenerator, recordSpan } from './helpers/sdk-spans.ts';
 
 const connect = tcpEvent();
 const close = tcpEvent({ type: 'close', pid: 99, tid: 100, comm: 'psql-exit', timeUnixNs: BASE_TIME_NS + 2_000_000n, durationNs: 1_500_000, bytesAcked: 10, bytesReceived: 20, end: 'fin' });
@@ -151,18 +152,13 @@ describe('OpenConnections', () => {
   });
 });
 
-describe('SpanTracers', () => {
-  const processor = capture();
-  const resourceOf = (tracers: SpanTracers, comm: string): Record<string, unknown> => {
-    const span = tracers.tracerFor(comm).startSpan('x');
-    span.end();
-    return (span as unknown as { resource: { attributes: Record<string, unknown> } }).resource.attributes;
-  };
+describe('SpanResources', () => {
+  const resourceOf = (resources: SpanResources, comm: string): Record<string, unknown> => resources.resourceFor(comm).attributes;
 
   it('puts each process under its own service.name, with the tracer as observer, bounded', () => {
     const cfg = resolveOtlpConfig({}, { OTEL_SERVICE_NAME: 'edge-tcp', OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=prod,service.name=ignored' });
-    const tracers = new SpanTracers(cfg, '1.2.3', processor, new PresetIdGenerator());
-    const r = resourceOf(tracers, 'psql');
+    const resources = new SpanResources(cfg, '1.2.3');
+    const r = resourceOf(resources, 'psql');
     assert.equal(r['service.name'], 'psql');
     assert.equal(r['process.executable.name'], 'psql');
     assert.equal(r['tcptracer.observer.service.name'], 'edge-tcp');
@@ -171,18 +167,18 @@ describe('SpanTracers', () => {
     assert.equal(r['telemetry.sdk.language'], 'nodejs');
     assert.equal(r['deployment.environment.name'], 'prod');
     assert.equal(typeof r['host.name'], 'string');
-    assert.equal(tracers.tracerFor('psql'), tracers.tracerFor('psql'));
-    for (let i = tracers.size; i < MAX_SPAN_RESOURCES; i++) tracers.tracerFor(`p${i}`);
-    assert.equal(tracers.overflow, 0);
-    assert.equal(resourceOf(tracers, 'one-too-many')['service.name'], FALLBACK_SERVICE_NAME);
-    assert.equal(tracers.overflow, 1);
-    assert.equal(resourceOf(tracers, 'psql')['service.name'], 'psql');
+    assert.equal(resources.resourceFor('psql'), resources.resourceFor('psql'));
+    for (let i = resources.size; i < MAX_SPAN_RESOURCES; i++) resources.resourceFor(`p${i}`);
+    assert.equal(resources.overflow, 0);
+    assert.equal(resourceOf(resources, 'one-too-many')['service.name'], FALLBACK_SERVICE_NAME);
+    assert.equal(resources.overflow, 1);
+    assert.equal(resourceOf(resources, 'psql')['service.name'], 'psql');
   });
 
   it("puts every span under the tracer's own resource with TCPTRACER_SPAN_SERVICE_NAME=tracer", () => {
     const cfg = resolveOtlpConfig({}, { TCPTRACER_SPAN_SERVICE_NAME: 'tracer', OTEL_SERVICE_NAME: 'edge-tcp' });
-    const tracers = new SpanTracers(cfg, '1.2.3', processor, new PresetIdGenerator());
-    assert.equal(resourceOf(tracers, 'psql')['service.name'], 'edge-tcp');
-    assert.equal(tracers.tracerFor('a'), tracers.tracerFor('b'));
+    const resources = new SpanResources(cfg, '1.2.3');
+    assert.equal(resourceOf(resources, 'psql')['service.name'], 'edge-tcp');
+    assert.equal(resources.resourceFor('a'), resources.resourceFor('b'));
   });
 });

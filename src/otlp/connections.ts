@@ -8,14 +8,15 @@
  * alone), so that at shutdown the connections still open can be ended as
  * spans marked `tracer_stopped` (each entry holds the connect/accept event:
  * about 20-30 MB at the bound). {@link SpanQueue} holds the connections whose
- * span is due and makes the spans, through the SDK, only when the processor
- * is about to export them (the deferred-items mechanism of processor.ts).
+ * span is due and makes the spans only when the processor is about to export
+ * them (the deferred-items mechanism of processor.ts).
  */
-import type { Tracer } from '@opentelemetry/api';
+import type { Resource } from '@opentelemetry/resources';
 import type { TcpEvent } from '../types.ts';
+import type { SpanItem } from './encode.ts';
 import type { DeferredItems } from './processor.ts';
-import { recordSpan, toConnectionSpan } from './spans.ts';
-import type { ConnectionEnding, PresetIdGenerator } from './spans.ts';
+import { toConnectionSpan } from './spans.ts';
+import type { ConnectionEnding } from './spans.ts';
 
 /** Most open connections remembered. */
 export const MAX_OPEN_CONNECTIONS = 65_536;
@@ -78,15 +79,19 @@ export class OpenConnections {
 
 /** A FIFO of connections whose spans are due, made into spans on demand. */
 export class SpanQueue implements DeferredItems {
-  private readonly tracerFor: (comm: string) => Tracer;
-  private readonly ids: PresetIdGenerator;
+  private readonly resourceFor: (comm: string) => Resource;
+  private readonly add: (item: SpanItem) => void;
   private items: ConnectionEnding[] = [];
   /** Index in items of the first one still queued. */
   private next = 0;
 
-  constructor(tracerFor: (comm: string) => Tracer, ids: PresetIdGenerator) {
-    this.tracerFor = tracerFor;
-    this.ids = ids;
+  /**
+   * @param resourceFor the resource of a span of the process named `comm`
+   * @param add where each span made goes (the processor)
+   */
+  constructor(resourceFor: (comm: string) => Resource, add: (item: SpanItem) => void) {
+    this.resourceFor = resourceFor;
+    this.add = add;
   }
 
   get size(): number {
@@ -109,7 +114,7 @@ export class SpanQueue implements DeferredItems {
       const ending = items[i];
       if (ending === undefined) continue;
       const span = toConnectionSpan(ending);
-      recordSpan(this.tracerFor(span.comm), this.ids, span);
+      this.add({ resource: this.resourceFor(span.comm), span });
     }
   }
 

@@ -1,32 +1,42 @@
 /**
- * The stock OTLP/gRPC exporters (logs: OTLPLogExporter, traces:
- * OTLPTraceExporter), configured from one {@link OtlpTarget}, and made to
- * report OTLP partial success.
+ * The OTLP/gRPC exporters, one per signal, configured from one
+ * {@link OtlpTarget}: the SDK's own export machinery
+ * (createOtlpGrpcExportDelegate of otlp-grpc-exporter-base: grpc-js channel,
+ * TLS, headers, compression, deadline, concurrency limit), which the stock
+ * OTLPLogExporter and OTLPTraceExporter are thin classes over, with the
+ * requests encoded by src/otlp/encode.ts from the tracer's items instead of
+ * the SDK's serializer from LogRecordImpl / Span objects (same bytes; a test
+ * compares them), and OTLP partial success reported.
  *
  * Partial success: a collector may acknowledge an export and still say, in
  * ExportLogsServiceResponse / ExportTraceServiceResponse.partial_success, that
  * it rejected some of the items (rejected_log_records / rejected_spans, with
- * an error_message). The 0.301 exporters decode that response with their
- * serializer's deserializeResponse() and only hand it to a response handler
- * that logs it through `diag`; their result says SUCCESS. So each exporter's
- * serializer is wrapped: deserializeResponse() runs synchronously just before
- * the SDK calls the export's result callback (otlp-exporter-base,
- * OTLPExportDelegate.export), so the response it decoded belongs to the
- * result that follows, and {@link PartialSuccessExporter} adds `rejected` and
- * the collector's message to that result. If a future SDK moves the serializer,
- * {@link hookResponses} says so (a test checks it) and partial successes go
- * back to being only logged.
+ * an error_message). The delegate decodes the response with the serializer's
+ * deserializeResponse() (the SDK's decoder, here) and only logs it through
+ * `diag`; its result says SUCCESS. deserializeResponse() runs synchronously
+ * just before the delegate calls the export's result callback
+ * (otlp-exporter-base, OTLPExportDelegate.export), so the response it decoded
+ * belongs to the result that follows, and {@link OtlpGrpcExporter} adds
+ * `rejected` and the collector's message to that result.
  */
 import { readFileSync } from 'node:fs';
 import { ExportResultCode } from '@opentelemetry/core';
-import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-grpc';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
-import { createEmptyMetadata, createInsecureCredentials, createSslCredentials } from '@opentelemetry/otlp-grpc-exporter-base';
+import type { IOtlpExportDelegate } from '@opentelemetry/otlp-exporter-base';
+import {
+  convertLegacyOtlpGrpcOptions,
+  createEmptyMetadata,
+  createInsecureCredentials,
+  createOtlpGrpcExportDelegate,
+  createSslCredentials,
+} from '@opentelemetry/otlp-grpc-exporter-base';
 import type { OTLPGRPCExporterConfigNode } from '@opentelemetry/otlp-grpc-exporter-base';
-import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace';
+import { ProtobufLogsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import type { ISerializer } from '@opentelemetry/otlp-transformer';
 import { UsageError } from '../errors.ts';
+import { PACKAGE_NAME, packageVersion } from '../version.ts';
 import type { OtlpSignal, OtlpTarget } from './config.ts';
+import { LogsEncoder, SpansEncoder } from './encode.ts';
+import type { LogItem, SpanItem } from './encode.ts';
 import { describeExportError } from './exporter.ts';
 import type { CountedExportResult, ItemExporter } from './processor.ts';
 
@@ -45,10 +55,6 @@ interface DecodedResponse {
   };
 }
 
-interface Serializer {
-  deserializeResponse(data: Uint8Array): unknown;
-}
-
 /** The partial success in a decoded response, or undefined when nothing was rejected. */
 export function partialSuccessOf(response: unknown): PartialSuccess | undefined {
   const partial = (response as DecodedResponse | null | undefined)?.partialSuccess;
@@ -59,42 +65,52 @@ export function partialSuccessOf(response: unknown): PartialSuccess | undefined 
   return { rejected: rejected > 0 ? rejected : 0, message };
 }
 
-/**
- * Makes `onResponse` see every response `exporter` (an OTLPExporterBase)
- * decodes, by wrapping its serializer's deserializeResponse. Returns false
- * when the exporter does not have the shape of the 0.301 SDK.
- */
-export function hookResponses(exporter: object, onResponse: (response: unknown) => void): boolean {
-  const delegate = (exporter as { _delegate?: { _serializer?: Serializer } })._delegate;
-  const serializer = delegate?._serializer;
-  if (delegate === undefined || serializer === undefined || typeof serializer.deserializeResponse !== 'function') return false;
-  delegate._serializer = {
-    ...serializer,
-    deserializeResponse(data: Uint8Array): unknown {
-      const response = serializer.deserializeResponse(data);
-      onResponse(response);
-      return response;
-    },
-  };
-  return true;
+/** What differs between the two signals' exporters. */
+interface SignalExport<T> {
+  /** convertLegacyOtlpGrpcOptions's signal identifier (which OTEL_EXPORTER_OTLP_<X>_* variables apply). */
+  readonly envName: 'LOGS' | 'TRACES';
+  /** otel.component.type of the SDK's own exporter for this signal (its self-observability metrics). */
+  readonly componentType: string;
+  readonly itemName: 'log' | 'span';
+  readonly grpcName: string;
+  readonly grpcPath: string;
+  readonly encode: (items: T[]) => Uint8Array;
+  readonly decodeResponse: (data: Uint8Array) => unknown;
 }
 
-/** An exporter whose successful results carry the collector's partial success (see the module doc). */
-export class PartialSuccessExporter<T> implements ItemExporter<T> {
-  private readonly inner: ItemExporter<T>;
+/**
+ * An OTLP/gRPC exporter of `T` items (see the module doc) whose successful
+ * results carry the collector's partial success.
+ */
+export class OtlpGrpcExporter<T> implements ItemExporter<T> {
+  private readonly delegate: IOtlpExportDelegate<T[]>;
   private last: PartialSuccess | undefined;
-  /** False if the SDK's shape was not recognised: partial successes are then only logged by the SDK. */
-  readonly hooked: boolean;
 
-  constructor(inner: ItemExporter<T> & object) {
-    this.inner = inner;
-    this.hooked = hookResponses(inner, (response) => {
-      this.last = partialSuccessOf(response);
-    });
+  constructor(config: OTLPGRPCExporterConfigNode, kind: SignalExport<T>) {
+    const serializer: ISerializer<T[], unknown> = {
+      serializeRequest: kind.encode,
+      deserializeResponse: (data) => {
+        const response = kind.decodeResponse(data);
+        this.last = partialSuccessOf(response);
+        return response;
+      },
+    };
+    this.delegate = createOtlpGrpcExportDelegate(
+      // what OTLPLogExporter / OTLPTraceExporter 0.301 call (config + OTEL_EXPORTER_OTLP_* + defaults);
+      // the package exports no other way to resolve a gRPC configuration
+      // eslint-disable-next-line @typescript-eslint/no-deprecated
+      convertLegacyOtlpGrpcOptions(config, kind.envName),
+      serializer,
+      kind.componentType,
+      { name: kind.itemName, countItems: (items) => items.length },
+      undefined,
+      kind.grpcName,
+      kind.grpcPath,
+    );
   }
 
   export(items: T[], resultCallback: (result: CountedExportResult) => void): void {
-    this.inner.export(items, (result) => {
+    this.delegate.export(items, (result) => {
       const partial = this.last;
       this.last = undefined;
       if (result.code !== ExportResultCode.SUCCESS || partial === undefined) {
@@ -106,32 +122,52 @@ export class PartialSuccessExporter<T> implements ItemExporter<T> {
     });
   }
 
-  async forceFlush(): Promise<void> {
-    await this.inner.forceFlush?.();
+  forceFlush(): Promise<void> {
+    return this.delegate.forceFlush();
   }
 
   shutdown(): Promise<void> {
-    return this.inner.shutdown();
+    return this.delegate.shutdown();
   }
 }
 
+const scope = (): { name: string; version: string } => ({ name: PACKAGE_NAME, version: packageVersion() });
+
 /**
- * The stock OTLP/gRPC exporter for `signal`, configured from `target` alone
- * (endpoint, TLS material, headers, compression, per-attempt deadline), with
- * partial successes counted.
+ * The OTLP/gRPC log exporter, configured from `target` alone (endpoint, TLS
+ * material, headers, compression, per-attempt deadline), with partial
+ * successes counted.
  *
  * @param userAgent prefix of the gRPC user-agent. grpc-js shares a connection
  *   (subchannel, with its reconnect backoff) between channels whose options are
  *   equal, so a replacement exporter must use a user-agent of its own.
  * @throws UsageError if a certificate or key file named in `target` cannot be read.
  */
-export function createOtlpGrpcLogExporter(target: OtlpTarget, userAgent: string): PartialSuccessExporter<ReadableLogRecord> {
-  return new PartialSuccessExporter(new OTLPLogExporter(grpcOptions(target, 'logs', userAgent)));
+export function createOtlpGrpcLogExporter(target: OtlpTarget, userAgent: string): OtlpGrpcExporter<LogItem> {
+  const encoder = new LogsEncoder(scope());
+  return new OtlpGrpcExporter(grpcOptions(target, 'logs', userAgent), {
+    envName: 'LOGS',
+    componentType: 'otlp_grpc_log_exporter',
+    itemName: 'log',
+    grpcName: 'LogsExportService',
+    grpcPath: '/opentelemetry.proto.collector.logs.v1.LogsService/Export',
+    encode: (items) => encoder.encode(items),
+    decodeResponse: (data) => ProtobufLogsSerializer.deserializeResponse(data),
+  });
 }
 
 /** As {@link createOtlpGrpcLogExporter}, for spans. */
-export function createOtlpGrpcTraceExporter(target: OtlpTarget, userAgent: string): PartialSuccessExporter<ReadableSpan> {
-  return new PartialSuccessExporter(new OTLPTraceExporter(grpcOptions(target, 'traces', userAgent)));
+export function createOtlpGrpcTraceExporter(target: OtlpTarget, userAgent: string): OtlpGrpcExporter<SpanItem> {
+  const encoder = new SpansEncoder(scope());
+  return new OtlpGrpcExporter(grpcOptions(target, 'traces', userAgent), {
+    envName: 'TRACES',
+    componentType: 'otlp_grpc_span_exporter',
+    itemName: 'span',
+    grpcName: 'TraceExportService',
+    grpcPath: '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
+    encode: (items) => encoder.encode(items),
+    decodeResponse: (data) => ProtobufTraceSerializer.deserializeResponse(data),
+  });
 }
 
 function grpcOptions(target: OtlpTarget, signal: OtlpSignal, userAgent: string): OTLPGRPCExporterConfigNode {

@@ -29,7 +29,7 @@
  * An event with both ISNs 0 (a failed connect, or a kernel that did not
  * report them) has no derived ids.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { TcpEvent } from '../types.ts';
 
 /** Ids of one connection, lower-case hex as OpenTelemetry JS spells them. */
@@ -40,6 +40,8 @@ export interface ConnectionIds {
   readonly clientSpanId: string;
   /** 16 hex digits: the span of the accepting side (SERVER, child of the client span). */
   readonly serverSpanId: string;
+  /** The same 32 bytes: trace id (0-15), client span id (16-23), server span id (24-31). */
+  readonly bytes: Buffer;
 }
 
 const LABEL = Buffer.from('tcptracer-otel connection ids v1\0', 'latin1');
@@ -59,8 +61,9 @@ export function idsFromIsns(clientIsn: number, serverIsn: number): ConnectionIds
   input.writeUInt32BE(serverIsn >>> 0, LABEL.length + 4);
   let data = input.subarray(0, input.length - 1);
   for (let round = 1; ; round++) {
-    const hex = createHash('sha256').update(data).digest('hex');
-    const ids = { traceId: hex.slice(0, 32), clientSpanId: hex.slice(32, 48), serverSpanId: hex.slice(48, 64) };
+    const bytes = hash('sha256', data, 'buffer');
+    const hex = bytes.toString('hex');
+    const ids = { traceId: hex.slice(0, 32), clientSpanId: hex.slice(32, 48), serverSpanId: hex.slice(48, 64), bytes };
     if (ids.traceId !== ZERO_TRACE && ids.clientSpanId !== ZERO_SPAN && ids.serverSpanId !== ZERO_SPAN && ids.clientSpanId !== ids.serverSpanId) {
       return ids;
     }

@@ -116,12 +116,25 @@ export function formatEndpoint(ip: 4 | 6, address: string, port: number): string
   return ip === 6 ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
+/** EventName of the record for `event`: `tcp.connect`, `tcp.accept`, `tcp.close`, `tcp.connect_failed`. */
+export function eventName(event: TcpEvent): string {
+  return EVENT_NAMES[event.type];
+}
+
+const INFO = { number: SeverityNumber.INFO, text: 'INFO' } as const;
+const WARN = { number: SeverityNumber.WARN, text: 'WARN' } as const;
+
+/** Severity of the record for `event`: WARN for a failed connect, INFO otherwise. */
+export function logSeverity(event: TcpEvent): { readonly number: SeverityNumber; readonly text: string } {
+  return event.type === 'failed' ? WARN : INFO;
+}
+
 /**
  * One-line summary used as the record body, local end first:
  * `connect 10.0.0.1:41234 -> 10.0.0.2:5432 (psql pid 4242)`; the arrow points
  * from client to server (`<-` where this host is the server).
  */
-function summarize(event: TcpEvent): string {
+export function logBody(event: TcpEvent): string {
   const arrow = event.role === 'client' ? '->' : '<-';
   const local = formatEndpoint(event.ip, event.saddr, event.sport);
   const peer = formatEndpoint(event.ip, event.daddr, event.dport);
@@ -223,14 +236,14 @@ export function eventAttributes(event: TcpEvent): Attributes {
  *   connection's trace id and this side's span id); none for a failed connect.
  */
 export function toLogRecord(event: TcpEvent, observedAt: HrTime, context?: Context): LogRecord {
-  const failed = event.type === 'failed';
+  const severity = logSeverity(event);
   return {
-    eventName: EVENT_NAMES[event.type],
+    eventName: eventName(event),
     timestamp: nsToHrTime(event.timeUnixNs),
     observedTimestamp: observedAt,
-    severityNumber: failed ? SeverityNumber.WARN : SeverityNumber.INFO,
-    severityText: failed ? 'WARN' : 'INFO',
-    body: summarize(event),
+    severityNumber: severity.number,
+    severityText: severity.text,
+    body: logBody(event),
     attributes: eventAttributes(event),
     context,
   };

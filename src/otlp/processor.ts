@@ -1,9 +1,8 @@
 /**
  * A batching processor that is bounded and counts every item it does not
- * deliver, generic over what it carries: log records (the logs adapter,
- * {@link BoundedBatchLogRecordProcessor}, is a LogRecordProcessor) or spans
- * ({@link BoundedBatchSpanProcessor}, a SpanProcessor). One mechanism, one
- * set of counts, for both signals.
+ * deliver, generic over what it carries: log records or spans (LogItem,
+ * SpanItem of src/otlp/encode.ts). One mechanism, one set of counts, for both
+ * signals.
  *
  * The SDK's batch processors drop items silently when their queue is full
  * and forget a batch whose export failed. This one holds at most
@@ -19,16 +18,14 @@
  * Items may also be deferred: a {@link DeferredItems} source attached with
  * {@link BoundedBatchProcessor.attach} holds the data of items not made yet
  * (counted as pending, within maxQueueSize), and the processor asks it to make
- * them (through the SDK: Logger.emit, or a span started and ended) only when
- * it is about to export them. An item then lives for one export instead of
+ * them (each reaches {@link BoundedBatchProcessor.add}) only when it is about
+ * to export them. An item then lives for one export instead of
  * waiting in the queue: that keeps the queue small in memory and spares the
  * garbage collector from promoting every queued item to the old generation.
  */
 import { ExportResultCode } from '@opentelemetry/core';
 import type { ExportResult } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
-import type { LogRecordProcessor, ReadableLogRecord } from '@opentelemetry/sdk-logs';
-import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace';
 import { DEFAULT_EXPORT_BATCH_SIZE, DEFAULT_QUEUE_SIZE } from './config.ts';
 
 export interface BoundedBatchOptions {
@@ -65,9 +62,8 @@ export interface DeferredItems {
   /** How many items it holds. */
   readonly size: number;
   /**
-   * Makes up to `max` of its items now, oldest first, through the SDK objects
-   * this processor belongs to (each reaches {@link BoundedBatchProcessor.add}),
-   * and forgets them. What it took but did not make is counted as an export failure.
+   * Makes up to `max` of its items now, oldest first, each passed to
+   * {@link BoundedBatchProcessor.add}, and forgets them. What it took but did not make is counted as an export failure.
    */
   emit(max: number): void;
   /** Forgets every item it holds. */
@@ -392,23 +388,5 @@ export class BoundedBatchProcessor<T extends HasResource> {
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const wake of waiters) wake();
-  }
-}
-
-/** The logs adapter: a LogRecordProcessor whose onEmit adds the record. */
-export class BoundedBatchLogRecordProcessor extends BoundedBatchProcessor<ReadableLogRecord> implements LogRecordProcessor {
-  onEmit(record: ReadableLogRecord): void {
-    this.add(record);
-  }
-}
-
-/** The spans adapter: a SpanProcessor that adds each span when it ends. */
-export class BoundedBatchSpanProcessor extends BoundedBatchProcessor<ReadableSpan> implements SpanProcessor {
-  onStart(): void {
-    // nothing to do until the span ends
-  }
-
-  onEnd(span: ReadableSpan): void {
-    this.add(span);
   }
 }

@@ -18,15 +18,11 @@
  * `unknown_service`, and are counted. With `tracer`, every span is exported
  * under the tracer's own resource.
  *
- * The OTLP serializer groups spans by their resource object, and a span takes
- * its resource from its TracerProvider: so there is one provider per resource,
- * all sharing the one span processor and id generator.
+ * The encoder (src/otlp/encode.ts) groups spans by their resource object: one
+ * object per process, made once.
  */
-import type { Tracer } from '@opentelemetry/api';
 import { defaultResource, detectResources, hostDetector, osDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import type { Resource } from '@opentelemetry/resources';
-import { AlwaysOnSampler, TracerProvider } from '@opentelemetry/sdk-trace';
-import type { IdGenerator, SpanProcessor } from '@opentelemetry/sdk-trace';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import {
   ATTR_PROCESS_EXECUTABLE_NAME,
@@ -60,26 +56,20 @@ export function tracerResource(cfg: OtlpConfig, version: string, host: Resource 
     .merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: cfg.serviceName }));
 }
 
-/** The tracers spans are started with, one per resource (see the module doc). */
-export class SpanTracers {
-  private readonly processor: SpanProcessor;
-  private readonly idGenerator: IdGenerator;
-  private readonly version: string;
-  /** Set in `tracer` mode: the one tracer every span uses. */
-  private readonly only: Tracer | undefined;
+/** The resources spans are exported under, one per traced process (see the module doc). */
+export class SpanResources {
+  /** Set in `tracer` mode: the one resource every span uses. */
+  private readonly only: Resource | undefined;
   /** What every process resource has (host, telemetry, observer, OTEL_RESOURCE_ATTRIBUTES). */
   private readonly base: Resource;
-  private readonly byService = new Map<string, Tracer>();
-  private fallback: Tracer | undefined;
+  private readonly byService = new Map<string, Resource>();
+  private fallback: Resource | undefined;
   private overflowCount = 0;
 
   /** @param host the detected host.* and os.* ({@link detectHost}), shared with the log records' resource. */
-  constructor(cfg: OtlpConfig, version: string, processor: SpanProcessor, idGenerator: IdGenerator, host: Resource = detectHost()) {
-    this.processor = processor;
-    this.idGenerator = idGenerator;
-    this.version = version;
+  constructor(cfg: OtlpConfig, version: string, host: Resource = detectHost()) {
     if (cfg.spanServiceName === 'tracer') {
-      this.only = this.makeTracer(tracerResource(cfg, version, host));
+      this.only = tracerResource(cfg, version, host);
       this.base = host;
       return;
     }
@@ -107,28 +97,18 @@ export class SpanTracers {
     return this.byService.size;
   }
 
-  /** The tracer for spans of the process whose executable name is `comm`. */
-  tracerFor(comm: string): Tracer {
+  /** The resource of spans of the process whose executable name is `comm`. */
+  resourceFor(comm: string): Resource {
     if (this.only !== undefined) return this.only;
     const known = this.byService.get(comm);
     if (known !== undefined) return known;
     if (this.byService.size >= MAX_SPAN_RESOURCES) {
       this.overflowCount++;
-      this.fallback ??= this.makeTracer(this.base.merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: FALLBACK_SERVICE_NAME })));
+      this.fallback ??= this.base.merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: FALLBACK_SERVICE_NAME }));
       return this.fallback;
     }
-    const tracer = this.makeTracer(this.base.merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: comm, [ATTR_PROCESS_EXECUTABLE_NAME]: comm })));
-    this.byService.set(comm, tracer);
-    return tracer;
-  }
-
-  private makeTracer(resource: Resource): Tracer {
-    const provider = new TracerProvider({
-      resource,
-      idGenerator: this.idGenerator,
-      sampler: new AlwaysOnSampler(),
-      spanProcessors: [this.processor],
-    });
-    return provider.getTracer(PACKAGE_NAME, this.version);
+    const resource = this.base.merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: comm, [ATTR_PROCESS_EXECUTABLE_NAME]: comm }));
+    this.byService.set(comm, resource);
+    return resource;
   }
 }

@@ -3,44 +3,39 @@
  * (one per connection) out.
  *
  * Each signal has one pipeline of the same parts: a queue of what is not made
- * yet -> the SDK (Logger / Tracer) -> {@link BoundedBatchProcessor} (bounded,
- * counts drops) -> {@link RetryingExporter} (backoff on retryable gRPC errors)
- * -> the stock OTLP/gRPC exporter (src/otlp/grpc.ts, partial successes
- * counted). Whatever the collector does (absent, restarting, refusing, slow),
+ * yet -> {@link BoundedBatchProcessor} (bounded, counts drops) ->
+ * {@link RetryingExporter} (backoff on retryable gRPC errors) -> the OTLP/gRPC
+ * exporter (src/otlp/grpc.ts: the SDK's export delegate, requests encoded
+ * from the items by src/otlp/encode.ts, partial successes counted). Whatever the collector does (absent, restarting, refusing, slow),
  * emit() never blocks or throws, memory stays bounded by the queue sizes and
  * the open-connection map, and every record and span not delivered is counted.
  *
  * The queues hold the events, not log records or spans: the processor has
- * them made (Logger.emit, a span started and ended) only when it is about to
- * export them. A queued event costs about a quarter of the heap of a queued
- * LogRecordImpl (310 bytes against 1300), an item lives for one export
- * instead of the whole wait in the queue (less for the garbage collector to
- * promote and mark), and an event refused because a queue is full costs
- * nothing but a count.
+ * them made into items (a LogItem per event, a SpanItem per connection) only
+ * when it is about to export them. An item lives for one export instead of
+ * the whole wait in the queue (less for the garbage collector to promote and
+ * mark), and an event refused because a queue is full costs nothing but a
+ * count.
  *
  * Backpressure: {@link OtlpSink.room} says how many events emit() takes now
  * (what both pipelines can take: an event may need a log slot and a span
  * slot), and {@link OtlpSink.onRoom} calls back when that may have grown, so
  * the caller can leave events in the kernel's ring buffer meanwhile.
  */
-import type { HrTime, Logger } from '@opentelemetry/api';
+import type { HrTime } from '@opentelemetry/api';
 import { hrTime } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
-import { LoggerProvider } from '@opentelemetry/sdk-logs';
-import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import type { TcpEvent } from '../types.ts';
 import { PACKAGE_NAME, packageVersion } from '../version.ts';
 import type { OtlpConfig, OtlpTarget } from './config.ts';
 import { OpenConnections, SpanQueue } from './connections.ts';
+import type { LogItem, SpanItem } from './encode.ts';
 import { RetryingExporter } from './exporter.ts';
 import type { RetryPolicy } from './exporter.ts';
 import { createOtlpGrpcLogExporter, createOtlpGrpcTraceExporter } from './grpc.ts';
-import { toLogRecord } from './mapping.ts';
-import { BoundedBatchLogRecordProcessor, BoundedBatchSpanProcessor } from './processor.ts';
-import type { BoundedBatchProcessor, DeferredItems, ItemExporter } from './processor.ts';
-import { detectHost, SpanTracers, tracerResource } from './resources.ts';
-import { logContext, PresetIdGenerator } from './spans.ts';
+import { BoundedBatchProcessor } from './processor.ts';
+import type { DeferredItems, ItemExporter } from './processor.ts';
+import { detectHost, SpanResources, tracerResource } from './resources.ts';
 
 export interface OtlpSinkOptions {
   /** Retry policy for failed exports. Default: DEFAULT_RETRY_POLICY (500 ms doubling to 5 s, give up after 60 s, new channel after 15 s unavailable). */
@@ -115,12 +110,11 @@ class Pipeline<T extends { readonly resource: Resource }> {
 
 export class OtlpSink {
   private readonly cfg: OtlpConfig;
-  private readonly loggerProvider: LoggerProvider | undefined;
-  private readonly logs: Pipeline<ReadableLogRecord> | undefined;
+  private readonly logs: Pipeline<LogItem> | undefined;
   private readonly logQueue: EventQueue | undefined;
-  private readonly traces: Pipeline<ReadableSpan> | undefined;
+  private readonly traces: Pipeline<SpanItem> | undefined;
   private readonly spanQueue: SpanQueue | undefined;
-  private readonly tracers: SpanTracers | undefined;
+  private readonly spanResources: SpanResources | undefined;
   private readonly connections: OpenConnections;
   private closing = false;
   private shutdownResult: Promise<{ undelivered: number }> | undefined;
@@ -146,20 +140,22 @@ export class OtlpSink {
     };
     if (cfg.signals.includes('logs')) {
       const retrying = exporter(cfg.logs, createOtlpGrpcLogExporter);
-      const processor = new BoundedBatchLogRecordProcessor(retrying, batching);
+      const processor = new BoundedBatchProcessor(retrying, batching);
       this.logs = new Pipeline(processor, retrying);
-      this.loggerProvider = new LoggerProvider({ resource: tracerResource(cfg, version, host), processors: [processor] });
-      this.logQueue = new EventQueue(this.loggerProvider.getLogger(PACKAGE_NAME, version));
+      this.logQueue = new EventQueue(tracerResource(cfg, version, host), (item) => {
+        processor.add(item);
+      });
       processor.attach(this.logQueue);
     }
     if (cfg.signals.includes('traces')) {
       const retrying = exporter(cfg.traces, createOtlpGrpcTraceExporter);
-      const processor = new BoundedBatchSpanProcessor(retrying, batching);
+      const processor = new BoundedBatchProcessor(retrying, batching);
       this.traces = new Pipeline(processor, retrying);
-      const ids = new PresetIdGenerator();
-      const tracers = new SpanTracers(cfg, version, processor, ids, host);
-      this.tracers = tracers;
-      this.spanQueue = new SpanQueue((comm) => tracers.tracerFor(comm), ids);
+      const resources = new SpanResources(cfg, version, host);
+      this.spanResources = resources;
+      this.spanQueue = new SpanQueue((comm) => resources.resourceFor(comm), (item) => {
+        processor.add(item);
+      });
       processor.attach(this.spanQueue);
     }
   }
@@ -255,7 +251,7 @@ export class OtlpSink {
       traces,
       openConnections: this.connections.size,
       openOverflow: this.connections.overflow,
-      resourceOverflow: this.tracers?.overflow ?? 0,
+      resourceOverflow: this.spanResources?.overflow ?? 0,
     };
   }
 
@@ -301,25 +297,31 @@ export class OtlpSink {
     await settleWithin(Promise.all(pipelines.map((p) => p.settled())), Math.max(this.cfg.logs.timeoutMs, this.cfg.traces.timeoutMs) + 1000);
     for (const p of pipelines) p.abandon();
     const undelivered = failed() - before;
-    await settleWithin(Promise.all([this.loggerProvider?.shutdown(), this.traces?.processor.shutdown()]), 1000);
+    await settleWithin(Promise.all(pipelines.map((p) => p.shutdown())), 1000);
     return { undelivered };
   }
 }
 
 /** A FIFO of events waiting to be made into log records, in the arrays they came in. */
 class EventQueue implements DeferredItems {
-  private readonly logger: Logger;
-  private readonly chunks: { readonly events: readonly TcpEvent[]; readonly observedAt: HrTime }[] = [];
+  private readonly resource: Resource;
+  private readonly add: (item: LogItem) => void;
+  private readonly chunks: { readonly events: readonly TcpEvent[]; readonly observedNs: bigint }[] = [];
   /** Index in chunks[0] of its first event still queued. */
   private next = 0;
   size = 0;
 
-  constructor(logger: Logger) {
-    this.logger = logger;
+  /**
+   * @param resource the resource every record is exported under
+   * @param add where each record made goes (the processor)
+   */
+  constructor(resource: Resource, add: (item: LogItem) => void) {
+    this.resource = resource;
+    this.add = add;
   }
 
   push(events: readonly TcpEvent[], observedAt: HrTime): void {
-    this.chunks.push({ events, observedAt });
+    this.chunks.push({ events, observedNs: BigInt(observedAt[0]) * 1_000_000_000n + BigInt(observedAt[1]) });
     this.size += events.length;
   }
 
@@ -328,7 +330,7 @@ class EventQueue implements DeferredItems {
     while (left > 0) {
       const chunk = this.chunks[0];
       if (chunk === undefined) break;
-      const { events, observedAt } = chunk;
+      const { events, observedNs } = chunk;
       const end = Math.min(events.length, this.next + left);
       const start = this.next;
       // taken before emitting: a record that fails to be made is lost, not retried forever
@@ -342,7 +344,7 @@ class EventQueue implements DeferredItems {
       }
       for (let i = start; i < end; i++) {
         const event = events[i];
-        if (event !== undefined) this.logger.emit(toLogRecord(event, observedAt, logContext(event)));
+        if (event !== undefined) this.add({ resource: this.resource, event, observedNs });
       }
     }
   }

@@ -16,9 +16,7 @@
  * tracer saw it, else the closing task.
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace } from '@opentelemetry/api';
-import type { Attributes, Context, HrTime, SpanStatus, Tracer } from '@opentelemetry/api';
-import { RandomIdGenerator } from '@opentelemetry/sdk-trace';
-import type { IdGenerator } from '@opentelemetry/sdk-trace';
+import type { Attributes, Context, HrTime, SpanStatus } from '@opentelemetry/api';
 import { errnoName } from '../errno.ts';
 import { ATTR_TCPTRACER_CONNECTION_DURATION_NS, ATTR_TCPTRACER_CONNECTION_END } from '../semconv.ts';
 import type { ConnectionEnd, TcpEvent } from '../types.ts';
@@ -46,6 +44,9 @@ export interface ConnectionSpan {
   readonly kind: SpanKind;
   readonly startTime: HrTime;
   readonly endTime: HrTime;
+  /** The same times in ns since the epoch. */
+  readonly startNs: bigint;
+  readonly endNs: bigint;
   readonly attributes: Attributes;
   readonly status: SpanStatus;
   /** Undefined when the events carry no ISNs: the SDK then picks random ids. */
@@ -92,6 +93,8 @@ export function toConnectionSpan(ending: ConnectionEnding): ConnectionSpan {
     kind: client ? SpanKind.CLIENT : SpanKind.SERVER,
     startTime: nsToHrTime(startNs),
     endTime: nsToHrTime(endNs),
+    startNs,
+    endNs,
     attributes,
     status: connectionStatus(end, event.errno),
     ids: connectionIds(event),
@@ -108,56 +111,4 @@ export function logContext(event: TcpEvent): Context | undefined {
   const ids = connectionIds(event);
   if (ids === undefined) return undefined;
   return trace.setSpanContext(ROOT_CONTEXT, { traceId: ids.traceId, spanId: ownSpanId(ids, event.role), traceFlags: TraceFlags.SAMPLED });
-}
-
-/**
- * An IdGenerator that hands out ids set just before a span is started
- * ({@link next}), once each; random ones when none are set.
- */
-export class PresetIdGenerator implements IdGenerator {
-  private readonly random = new RandomIdGenerator();
-  private traceId: string | undefined;
-  private spanId: string | undefined;
-
-  /** The ids the next startSpan() takes (the trace id only matters for a span without a parent). */
-  next(traceId: string | undefined, spanId: string | undefined): void {
-    this.traceId = traceId;
-    this.spanId = spanId;
-  }
-
-  generateTraceId(): string {
-    const id = this.traceId ?? this.random.generateTraceId();
-    this.traceId = undefined;
-    return id;
-  }
-
-  generateSpanId(): string {
-    const id = this.spanId ?? this.random.generateSpanId();
-    this.spanId = undefined;
-    return id;
-  }
-}
-
-/**
- * Starts and ends `span` through `tracer`, whose provider uses `ids`: the
- * ended span reaches the provider's span processor.
- */
-export function recordSpan(tracer: Tracer, ids: PresetIdGenerator, span: ConnectionSpan): void {
-  let parent = ROOT_CONTEXT;
-  if (span.ids === undefined) {
-    ids.next(undefined, undefined);
-  } else if (span.kind === SpanKind.SERVER) {
-    ids.next(undefined, span.ids.serverSpanId);
-    parent = trace.setSpanContext(ROOT_CONTEXT, {
-      traceId: span.ids.traceId,
-      spanId: span.ids.clientSpanId,
-      traceFlags: TraceFlags.SAMPLED,
-      isRemote: true,
-    });
-  } else {
-    ids.next(span.ids.traceId, span.ids.clientSpanId);
-  }
-  const made = tracer.startSpan(span.name, { kind: span.kind, startTime: span.startTime, attributes: span.attributes }, parent);
-  made.setStatus(span.status);
-  made.end(span.endTime);
 }

@@ -1,0 +1,251 @@
+/**
+ * Export requests, encoded straight from the tracer's events: an
+ * ExportLogsServiceRequest from {@link LogItem}s (one log record per event)
+ * and an ExportTraceServiceRequest from {@link SpanItem}s (one span per
+ * connection), without the SDK's LogRecordImpl / Span objects in between.
+ *
+ * What is encoded is what src/otlp/mapping.ts and src/otlp/spans.ts define,
+ * field for field as the OpenTelemetry JS SDK would emit and serialize it
+ * (LoggerProvider -> ProtobufLogsSerializer, TracerProvider ->
+ * ProtobufTraceSerializer): test/unit-otlp-encode.test.ts checks that the bytes
+ * are the same. Items are grouped by resource, in the order their resource
+ * first appears, under one instrumentation scope (the tracer); a resource's
+ * bytes are encoded once, the first time it is exported (after its async
+ * attributes, such as host.id, settled: the processor waits for them).
+ */
+import { randomFillSync } from 'node:crypto';
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import type { Resource } from '@opentelemetry/resources';
+import type { TcpEvent } from '../types.ts';
+import { connectionIds } from './ids.ts';
+import { eventAttributes, eventName, logBody, logSeverity } from './mapping.ts';
+import { I32, I64, LEN, ProtoWriter, VARINT, writeAttributes } from './protobuf.ts';
+import type { ConnectionSpan } from './spans.ts';
+
+/** One log record to export: the event it is made of, and when user space read it. */
+export interface LogItem {
+  readonly resource: Resource;
+  readonly event: TcpEvent;
+  /** ObservedTimestamp, ns since the epoch. */
+  readonly observedNs: bigint;
+}
+
+/** One span to export. */
+export interface SpanItem {
+  readonly resource: Resource;
+  readonly span: ConnectionSpan;
+}
+
+/** The instrumentation scope every record and span is exported under. */
+export interface Scope {
+  readonly name: string;
+  readonly version: string;
+}
+
+/** Bytes of a Resource message (its content), by resource, once its attributes settled. */
+const resourceBytes = new WeakMap<Resource, Buffer>();
+
+function encodedResource(resource: Resource): Buffer {
+  let bytes = resourceBytes.get(resource);
+  if (bytes === undefined) {
+    const w = new ProtoWriter(1024);
+    writeAttributes(w, resource.attributes, 1, false);
+    w.tag(2, VARINT);
+    w.varint(0);
+    bytes = Buffer.from(w.finish());
+    if (!resource.asyncAttributesPending) resourceBytes.set(resource, bytes);
+  }
+  return bytes;
+}
+
+function encodedScope(scope: Scope): Buffer {
+  const w = new ProtoWriter(256);
+  w.tag(1, LEN);
+  w.string(scope.name);
+  if (scope.version !== '') {
+    w.tag(2, LEN);
+    w.string(scope.version);
+  }
+  return Buffer.from(w.finish());
+}
+
+/** Items by resource, in first-appearance order. */
+function byResource<T extends { readonly resource: Resource }>(items: readonly T[]): Map<Resource, T[]> {
+  const groups = new Map<Resource, T[]>();
+  for (const item of items) {
+    let group = groups.get(item.resource);
+    if (group === undefined) {
+      group = [];
+      groups.set(item.resource, group);
+    }
+    group.push(item);
+  }
+  return groups;
+}
+
+/**
+ * One Export*ServiceRequest: for each resource a Resource{Logs,Spans} (field
+ * 1) holding the resource, one Scope{Logs,Spans} (the scope, then each item
+ * in field 2 as `writeItem` writes it) and the resource's schema URL.
+ */
+function encodeRequest<T extends { readonly resource: Resource }>(
+  items: readonly T[],
+  scope: Buffer,
+  bytesPerItem: number,
+  writeItem: (w: ProtoWriter, item: T) => void,
+): Buffer {
+  const w = new ProtoWriter(items.length * bytesPerItem + 4096);
+  for (const [resource, group] of byResource(items)) {
+    w.tag(1, LEN);
+    const resourceGroup = w.begin(3);
+    w.tag(1, LEN);
+    w.bytes(encodedResource(resource));
+    w.tag(2, LEN);
+    const scoped = w.begin(3);
+    w.tag(1, LEN);
+    w.bytes(scope);
+    for (const item of group) {
+      w.tag(2, LEN);
+      const one = w.begin(2);
+      writeItem(w, item);
+      w.end(one);
+    }
+    w.end(scoped);
+    const schemaUrl = resource.schemaUrl;
+    if (schemaUrl !== undefined && schemaUrl !== '') {
+      w.tag(3, LEN);
+      w.string(schemaUrl);
+    }
+    w.end(resourceGroup);
+  }
+  return w.finish();
+}
+
+/** Encodes ExportLogsServiceRequests for one scope. */
+export class LogsEncoder {
+  private readonly scope: Buffer;
+
+  constructor(scope: Scope) {
+    this.scope = encodedScope(scope);
+  }
+
+  encode(items: readonly LogItem[]): Buffer {
+    return encodeRequest(items, this.scope, 720, writeLogRecord);
+  }
+}
+
+/** Encodes ExportTraceServiceRequests for one scope. */
+export class SpansEncoder {
+  private readonly scope: Buffer;
+
+  constructor(scope: Scope) {
+    this.scope = encodedScope(scope);
+  }
+
+  encode(items: readonly SpanItem[]): Buffer {
+    return encodeRequest(items, this.scope, 800, writeSpan);
+  }
+}
+
+/** TraceFlags.SAMPLED: every record and span of ours is sampled. */
+const SAMPLED = 1;
+
+/**
+ * A LogRecord (logs.proto): time_unix_nano 1, severity_number 2,
+ * severity_text 3, body 5, attributes 6, dropped_attributes_count 7, flags 8,
+ * trace_id 9, span_id 10, observed_time_unix_nano 11, event_name 12.
+ */
+function writeLogRecord(w: ProtoWriter, item: LogItem): void {
+  const event = item.event;
+  const severity = logSeverity(event);
+  w.tag(1, I64);
+  w.fixed64(event.timeUnixNs);
+  w.tag(2, VARINT);
+  w.varint(severity.number);
+  w.tag(3, LEN);
+  w.string(severity.text);
+  w.tag(5, LEN);
+  const body = w.begin();
+  w.tag(1, LEN);
+  w.string(logBody(event));
+  w.end(body);
+  writeAttributes(w, eventAttributes(event), 6, true);
+  w.tag(7, VARINT);
+  w.varint(0);
+  const ids = event.type === 'failed' ? undefined : connectionIds(event);
+  if (ids !== undefined) {
+    w.tag(8, I32);
+    w.fixed32(SAMPLED);
+    w.tag(9, LEN);
+    w.bytes(ids.bytes.subarray(0, 16));
+    w.tag(10, LEN);
+    w.bytes(event.role === 'client' ? ids.bytes.subarray(16, 24) : ids.bytes.subarray(24, 32));
+  }
+  w.tag(11, I64);
+  w.fixed64(item.observedNs);
+  w.tag(12, LEN);
+  w.string(eventName(event));
+}
+
+/** Span flags: the trace flags, and whether the parent is remote (SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE / _IS_REMOTE). */
+const HAS_IS_REMOTE = 0x100;
+const IS_REMOTE = 0x200;
+
+const randomIds = Buffer.alloc(24);
+
+/**
+ * A Span (trace.proto): trace_id 1, span_id 2, parent_span_id 4, name 5,
+ * kind 6, start 7, end 8, attributes 9, dropped_attributes_count 10,
+ * dropped_events_count 12, dropped_links_count 14, status 15, flags 16. No
+ * events, links or trace state. The SERVER span's parent is the CLIENT span,
+ * on the other host: a remote parent. A span without derived ids (no ISNs)
+ * gets random ones, as the SDK's RandomIdGenerator would give it.
+ */
+function writeSpan(w: ProtoWriter, item: SpanItem): void {
+  const span = item.span;
+  const server = span.kind === SpanKind.SERVER;
+  const ids = span.ids;
+  let parent: Uint8Array | undefined;
+  w.tag(1, LEN);
+  if (ids === undefined) {
+    randomFillSync(randomIds);
+    w.bytes(randomIds.subarray(0, 16));
+    w.tag(2, LEN);
+    w.bytes(randomIds.subarray(16, 24));
+  } else {
+    w.bytes(ids.bytes.subarray(0, 16));
+    w.tag(2, LEN);
+    w.bytes(server ? ids.bytes.subarray(24, 32) : ids.bytes.subarray(16, 24));
+    if (server) parent = ids.bytes.subarray(16, 24);
+  }
+  if (parent !== undefined) {
+    w.tag(4, LEN);
+    w.bytes(parent);
+  }
+  w.tag(5, LEN);
+  w.string(span.name);
+  w.tag(6, VARINT);
+  w.varint(span.kind + 1);
+  w.tag(7, I64);
+  w.fixed64(span.startNs);
+  w.tag(8, I64);
+  w.fixed64(span.endNs);
+  writeAttributes(w, span.attributes, 9, true);
+  w.tag(10, VARINT);
+  w.varint(0);
+  w.tag(12, VARINT);
+  w.varint(0);
+  w.tag(14, VARINT);
+  w.varint(0);
+  w.tag(15, LEN);
+  const status = w.begin();
+  if (span.status.code === SpanStatusCode.ERROR && span.status.message !== undefined && span.status.message !== '') {
+    w.tag(2, LEN);
+    w.string(span.status.message);
+  }
+  w.tag(3, VARINT);
+  w.varint(span.status.code);
+  w.end(status);
+  w.tag(16, I32);
+  w.fixed32(SAMPLED | HAS_IS_REMOTE | (parent !== undefined ? IS_REMOTE : 0));
+}

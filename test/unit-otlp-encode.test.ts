@@ -1,0 +1,141 @@
+/**
+ * The export requests src/otlp/encode.ts writes are byte for byte the ones
+ * the OpenTelemetry JS SDK writes for the same records and spans: the stock
+ * path (mapping.ts's toLogRecord through LoggerProvider / Logger.emit, spans
+ * through TracerProvider with the derived ids, then the SDK's
+ * ProtobufLogsSerializer / ProtobufTraceSerializer) against the encoder fed
+ * the same events.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ProtobufLogsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import type { Resource } from '@opentelemetry/resources';
+import { LoggerProvider } from '@opentelemetry/sdk-logs';
+import type { LogRecordProcessor, ReadableLogRecord } from '@opentelemetry/sdk-logs';
+import { AlwaysOnSampler, TracerProvider } from '@opentelemetry/sdk-trace';
+import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace';
+import { resolveOtlpConfig } from '../src/otlp/config.ts';
+import { LogsEncoder, SpansEncoder } from '../src/otlp/encode.ts';
+import { nsToHrTime, toLogRecord } from '../src/otlp/mapping.ts';
+import { detectHost, tracerResource } from '../src/otlp/resources.ts';
+import { logContext, toConnectionSpan } from '../src/otlp/spans.ts';
+import type { ConnectionSpan } from '../src/otlp/spans.ts';
+import type { TcpEvent } from '../src/types.ts';
+import { BASE_TIME_NS, tcpEvent } from './fixtures/tcp-events.ts';
+import { PresetIdGenerator, recordSpan } from './helpers/sdk-spans.ts';
+
+const SCOPE = { name: 'tcptracer-otel', version: '0.1.0' };
+const OBSERVED_NS = BASE_TIME_NS + 5_000_000n;
+const CONTAINER = 'a'.repeat(64);
+const POD = '0f0e0d0c-0b0a-0908-0706-050403020100';
+
+/** Every shape of event: each type, both roles, IPv4 and IPv6, identity, big counters, failures, odd comms. */
+function events(): TcpEvent[] {
+  const out: TcpEvent[] = [
+    tcpEvent(),
+    tcpEvent({ type: 'accept', role: 'server', comm: 'postgres', saddr: '10.0.0.2', sport: 5432, daddr: '10.0.0.1', dport: 41234, localIsn: 0x2000_0002, peerIsn: 0x1000_0001 }),
+    tcpEvent({ type: 'close', durationNs: 1_500_000, bytesAcked: 2 ** 40 + 3, bytesReceived: 2 ** 32, end: 'fin' }),
+    tcpEvent({ type: 'close', role: 'server', end: 'reset', errno: 104, durationNs: 7, containerId: CONTAINER, podUid: POD }),
+    tcpEvent({ type: 'close', end: 'destroyed', durationNs: 0 }),
+    tcpEvent({ type: 'failed', errno: 111, localIsn: 0, peerIsn: 0 }),
+    tcpEvent({ type: 'failed', errno: 0, localIsn: 0, peerIsn: 0, comm: 'curl' }),
+    tcpEvent({ type: 'failed', errno: 1234, localIsn: 0, peerIsn: 0, containerId: CONTAINER }),
+    tcpEvent({ ip: 6, saddr: '2001:db8::1', daddr: 'fe80::1:2:3:4', sport: 50000, dport: 443, comm: 'curl', containerId: CONTAINER, podUid: POD }),
+    tcpEvent({ type: 'close', ip: 6, role: 'server', saddr: '::1', daddr: '::1', end: 'fin', durationNs: 2 ** 33 }),
+    tcpEvent({ comm: 'café-Ω ☃', pid: 2 ** 31 - 1, uid: 0, euid: 4294967294 }),
+    tcpEvent({ comm: '', netns: 0, cgroupId: 2 ** 50 }),
+    tcpEvent({ comm: 'fifteen-chars-x', timeUnixNs: 1n }),
+  ];
+  // a batch as big as an export: lengths of three bytes and more
+  for (let i = 0; i < 600; i++) out.push(tcpEvent({ pid: 1000 + i, sport: 10000 + i, localIsn: 0x3000_0000 + i, timeUnixNs: BASE_TIME_NS + BigInt(i) }));
+  return out;
+}
+
+function firstDifference(a: Uint8Array, b: Uint8Array): string {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return `first difference at byte ${i} of ${a.length} / ${b.length}`;
+  return `lengths ${a.length} / ${b.length}`;
+}
+
+function assertSameBytes(ours: Uint8Array, stock: Uint8Array | undefined): void {
+  assert.ok(stock !== undefined && stock.length > 0);
+  assert.ok(Buffer.from(ours).equals(Buffer.from(stock)), firstDifference(ours, stock));
+}
+
+async function settled(resource: Resource): Promise<Resource> {
+  await resource.waitForAsyncAttributes?.();
+  return resource;
+}
+
+describe('LogsEncoder', () => {
+  it("writes the SDK's bytes for every record shape", async () => {
+    const cfg = resolveOtlpConfig({}, { OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=prod,team=net' });
+    const resource = await settled(tracerResource(cfg, SCOPE.version, detectHost()));
+    const records: ReadableLogRecord[] = [];
+    const capture: LogRecordProcessor = { onEmit: (r) => records.push(r), forceFlush: () => Promise.resolve(), shutdown: () => Promise.resolve() };
+    const logger = new LoggerProvider({ resource, processors: [capture] }).getLogger(SCOPE.name, SCOPE.version);
+    const all = events();
+    for (const event of all) logger.emit(toLogRecord(event, nsToHrTime(OBSERVED_NS), logContext(event)));
+    const ours = new LogsEncoder(SCOPE).encode(all.map((event) => ({ resource, event, observedNs: OBSERVED_NS })));
+    assertSameBytes(ours, ProtobufLogsSerializer.serializeRequest(records));
+  });
+
+  it('groups records by resource in order of first appearance, with schema URLs', () => {
+    const a = resourceFromAttributes({ 'service.name': 'a', n: 1, ok: true, ratio: 0.5, list: ['x', 'y'] }, { schemaUrl: 'https://opentelemetry.io/schemas/1.30.0' });
+    const b = resourceFromAttributes({ 'service.name': 'b' });
+    const records: ReadableLogRecord[] = [];
+    const capture: LogRecordProcessor = { onEmit: (r) => records.push(r), forceFlush: () => Promise.resolve(), shutdown: () => Promise.resolve() };
+    const loggers = new Map([a, b].map((r) => [r, new LoggerProvider({ resource: r, processors: [capture] }).getLogger(SCOPE.name, SCOPE.version)]));
+    const items = events()
+      .slice(0, 13)
+      .map((event, i) => ({ resource: i % 3 === 0 ? b : a, event, observedNs: OBSERVED_NS }));
+    for (const item of items) loggers.get(item.resource)?.emit(toLogRecord(item.event, nsToHrTime(OBSERVED_NS), logContext(item.event)));
+    assertSameBytes(new LogsEncoder(SCOPE).encode(items), ProtobufLogsSerializer.serializeRequest(records));
+  });
+});
+
+describe('SpansEncoder', () => {
+  it("writes the SDK's bytes for client and server spans, errors, tracer_stopped, per-process resources", async () => {
+    const host = await settled(detectHost());
+    const psql = resourceFromAttributes({ 'service.name': 'psql', 'process.executable.name': 'psql' }).merge(host);
+    const postgres = resourceFromAttributes({ 'service.name': 'postgres', 'process.executable.name': 'postgres' }).merge(host);
+    const spans: ReadableSpan[] = [];
+    const capture: SpanProcessor = {
+      onStart: () => undefined,
+      onEnd: (s) => spans.push(s),
+      forceFlush: () => Promise.resolve(),
+      shutdown: () => Promise.resolve(),
+    };
+    const ids = new PresetIdGenerator();
+    const tracers = new Map(
+      [psql, postgres].map((r) => [r, new TracerProvider({ resource: r, idGenerator: ids, sampler: new AlwaysOnSampler(), spanProcessors: [capture] }).getTracer(SCOPE.name, SCOPE.version)]),
+    );
+    const made: { resource: Resource; span: ConnectionSpan }[] = [];
+    for (const event of events()) {
+      if (event.type === 'failed') continue;
+      const resource = event.role === 'client' ? psql : postgres;
+      const ending =
+        event.type === 'close'
+          ? { event, opened: event.comm === 'psql' ? undefined : tcpEvent({ comm: 'opener', pid: 1 }), end: event.end }
+          : { event, opened: event, end: 'tracer_stopped' as const, stoppedAtNs: event.timeUnixNs + 1000n };
+      made.push({ resource, span: toConnectionSpan(ending) });
+    }
+    for (const { resource, span } of made) {
+      const tracer = tracers.get(resource);
+      assert.ok(tracer);
+      recordSpan(tracer, ids, span);
+    }
+    assert.equal(spans.length, made.length);
+    assertSameBytes(new SpansEncoder(SCOPE).encode(made), ProtobufTraceSerializer.serializeRequest(spans));
+  });
+
+  it('gives a span without ISNs random ids of the right sizes', () => {
+    const close = tcpEvent({ type: 'close', end: 'fin', localIsn: 0, peerIsn: 0 });
+    const resource = resourceFromAttributes({ 'service.name': 'x' });
+    const one = (): Buffer => new SpansEncoder(SCOPE).encode([{ resource, span: toConnectionSpan({ event: close, opened: undefined, end: 'fin' }) }]);
+    const [a, b] = [one(), one()];
+    assert.equal(a.length, b.length);
+    assert.ok(!a.equals(b), 'two random trace ids');
+  });
+});
