@@ -14,10 +14,13 @@
 #
 # Environment: TCPTRACER_VM_KERNEL (default 6.1.0-57-amd64: Debian 12's 6.1),
 # TCPTRACER_VM_TIMEOUT (seconds for the whole VM, default 2700),
-# TCPTRACER_VM_MEMORY (default 4G). CI, TCPTRACER_LIBBPF_DEBUG and UV_USE_IO_URING
+# TCPTRACER_VM_MEMORY (default 4G), TCPTRACER_VM_CPU and TCPTRACER_VM_ACCEL
+# (qemu's -cpu and -accel, defaults below). CI, TCPTRACER_LIBBPF_DEBUG,
+# UV_USE_IO_URING and the variables named in TCPTRACER_VM_ENV (space-separated)
 # are passed to the tests in the guest (CI=true: a skipped kernel test is a
 # failure there too). Other kernels: TCPTRACER_VM_KERNEL=6.12.117+deb12-amd64.
-# Software emulation only (TCG): no KVM needed. The guest has no NIC.
+# Software emulation only (TCG): no KVM needed. The guest has no NIC. The guest
+# runs a copy of the checkout taken at the start (see "snapshot" below).
 set -euo pipefail
 # One compound command, parsed whole before it runs: editing this file during a
 # run (a 15-minute one) cannot change what the running shell reads next.
@@ -28,6 +31,8 @@ cd "$ROOT"
 KVER=${TCPTRACER_VM_KERNEL:-6.1.0-57-amd64}
 TIMEOUT=${TCPTRACER_VM_TIMEOUT:-2700}
 MEMORY=${TCPTRACER_VM_MEMORY:-4G}
+CPU=${TCPTRACER_VM_CPU:-max}
+ACCEL=${TCPTRACER_VM_ACCEL:-tcg,thread=multi}
 CACHE="$ROOT/test/vm/.cache"
 log() { echo "vm: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -84,6 +89,17 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+OUT="$RUN/out" # shared read-write: guest.env, args in; rc out
+mkdir -p "$OUT"
+
+# --- a snapshot of the checkout, which the guest runs ------------------------
+# The guest reads the host's / live (9p, cache=loose). A checkout that changes
+# during the run (npm install, a rebuild, an edit: another shell in the same
+# tree) made tracers in the guest fail ("Cannot find package", measured) or die
+# of SIGSEGV in mid-start; a copy (about 230 MB, 2 to 3 s) cannot change.
+TREE="$RUN/tree"
+mkdir -p "$TREE"
+tar -C "$ROOT" --exclude=./.git --exclude='./test/vm/.cache/*/*' -cf - . | tar -C "$TREE" -xf -
 
 # --- initramfs: busybox, the modules the root needs (dependencies first), init
 mkdir -p "$RUN/initramfs"/{bin,dev,proc,sys,modules}
@@ -107,26 +123,26 @@ done
 # --- what the guest needs to know: paths, tests, the tests' environment ------
 q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 {
-  echo "export TT_ROOT=$(q "$ROOT") TT_OUT=$(q "$RUN") TT_KVER=$(q "$KVER") TT_MODULES=$(q "$MODDIR")"
+  echo "export TT_ROOT=$(q "$TREE") TT_OUT=$(q "$OUT") TT_KVER=$(q "$KVER") TT_MODULES=$(q "$MODDIR")"
   echo "export TT_GUEST_TIMEOUT=$((TIMEOUT > 240 ? TIMEOUT - 120 : TIMEOUT))"
-  for v in CI TCPTRACER_LIBBPF_DEBUG UV_USE_IO_URING; do
+  for v in CI TCPTRACER_LIBBPF_DEBUG UV_USE_IO_URING ${TCPTRACER_VM_ENV:-}; do
     [ -z "${!v+x}" ] || echo "export $v=$(q "${!v}")"
   done
-} >"$RUN/guest.env"
-printf '%s\0' "${node_opts[@]}" "${tests[@]}" >"$RUN/args"
+} >"$OUT/guest.env"
+printf '%s\0' "${node_opts[@]}" "${tests[@]}" >"$OUT/args"
 
 # --- boot --------------------------------------------------------------------
-log "booting Linux $KVER (TCG, 2 CPUs, $MEMORY), ${#tests[@]} test file(s), timeout ${TIMEOUT}s"
+log "booting Linux $KVER (-accel $ACCEL -cpu $CPU, 2 CPUs, $MEMORY), ${#tests[@]} test file(s), timeout ${TIMEOUT}s"
 start=$(date +%s)
 set +e
 timeout --kill-after=20 "$TIMEOUT" qemu-system-x86_64 \
   -nodefaults -display none -no-reboot \
-  -accel tcg,thread=multi -cpu max -smp 2 -m "$MEMORY" \
+  -accel "$ACCEL" -cpu "$CPU" -smp 2 -m "$MEMORY" \
   -kernel "$VMLINUZ" -initrd "$RUN/initramfs.cpio.gz" \
   -append "console=ttyS0 quiet panic=-1 rdinit=/init" \
   -serial stdio \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
-  -virtfs "local,path=$RUN,mount_tag=ttout,security_model=none" \
+  -virtfs "local,path=$OUT,mount_tag=ttout,security_model=none" \
   </dev/null &
 qemu_pid=$!
 wait "$qemu_pid"
@@ -135,11 +151,11 @@ qemu_pid=
 set -e
 elapsed=$(($(date +%s) - start))
 
-if [ ! -s "$RUN/rc" ]; then
+if [ ! -s "$OUT/rc" ]; then
   [ "$qemu_rc" -eq 124 ] && die "Linux $KVER: timed out after ${TIMEOUT}s, no result from the guest"
   die "Linux $KVER: the guest ended (qemu exit $qemu_rc) without a result, after ${elapsed}s"
 fi
-rc=$(cat "$RUN/rc")
+rc=$(cat "$OUT/rc")
 log "Linux $KVER: the tests exited $rc, ${elapsed}s in the VM"
 exit "$rc"
 }
