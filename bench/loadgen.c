@@ -2,7 +2,7 @@
 /*
  * loadgen - TCP connect/accept/close load over loopback, for bench/run.ts.
  *
- *   loadgen --count N [--threads T] [--seconds S] [--netns] [--reset-before-accept [--batch B]]
+ *   loadgen --count N [--threads T] [--seconds S] [--netns] [--rate R | --reset-before-accept [--batch B]]
  *
  * T worker threads (default: one per online CPU), each with its own listening
  * socket on 127.0.0.1 and, in a loop, one full connection at a time:
@@ -29,13 +29,23 @@
  * were already in TCP_CLOSE when accept() returned them (tcp_info): the reset
  * did come before the accept.
  *
+ * --rate R: paced instead of as fast as possible: R connections per second in
+ * all, each thread R/T. Connection j of the run (over all threads, thread
+ * j mod T) is due at t0 + j/R, an absolute deadline on CLOCK_MONOTONIC that a
+ * thread sleeps until with clock_nanosleep(TIMER_ABSTIME) before connecting:
+ * the schedule does not drift with the time each connection takes, and a
+ * thread that fell behind (preempted) connects at once until it is back on
+ * schedule. So the run lasts N/R seconds when the machine keeps up; conn/s in
+ * the output (connections / wall_s) says what was achieved. Not with
+ * --reset-before-accept (batches are not paced).
+ *
  * --netns: first move into a fresh network namespace of our own (unshare), bring
  * its lo up and widen its port range there; the host's sysctls are not touched
  * and the namespace disappears with the process. Tracers see all namespaces.
  *
  * The connection count is split evenly among threads; the run stops at N or
  * after S seconds (default 60), whichever comes first. Prints one JSON line:
- * {"connections":..,"accepted":..,"wall_s":..,"user_s":..,"sys_s":..,"threads":..,"errors":..}
+ * {"connections":..,"accepted":..,"wall_s":..,"user_s":..,"sys_s":..,"threads":..,"rate":..,"errors":..}
  * where user/sys are getrusage(RUSAGE_SELF): the whole process, both ends of
  * every connection, and the softirq work the kernel charged to it.
  */
@@ -63,6 +73,7 @@
 
 struct worker {
 	pthread_t thread;
+	long index;
 	int listener;
 	struct sockaddr_in addr;
 	long target;
@@ -76,6 +87,9 @@ struct worker {
 static atomic_bool stop_now;
 static double deadline;
 static long batch; /* --reset-before-accept: connections per batch; 0: the normal loop */
+static double rate; /* --rate: connections per second over all threads; 0: as fast as possible */
+static long nthreads;
+static struct timespec start_ts; /* t0 of the pacing schedule (CLOCK_MONOTONIC) */
 
 static double now_s(void)
 {
@@ -130,6 +144,17 @@ static void enter_fresh_netns(void)
 	write_file("/proc/sys/net/core/somaxconn", "4096");
 }
 
+/* --rate: sleeps until this thread's next connection is due (connection index*T + done of the run, at t0 + j/R) */
+static void pace(const struct worker *w)
+{
+	double due_ns = (double)(w->index + w->done * nthreads) * 1e9 / rate;
+	long long ns = (long long)start_ts.tv_nsec + (long long)due_ns;
+	struct timespec due = { .tv_sec = start_ts.tv_sec + (time_t)(ns / 1000000000), .tv_nsec = (long)(ns % 1000000000) };
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &due, NULL) == EINTR)
+		;
+}
+
 static void *run(void *arg)
 {
 	struct worker *w = arg;
@@ -139,7 +164,9 @@ static void *run(void *arg)
 	while (w->done < w->target && !atomic_load_explicit(&stop_now, memory_order_relaxed)) {
 		int c, a;
 
-		if ((w->done & 255) == 0 && now_s() > deadline) {
+		if (rate > 0)
+			pace(w);
+		if ((rate > 0 || (w->done & 255) == 0) && now_s() > deadline) {
 			atomic_store(&stop_now, true);
 			break;
 		}
@@ -251,15 +278,23 @@ int main(int argc, char **argv)
 			batch = batch ? batch : 64;
 		else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
 			batch = atol(argv[++i]);
+		else if (!strcmp(argv[i], "--rate") && i + 1 < argc)
+			rate = atof(argv[++i]);
 		else {
-			fprintf(stderr, "usage: loadgen --count N [--threads T] [--seconds S] [--netns] [--reset-before-accept [--batch B]]\n");
+			fprintf(stderr, "usage: loadgen --count N [--threads T] [--seconds S] [--netns] [--rate R | --reset-before-accept [--batch B]]\n"
+					"  --rate R: R connections per second over all threads, each thread on absolute deadlines\n");
 			return 2;
 		}
 	}
-	if (count <= 0 || threads <= 0 || threads > 1024 || seconds <= 0 || batch < 0 || batch > 2048) {
-		fprintf(stderr, "loadgen: --count and --threads must be positive, --batch at most 2048\n");
+	if (count <= 0 || threads <= 0 || threads > 1024 || seconds <= 0 || batch < 0 || batch > 2048 || rate < 0) {
+		fprintf(stderr, "loadgen: --count and --threads must be positive, --rate not negative, --batch at most 2048\n");
 		return 2;
 	}
+	if (rate > 0 && batch) {
+		fprintf(stderr, "loadgen: --rate paces the normal loop only, not --reset-before-accept\n");
+		return 2;
+	}
+	nthreads = threads;
 	if (netns)
 		enter_fresh_netns();
 
@@ -270,6 +305,7 @@ int main(int argc, char **argv)
 		struct worker *w = &ws[i];
 		socklen_t len = sizeof(w->addr);
 
+		w->index = i;
 		w->target = count / threads + (i < count % threads ? 1 : 0);
 		w->listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (w->listener < 0)
@@ -285,7 +321,8 @@ int main(int argc, char **argv)
 			fail("O_NONBLOCK on the listener");
 	}
 
-	t0 = now_s();
+	clock_gettime(CLOCK_MONOTONIC, &start_ts);
+	t0 = (double)start_ts.tv_sec + (double)start_ts.tv_nsec / 1e9;
 	deadline = t0 + seconds;
 	for (long i = 0; i < threads; i++)
 		if (pthread_create(&ws[i].thread, NULL, batch ? run_reset_before_accept : run, &ws[i]))
@@ -302,9 +339,9 @@ int main(int argc, char **argv)
 	wall = now_s() - t0;
 	getrusage(RUSAGE_SELF, &ru);
 	printf("{\"connections\":%ld,\"accepted\":%ld,\"closed_at_accept\":%ld,\"requested\":%ld,\"wall_s\":%.6f,\"user_s\":%.6f,\"sys_s\":%.6f,"
-	       "\"threads\":%ld,\"netns\":%s,\"timed_out\":%s,\"errors\":%ld,\"last_error\":\"%s\"}\n",
+	       "\"threads\":%ld,\"rate\":%g,\"netns\":%s,\"timed_out\":%s,\"errors\":%ld,\"last_error\":\"%s\"}\n",
 	       done, accepted, closed_at_accept, count, wall, (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
-	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6, threads,
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6, threads, rate,
 	       netns ? "true" : "false", atomic_load(&stop_now) ? "true" : "false", errors, last_error);
 	return errors && !done ? 1 : 0;
 }
