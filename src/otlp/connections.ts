@@ -21,8 +21,28 @@ import type { ConnectionEnding } from './spans.ts';
 /** Most open connections remembered. */
 export const MAX_OPEN_CONNECTIONS = 65_536;
 
+/**
+ * A connection's key: its ISN pair, ports, network namespace and this end's
+ * role, as the 16-bit units of a short string (formatting the numbers as
+ * decimal text cost more than the map itself). Addresses are left out: two
+ * connections open at once with the same ISN pair, ports and namespace would
+ * also share their span ids (src/otlp/ids.ts). Without ISNs (both 0: a kernel
+ * that did not report them) the addresses are in.
+ */
 function key(event: TcpEvent): string {
-  return `${event.netns} ${event.role} ${event.saddr} ${event.sport} ${event.daddr} ${event.dport} ${event.localIsn} ${event.peerIsn}`;
+  const { localIsn, peerIsn, netns } = event;
+  if (localIsn === 0 && peerIsn === 0) return `${netns} ${event.role} ${event.saddr} ${event.sport} ${event.daddr} ${event.dport}`;
+  return String.fromCharCode(
+    localIsn & 0xffff,
+    localIsn >>> 16,
+    peerIsn & 0xffff,
+    peerIsn >>> 16,
+    event.sport,
+    event.dport,
+    netns & 0xffff,
+    netns >>> 16,
+    event.role === 'client' ? 1 : 2,
+  );
 }
 
 export class OpenConnections {

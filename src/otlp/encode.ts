@@ -177,9 +177,9 @@ function writeLogRecord(w: ProtoWriter, item: LogItem): void {
     w.tag(8, I32);
     w.fixed32(SAMPLED);
     w.tag(9, LEN);
-    w.bytes(ids.bytes.subarray(0, 16));
+    w.bytes(ids.traceIdBytes);
     w.tag(10, LEN);
-    w.bytes(event.role === 'client' ? ids.bytes.subarray(16, 24) : ids.bytes.subarray(24, 32));
+    w.bytes(event.role === 'client' ? ids.clientSpanIdBytes : ids.serverSpanIdBytes);
   }
   w.tag(11, I64);
   w.fixed64(item.observedNs);
@@ -213,10 +213,10 @@ function writeSpan(w: ProtoWriter, item: SpanItem): void {
     w.tag(2, LEN);
     w.bytes(randomIds.subarray(16, 24));
   } else {
-    w.bytes(ids.bytes.subarray(0, 16));
+    w.bytes(ids.traceIdBytes);
     w.tag(2, LEN);
-    w.bytes(server ? ids.bytes.subarray(24, 32) : ids.bytes.subarray(16, 24));
-    if (server) parent = ids.bytes.subarray(16, 24);
+    w.bytes(server ? ids.serverSpanIdBytes : ids.clientSpanIdBytes);
+    if (server) parent = ids.clientSpanIdBytes;
   }
   if (parent !== undefined) {
     w.tag(4, LEN);

@@ -42,6 +42,10 @@ export interface ConnectionIds {
   readonly serverSpanId: string;
   /** The same 32 bytes: trace id (0-15), client span id (16-23), server span id (24-31). */
   readonly bytes: Buffer;
+  /** Views of {@link bytes}: each id's bytes, as the encoder writes them. */
+  readonly traceIdBytes: Buffer;
+  readonly clientSpanIdBytes: Buffer;
+  readonly serverSpanIdBytes: Buffer;
 }
 
 const LABEL = Buffer.from('tcptracer-otel connection ids v1\0', 'latin1');
@@ -63,7 +67,15 @@ export function idsFromIsns(clientIsn: number, serverIsn: number): ConnectionIds
   for (let round = 1; ; round++) {
     const bytes = hash('sha256', data, 'buffer');
     const hex = bytes.toString('hex');
-    const ids = { traceId: hex.slice(0, 32), clientSpanId: hex.slice(32, 48), serverSpanId: hex.slice(48, 64), bytes };
+    const ids = {
+      traceId: hex.slice(0, 32),
+      clientSpanId: hex.slice(32, 48),
+      serverSpanId: hex.slice(48, 64),
+      bytes,
+      traceIdBytes: bytes.subarray(0, 16),
+      clientSpanIdBytes: bytes.subarray(16, 24),
+      serverSpanIdBytes: bytes.subarray(24, 32),
+    };
     if (ids.traceId !== ZERO_TRACE && ids.clientSpanId !== ZERO_SPAN && ids.serverSpanId !== ZERO_SPAN && ids.clientSpanId !== ids.serverSpanId) {
       return ids;
     }

@@ -142,8 +142,13 @@ export function logBody(event: TcpEvent): string {
   return `${event.type} ${local} ${arrow} ${peer} (${event.comm} pid ${event.pid})`;
 }
 
+/** The task an event's process.* / thread.* / container attributes name. */
+export type EventTask = Pick<TcpEvent, 'pid' | 'tid' | 'comm' | 'uid' | 'euid' | 'containerId' | 'podUid'>;
+
 /**
- * The attributes of the record for `event` (see the table in this module's doc).
+ * The attributes of the record for `event` (see the table in this module's doc),
+ * naming `task` (default: the event's own; a span names the task that opened
+ * its connection).
  *
  * Each shape is one object literal: V8 gives it all its properties at once,
  * in a fast (non-dictionary) layout that the SDK copies quickly. Adding them
@@ -151,7 +156,7 @@ export function logBody(event: TcpEvent): string {
  * and k8s.pod.uid are undefined for host processes: the SDK drops undefined
  * values silently, so one shape serves both.
  */
-export function eventAttributes(event: TcpEvent): Attributes {
+export function eventAttributes(event: TcpEvent, task: EventTask = event): Attributes {
   const client = event.role === 'client';
   const network = event.ip === 6 ? NETWORK_TYPE_VALUE_IPV6 : NETWORK_TYPE_VALUE_IPV4;
   if (event.type === 'failed') {
@@ -162,15 +167,15 @@ export function eventAttributes(event: TcpEvent): Attributes {
       [ATTR_NETWORK_LOCAL_PORT]: event.sport,
       [ATTR_NETWORK_PEER_ADDRESS]: event.daddr,
       [ATTR_NETWORK_PEER_PORT]: event.dport,
-      [ATTR_PROCESS_PID]: event.pid,
-      [ATTR_PROCESS_EXECUTABLE_NAME]: event.comm,
-      [ATTR_PROCESS_USER_ID]: event.euid,
-      [ATTR_PROCESS_REAL_USER_ID]: event.uid,
-      [ATTR_THREAD_ID]: event.tid,
+      [ATTR_PROCESS_PID]: task.pid,
+      [ATTR_PROCESS_EXECUTABLE_NAME]: task.comm,
+      [ATTR_PROCESS_USER_ID]: task.euid,
+      [ATTR_PROCESS_REAL_USER_ID]: task.uid,
+      [ATTR_THREAD_ID]: task.tid,
       [ATTR_TCPTRACER_NETNS_INODE]: event.netns,
       [ATTR_TCPTRACER_CGROUP_ID]: event.cgroupId,
-      [ATTR_CONTAINER_ID]: event.containerId,
-      [ATTR_K8S_POD_UID]: event.podUid,
+      [ATTR_CONTAINER_ID]: task.containerId,
+      [ATTR_K8S_POD_UID]: task.podUid,
       [ATTR_CLIENT_ADDRESS]: event.saddr,
       [ATTR_CLIENT_PORT]: event.sport,
       [ATTR_SERVER_ADDRESS]: event.daddr,
@@ -186,15 +191,15 @@ export function eventAttributes(event: TcpEvent): Attributes {
       [ATTR_NETWORK_LOCAL_PORT]: event.sport,
       [ATTR_NETWORK_PEER_ADDRESS]: event.daddr,
       [ATTR_NETWORK_PEER_PORT]: event.dport,
-      [ATTR_PROCESS_PID]: event.pid,
-      [ATTR_PROCESS_EXECUTABLE_NAME]: event.comm,
-      [ATTR_PROCESS_USER_ID]: event.euid,
-      [ATTR_PROCESS_REAL_USER_ID]: event.uid,
-      [ATTR_THREAD_ID]: event.tid,
+      [ATTR_PROCESS_PID]: task.pid,
+      [ATTR_PROCESS_EXECUTABLE_NAME]: task.comm,
+      [ATTR_PROCESS_USER_ID]: task.euid,
+      [ATTR_PROCESS_REAL_USER_ID]: task.uid,
+      [ATTR_THREAD_ID]: task.tid,
       [ATTR_TCPTRACER_NETNS_INODE]: event.netns,
       [ATTR_TCPTRACER_CGROUP_ID]: event.cgroupId,
-      [ATTR_CONTAINER_ID]: event.containerId,
-      [ATTR_K8S_POD_UID]: event.podUid,
+      [ATTR_CONTAINER_ID]: task.containerId,
+      [ATTR_K8S_POD_UID]: task.podUid,
       [ATTR_CLIENT_ADDRESS]: client ? event.saddr : event.daddr,
       [ATTR_CLIENT_PORT]: client ? event.sport : event.dport,
       [ATTR_SERVER_ADDRESS]: client ? event.daddr : event.saddr,
@@ -208,15 +213,15 @@ export function eventAttributes(event: TcpEvent): Attributes {
     [ATTR_NETWORK_LOCAL_PORT]: event.sport,
     [ATTR_NETWORK_PEER_ADDRESS]: event.daddr,
     [ATTR_NETWORK_PEER_PORT]: event.dport,
-    [ATTR_PROCESS_PID]: event.pid,
-    [ATTR_PROCESS_EXECUTABLE_NAME]: event.comm,
-    [ATTR_PROCESS_USER_ID]: event.euid,
-    [ATTR_PROCESS_REAL_USER_ID]: event.uid,
-    [ATTR_THREAD_ID]: event.tid,
+    [ATTR_PROCESS_PID]: task.pid,
+    [ATTR_PROCESS_EXECUTABLE_NAME]: task.comm,
+    [ATTR_PROCESS_USER_ID]: task.euid,
+    [ATTR_PROCESS_REAL_USER_ID]: task.uid,
+    [ATTR_THREAD_ID]: task.tid,
     [ATTR_TCPTRACER_NETNS_INODE]: event.netns,
     [ATTR_TCPTRACER_CGROUP_ID]: event.cgroupId,
-    [ATTR_CONTAINER_ID]: event.containerId,
-    [ATTR_K8S_POD_UID]: event.podUid,
+    [ATTR_CONTAINER_ID]: task.containerId,
+    [ATTR_K8S_POD_UID]: task.podUid,
     [ATTR_CLIENT_ADDRESS]: client ? event.saddr : event.daddr,
     [ATTR_CLIENT_PORT]: client ? event.sport : event.dport,
     [ATTR_SERVER_ADDRESS]: client ? event.daddr : event.saddr,

@@ -125,9 +125,18 @@ export class ProtoWriter {
 
   /** Bytes as they are (an already encoded part). */
   raw(bytes: Uint8Array): void {
-    this.ensure(bytes.length);
-    this.buf.set(bytes, this.pos);
-    this.pos += bytes.length;
+    const n = bytes.length;
+    this.ensure(n);
+    if (n > 64) {
+      this.buf.set(bytes, this.pos);
+      this.pos += n;
+      return;
+    }
+    // short parts (keys, ids): a loop beats the native call
+    const buf = this.buf;
+    let pos = this.pos;
+    for (let i = 0; i < n; i++) buf[pos++] = bytes[i] as number;
+    this.pos = pos;
   }
 
   /** Length-prefixed bytes. */
@@ -264,13 +273,13 @@ export function writeAnyValue(w: ProtoWriter, value: unknown): void {
  * Attributes as repeated KeyValue in field `field`, in the object's key order.
  * `skipUndefined`: leave out undefined and null values, as the SDK's log
  * records and spans do when they are set (a resource's or a kvlist's are
- * written by the SDK as empty AnyValues, and so here).
+ * written by the SDK as empty AnyValues, and so here); it is for our own
+ * object literals, whose keys are all their own (others are checked).
  */
 export function writeAttributes(w: ProtoWriter, attributes: Readonly<Record<string, unknown>>, field: number, skipUndefined: boolean): void {
   for (const key in attributes) {
-    if (!Object.hasOwn(attributes, key)) continue;
     const value = attributes[key];
-    if (skipUndefined && (value === undefined || value === null)) continue;
+    if (skipUndefined ? value === undefined || value === null : !Object.hasOwn(attributes, key)) continue;
     w.tag(field, LEN);
     const kv = w.begin();
     w.raw(keyPrefix(key));

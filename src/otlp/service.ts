@@ -189,8 +189,6 @@ export class OtlpSink {
       }
       this.traces.offer(spans, spans);
       if (spans > 0) this.traces.processor.offered();
-    } else {
-      for (const event of taken) this.connections.observe(event);
     }
     this.logs?.processor.offered();
   }

@@ -66,27 +66,24 @@ export function connectionStatus(end: SpanEnd | undefined, errno: number): SpanS
 /** The span of one connection. Pure: no SDK object is made. */
 export function toConnectionSpan(ending: ConnectionEnding): ConnectionSpan {
   const { event, opened, end } = ending;
-  const who = opened ?? event;
   // the connection as the close saw it, named after the task that opened it
-  const source: TcpEvent = who === event ? event : { ...event, pid: who.pid, tid: who.tid, comm: who.comm, uid: who.uid, euid: who.euid, containerId: who.containerId, podUid: who.podUid };
+  const who = opened ?? event;
   const client = event.role === 'client';
   const server = client ? formatEndpoint(event.ip, event.daddr, event.dport) : formatEndpoint(event.ip, event.saddr, event.sport);
   let startNs: bigint;
   let endNs: bigint;
-  let attributes: Attributes;
+  // a fresh object of eventAttributes' shape; the span's own attributes are appended (no copy)
+  const attributes: Attributes = eventAttributes(event, who);
   if (end === 'tracer_stopped' || event.type !== 'close') {
     startNs = event.timeUnixNs;
     endNs = ending.stoppedAtNs ?? event.timeUnixNs;
     if (endNs < startNs) endNs = startNs;
-    attributes = {
-      ...eventAttributes(source),
-      [ATTR_TCPTRACER_CONNECTION_DURATION_NS]: Number(endNs - startNs),
-      [ATTR_TCPTRACER_CONNECTION_END]: 'tracer_stopped',
-    };
+    attributes[ATTR_TCPTRACER_CONNECTION_DURATION_NS] = Number(endNs - startNs);
+    attributes[ATTR_TCPTRACER_CONNECTION_END] = 'tracer_stopped';
   } else {
     endNs = event.timeUnixNs;
     startNs = endNs - BigInt(event.durationNs);
-    attributes = end === undefined ? eventAttributes(source) : { ...eventAttributes(source), [ATTR_TCPTRACER_CONNECTION_END]: end };
+    if (end !== undefined) attributes[ATTR_TCPTRACER_CONNECTION_END] = end;
   }
   return {
     name: `${client ? 'connect' : 'accept'} ${server}`,
