@@ -28,6 +28,8 @@ export interface RunResult extends LossCounts {
   round: number;
   /** The scenario this run belongs to; undefined for the main workload. */
   scenario?: string;
+  /** paced: the rate the load generator was asked for (loadgen --rate), conn/s. */
+  rate?: number;
   ok: boolean;
   error?: string;
   connections: number;
@@ -72,9 +74,24 @@ export interface RunResult extends LossCounts {
   exitCode?: number;
 }
 
+/** paced: one rate's verdict. */
+export interface PacedRate {
+  /** loadgen --rate, conn/s. */
+  rate: number;
+  /** From the workload's end to the last record or span received, s (median over the runs). */
+  tailS?: Spread;
+  /** The tracer kept pace: everything arrived within {@link PACED_TAIL_S} of the workload's end (median run). */
+  keptUp: boolean;
+}
+
+/** paced: a tracer that keeps pace has exported all within one export batch timer (1 s) and an export of the workload's end. */
+export const PACED_TAIL_S = 2;
+
 export interface ConfigSummary extends LossCounts {
   config: ConfigName;
   label: string;
+  /** paced scenario: the rate this summary is of. */
+  paced?: PacedRate;
   available: boolean;
   reason?: string;
   runs: number;
@@ -139,12 +156,14 @@ export interface ProfileReport {
 
 /** A scenario: its own workload, run against a few configurations. */
 export interface ScenarioReport {
-  name: 'reset-before-accept' | 'burst';
+  name: 'reset-before-accept' | 'burst' | 'paced';
   /** loadgen's command line. */
   workload: string;
   connectionsPerRun: number;
   rounds: number;
   configs: ConfigSummary[];
+  /** paced: seconds at each rate. */
+  pacedSeconds?: number;
   /** Why it could not run (or not for some configuration). */
   notes: string[];
 }

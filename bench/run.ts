@@ -9,7 +9,7 @@
  * untraced, tcptracer (table), --json, --otlp -q with logs and with logs and
  * traces (to a counting receiver), the bpftrace peer (bench/tcptracer.bt) and
  * the C floor (bench/floor.c). Then the scenarios (bench/scenarios.ts: reset
- * before accept, an OTLP burst), the OTLP pipeline alone (bench/pipeline.ts)
+ * before accept, an OTLP burst, OTLP paced), the OTLP pipeline alone (bench/pipeline.ts)
  * and a CPU profile of the CLI.
  *
  * Prints a human table, the targets with PASS/MISS, and as its LAST line one
@@ -38,7 +38,7 @@ import { foreignBpfHolders, interrupt, killAll, ownPids, sampleCpu, start, waitF
 import { humanReport, markdown } from './report.ts';
 import { summarize, type BenchReport, type ConfigSummary, type ProfileReport, type RecordCost, type RunResult, type ScenarioReport } from './results.ts';
 import { buildC, ensureTracefs, features, has, machine } from './setup.ts';
-import { runScenario, SCENARIOS, scenarioPlans } from './scenarios.ts';
+import { runScenario, SCENARIOS, scenarioPlans, scenarioReport } from './scenarios.ts';
 import { evaluateTargets } from './targets.ts';
 import { BenchError, catchUp, cpuDelta, log, runLoadgen, runOne, startWithRetry } from './workload.ts';
 
@@ -306,16 +306,7 @@ async function main(): Promise<number> {
 
   const scenarios: ScenarioReport[] = [];
   for (const plan of scenarioPlans(mode.name === 'full', (c) => !unavailable.has(c), env.features, opts.scenarios)) {
-    const sruns = await runScenario(plan, env);
-    const base = summarize('untraced', LABELS.untraced, sruns.filter((r) => r.config === 'untraced'), undefined, undefined);
-    scenarios.push({
-      name: plan.name,
-      workload: ['loadgen', '--count', String(plan.workload.count), '--seconds', String(plan.workload.maxSeconds), '--netns', ...plan.workload.args].join(' '),
-      connectionsPerRun: plan.workload.count,
-      rounds: plan.rounds,
-      configs: plan.configs.map((c) => (c === 'untraced' ? base : summarize(c, LABELS[c], sruns.filter((r) => r.config === c), undefined, base))),
-      notes: [...plan.notes, ...[...unavailable].filter(([c]) => c !== 'bpftrace' && !plan.configs.includes(c)).map(([c, why]) => `${LABELS[c]}: not run: ${why}`)],
-    });
+    scenarios.push(scenarioReport(plan, await runScenario(plan, env), unavailable));
   }
 
   let pipeline: PipelineResult;
