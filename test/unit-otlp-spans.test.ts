@@ -39,7 +39,7 @@ describe('toConnectionSpan', () => {
     assert.deepEqual(span.endTime, [1_735_689_600, 125_456_789]);
     assert.deepEqual(span.status, { code: SpanStatusCode.UNSET });
     assert.equal(span.comm, 'psql');
-    const a = span.attributes;
+    const a = { ...span.attributes, ...span.spanAttributes };
     assert.deepEqual([a['process.pid'], a['thread.id'], a['process.executable.name']], [4242, 4243, 'psql']);
     assert.deepEqual([a['server.address'], a['server.port'], a['client.address'], a['client.port']], ['10.0.0.2', 5432, '10.0.0.1', 41234]);
     assert.equal(a['network.transport'], 'tcp');
@@ -61,7 +61,7 @@ describe('toConnectionSpan', () => {
     assert.equal(span.name, 'accept 10.0.0.2:5432');
     assert.equal(span.kind, SpanKind.SERVER);
     assert.deepEqual(span.status, { code: SpanStatusCode.ERROR, message: 'connection reset (ECONNRESET)' });
-    assert.equal(span.attributes['tcptracer.connection.end'], 'reset');
+    assert.equal(span.spanAttributes['tcptracer.connection.end'], 'reset');
     assert.equal(span.attributes['server.address'], '10.0.0.2');
   });
 
@@ -75,8 +75,8 @@ describe('toConnectionSpan', () => {
     const span = toConnectionSpan({ event: connect, opened: connect, end: 'tracer_stopped', stoppedAtNs });
     assert.deepEqual(span.startTime, [1_735_689_600, 123_456_789]);
     assert.deepEqual(span.endTime, [1_735_689_600, 132_456_789]);
-    assert.equal(span.attributes['tcptracer.connection.end'], 'tracer_stopped');
-    assert.equal(span.attributes['tcptracer.connection.duration_ns'], 9_000_000);
+    assert.equal(span.spanAttributes['tcptracer.connection.end'], 'tracer_stopped');
+    assert.equal(span.spanAttributes['tcptracer.connection.duration_ns'], 9_000_000);
     assert.deepEqual(span.status, { code: SpanStatusCode.UNSET });
   });
 });

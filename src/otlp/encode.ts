@@ -231,6 +231,7 @@ function writeSpan(w: ProtoWriter, item: SpanItem): void {
   w.tag(8, I64);
   w.fixed64(span.endNs);
   writeAttributes(w, span.attributes, 9, true);
+  writeAttributes(w, span.spanAttributes, 9, true);
   w.tag(10, VARINT);
   w.varint(0);
   w.tag(12, VARINT);

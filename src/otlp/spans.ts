@@ -47,13 +47,18 @@ export interface ConnectionSpan {
   /** The same times in ns since the epoch. */
   readonly startNs: bigint;
   readonly endNs: bigint;
+  /** The connection's attributes (eventAttributes of the close, naming the opening task). */
   readonly attributes: Attributes;
+  /** The span's own, after those: tcptracer.connection.end (and the duration, for tracer_stopped). */
+  readonly spanAttributes: Attributes;
   readonly status: SpanStatus;
   /** Undefined when the events carry no ISNs: the SDK then picks random ids. */
   readonly ids: ConnectionIds | undefined;
   /** The process the span belongs to (its executable name). */
   readonly comm: string;
 }
+
+const NO_ATTRIBUTES: Attributes = Object.freeze({});
 
 /** Span status of a connection that ended `end` with sk_err `errno`. */
 export function connectionStatus(end: SpanEnd | undefined, errno: number): SpanStatus {
@@ -72,18 +77,18 @@ export function toConnectionSpan(ending: ConnectionEnding): ConnectionSpan {
   const server = client ? formatEndpoint(event.ip, event.daddr, event.dport) : formatEndpoint(event.ip, event.saddr, event.sport);
   let startNs: bigint;
   let endNs: bigint;
-  // a fresh object of eventAttributes' shape; the span's own attributes are appended (no copy)
-  const attributes: Attributes = eventAttributes(event, who);
+  // two objects, not one merged copy: the encoder writes one after the other
+  const attributes = eventAttributes(event, who);
+  let spanAttributes: Attributes;
   if (end === 'tracer_stopped' || event.type !== 'close') {
     startNs = event.timeUnixNs;
     endNs = ending.stoppedAtNs ?? event.timeUnixNs;
     if (endNs < startNs) endNs = startNs;
-    attributes[ATTR_TCPTRACER_CONNECTION_DURATION_NS] = Number(endNs - startNs);
-    attributes[ATTR_TCPTRACER_CONNECTION_END] = 'tracer_stopped';
+    spanAttributes = { [ATTR_TCPTRACER_CONNECTION_DURATION_NS]: Number(endNs - startNs), [ATTR_TCPTRACER_CONNECTION_END]: 'tracer_stopped' };
   } else {
     endNs = event.timeUnixNs;
     startNs = endNs - BigInt(event.durationNs);
-    if (end !== undefined) attributes[ATTR_TCPTRACER_CONNECTION_END] = end;
+    spanAttributes = end === undefined ? NO_ATTRIBUTES : { [ATTR_TCPTRACER_CONNECTION_END]: end };
   }
   return {
     name: `${client ? 'connect' : 'accept'} ${server}`,
@@ -93,6 +98,7 @@ export function toConnectionSpan(ending: ConnectionEnding): ConnectionSpan {
     startNs,
     endNs,
     attributes,
+    spanAttributes,
     status: connectionStatus(end, event.errno),
     ids: connectionIds(event),
     comm: who.comm,

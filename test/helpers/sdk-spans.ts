@@ -57,7 +57,7 @@ export function recordSpan(tracer: Tracer, ids: PresetIdGenerator, span: Connect
   } else {
     ids.next(span.ids.traceId, span.ids.clientSpanId);
   }
-  const made = tracer.startSpan(span.name, { kind: span.kind, startTime: span.startTime, attributes: span.attributes }, parent);
+  const made = tracer.startSpan(span.name, { kind: span.kind, startTime: span.startTime, attributes: { ...span.attributes, ...span.spanAttributes } }, parent);
   made.setStatus(span.status);
   made.end(span.endTime);
 }
