@@ -92,11 +92,19 @@ function otlpLines(configs: readonly ConfigSummary[], pipeline: PipelineResult, 
   } else {
     lines.push(`OTLP pipeline alone: unavailable: ${pipeline.reason ?? ''}`);
   }
-  if (cost) {
-    const us = (v: number | undefined): string => (v === undefined ? '-' : `${v.toFixed(2)} µs`);
+  if (cost?.encoder) {
+    const us = (v: number): string => `${v.toFixed(2)} µs`;
+    const e = cost.encoder;
+    const s = cost.sdk;
+    const bytes =
+      e.bytesPerRecord === s.bytesPerRecord && cost.sameBytes
+        ? `${e.bytesPerRecord.toFixed(0)} bytes/record both ways, byte for byte the same`
+        : `BYTES DIFFER: encoder ${e.bytesPerRecord.toFixed(1)}, SDK ${s.bytesPerRecord.toFixed(1)} bytes/record${cost.sameBytes ? '' : ', a batch encoded both ways differs'}`;
     lines.push(
-      `One log record inside the SDK, no network (bench/otlp-record-cost.ts, ${cost.records} records): mapping ${us(cost.mappingUs)}, connection ids and span context ${us(cost.idsUs)}, ` +
-        `Logger.emit ${us(cost.emitUs)}, protobuf serialization ${us(cost.serializeUs)}: ${us(cost.totalUs)} in all, ${cost.bytesPerRecord.toFixed(0)} bytes/record`,
+      `One log record, no network (bench/otlp-record-cost.ts, ${cost.records} records a pass, medians of ${cost.passes} interleaved passes): ` +
+        `the tracer's path (src/otlp/encode.ts) mapping ${us(e.mappingUs)}, connection ids ${us(e.idsUs)}, LogsEncoder.encode ${us(e.encodeUs)}: ${us(e.totalUs)} in all; ` +
+        `the SDK's stock path, as reference: mapping ${us(s.mappingUs)}, connection ids and span context ${us(s.idsUs)}, Logger.emit ${us(s.emitUs)}, ProtobufLogsSerializer ${us(s.serializeUs)}: ${us(s.totalUs)} in all; ` +
+        `encoder / SDK ${cost.ratio.toFixed(2)}x; ${bytes}`,
     );
   }
   return lines;

@@ -168,15 +168,22 @@ export interface ScenarioReport {
   notes: string[];
 }
 
-/** bench/otlp-record-cost.ts's line: µs of CPU per log record for each step inside the SDK, no network. */
+/**
+ * bench/otlp-record-cost.ts's line: µs of CPU per log record for each step, no
+ * network, on the tracer's path (src/otlp/encode.ts) and on the SDK's stock
+ * path, medians of interleaved passes over the same events.
+ */
 export interface RecordCost {
   records: number;
-  mappingUs: number;
-  idsUs?: number;
-  emitUs: number;
-  serializeUs: number;
-  totalUs: number;
-  bytesPerRecord: number;
+  passes: number;
+  /** eventAttributes + logBody; connectionIds; LogsEncoder.encode (LogItems, batches of 512) on top. */
+  encoder: { mappingUs: number; idsUs: number; encodeUs: number; totalUs: number; bytesPerRecord: number };
+  /** toLogRecord; + logContext; + Logger.emit; + ProtobufLogsSerializer (batches of 512). */
+  sdk: { mappingUs: number; idsUs: number; emitUs: number; serializeUs: number; totalUs: number; bytesPerRecord: number };
+  /** encoder.totalUs / sdk.totalUs. */
+  ratio: number;
+  /** One batch encoded both ways: the same bytes. */
+  sameBytes: boolean;
 }
 
 export interface BenchReport {

@@ -315,7 +315,7 @@ async function main(): Promise<number> {
     log('OTLP pipeline alone...');
     const p = await jsonChild('bench/pipeline.ts', ['--count', String(mode.pipelineRecords), '--comm', COMM]);
     pipeline = typeof p === 'string' ? pipelineUnavailable(p) : (p as PipelineResult);
-    log('OTLP record cost inside the SDK...');
+    log('OTLP record cost, encoder and SDK...');
     const c = await jsonChild('bench/otlp-record-cost.ts', []);
     if (typeof c === 'string') log(c);
     else recordCost = c as RecordCost;
