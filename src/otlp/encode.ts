@@ -17,7 +17,7 @@ import { randomFillSync } from 'node:crypto';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import type { TcpEvent } from '../types.ts';
-import { connectionIds } from './ids.ts';
+import { CLIENT_SPAN_ID, connectionIds, SERVER_SPAN_ID, TRACE_ID } from './ids.ts';
 import { eventAttributes, eventName, logBody, logSeverity } from './mapping.ts';
 import { I32, I64, LEN, ProtoWriter, VARINT, writeAttributes } from './protobuf.ts';
 import type { ConnectionSpan } from './spans.ts';
@@ -177,9 +177,10 @@ function writeLogRecord(w: ProtoWriter, item: LogItem): void {
     w.tag(8, I32);
     w.fixed32(SAMPLED);
     w.tag(9, LEN);
-    w.bytes(ids.traceIdBytes);
+    w.bytesRange(ids.bytes, TRACE_ID, TRACE_ID + 16);
     w.tag(10, LEN);
-    w.bytes(event.role === 'client' ? ids.clientSpanIdBytes : ids.serverSpanIdBytes);
+    const own = event.role === 'client' ? CLIENT_SPAN_ID : SERVER_SPAN_ID;
+    w.bytesRange(ids.bytes, own, own + 8);
   }
   w.tag(11, I64);
   w.fixed64(item.observedNs);
@@ -205,22 +206,22 @@ function writeSpan(w: ProtoWriter, item: SpanItem): void {
   const span = item.span;
   const server = span.kind === SpanKind.SERVER;
   const ids = span.ids;
-  let parent: Uint8Array | undefined;
+  const remoteParent = ids !== undefined && server;
   w.tag(1, LEN);
   if (ids === undefined) {
     randomFillSync(randomIds);
-    w.bytes(randomIds.subarray(0, 16));
+    w.bytesRange(randomIds, 0, 16);
     w.tag(2, LEN);
-    w.bytes(randomIds.subarray(16, 24));
+    w.bytesRange(randomIds, 16, 24);
   } else {
-    w.bytes(ids.traceIdBytes);
+    w.bytesRange(ids.bytes, TRACE_ID, TRACE_ID + 16);
     w.tag(2, LEN);
-    w.bytes(server ? ids.serverSpanIdBytes : ids.clientSpanIdBytes);
-    if (server) parent = ids.clientSpanIdBytes;
+    const own = server ? SERVER_SPAN_ID : CLIENT_SPAN_ID;
+    w.bytesRange(ids.bytes, own, own + 8);
   }
-  if (parent !== undefined) {
+  if (remoteParent) {
     w.tag(4, LEN);
-    w.bytes(parent);
+    w.bytesRange(ids.bytes, CLIENT_SPAN_ID, CLIENT_SPAN_ID + 8);
   }
   w.tag(5, LEN);
   w.string(span.name);
@@ -248,5 +249,5 @@ function writeSpan(w: ProtoWriter, item: SpanItem): void {
   w.varint(span.status.code);
   w.end(status);
   w.tag(16, I32);
-  w.fixed32(SAMPLED | HAS_IS_REMOTE | (parent !== undefined ? IS_REMOTE : 0));
+  w.fixed32(SAMPLED | HAS_IS_REMOTE | (remoteParent ? IS_REMOTE : 0));
 }

@@ -32,25 +32,45 @@
 import { hash } from 'node:crypto';
 import type { TcpEvent } from '../types.ts';
 
-/** Ids of one connection, lower-case hex as OpenTelemetry JS spells them. */
-export interface ConnectionIds {
-  /** 32 hex digits. */
-  readonly traceId: string;
-  /** 16 hex digits: the span of the connecting side (CLIENT, the trace's root). */
-  readonly clientSpanId: string;
-  /** 16 hex digits: the span of the accepting side (SERVER, child of the client span). */
-  readonly serverSpanId: string;
-  /** The same 32 bytes: trace id (0-15), client span id (16-23), server span id (24-31). */
+/**
+ * Ids of one connection: 32 bytes, the trace id (0-15), the client span's id
+ * (16-23) and the server span's (24-31); the hex spellings OpenTelemetry JS
+ * uses are made only when asked for (the encoder writes the bytes).
+ */
+export class ConnectionIds {
   readonly bytes: Buffer;
-  /** Views of {@link bytes}: each id's bytes, as the encoder writes them. */
-  readonly traceIdBytes: Buffer;
-  readonly clientSpanIdBytes: Buffer;
-  readonly serverSpanIdBytes: Buffer;
+
+  constructor(bytes: Buffer) {
+    this.bytes = bytes;
+  }
+
+  /** 32 hex digits. */
+  get traceId(): string {
+    return this.bytes.toString('hex', 0, 16);
+  }
+
+  /** 16 hex digits: the span of the connecting side (CLIENT, the trace's root). */
+  get clientSpanId(): string {
+    return this.bytes.toString('hex', 16, 24);
+  }
+
+  /** 16 hex digits: the span of the accepting side (SERVER, child of the client span). */
+  get serverSpanId(): string {
+    return this.bytes.toString('hex', 24, 32);
+  }
 }
 
+/** Offsets of the ids in {@link ConnectionIds.bytes}. */
+export const TRACE_ID = 0;
+export const CLIENT_SPAN_ID = 16;
+export const SERVER_SPAN_ID = 24;
+
 const LABEL = Buffer.from('tcptracer-otel connection ids v1\0', 'latin1');
-const ZERO_TRACE = '0'.repeat(32);
-const ZERO_SPAN = '0'.repeat(16);
+
+function allZero(bytes: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (bytes[i] !== 0) return false;
+  return true;
+}
 
 /**
  * The ids of the connection whose client ISN and server ISN (unsigned 32-bit)
@@ -66,19 +86,12 @@ export function idsFromIsns(clientIsn: number, serverIsn: number): ConnectionIds
   let data = input.subarray(0, input.length - 1);
   for (let round = 1; ; round++) {
     const bytes = hash('sha256', data, 'buffer');
-    const hex = bytes.toString('hex');
-    const ids = {
-      traceId: hex.slice(0, 32),
-      clientSpanId: hex.slice(32, 48),
-      serverSpanId: hex.slice(48, 64),
-      bytes,
-      traceIdBytes: bytes.subarray(0, 16),
-      clientSpanIdBytes: bytes.subarray(16, 24),
-      serverSpanIdBytes: bytes.subarray(24, 32),
-    };
-    if (ids.traceId !== ZERO_TRACE && ids.clientSpanId !== ZERO_SPAN && ids.serverSpanId !== ZERO_SPAN && ids.clientSpanId !== ids.serverSpanId) {
-      return ids;
-    }
+    const valid =
+      !allZero(bytes, TRACE_ID, 16) &&
+      !allZero(bytes, CLIENT_SPAN_ID, 24) &&
+      !allZero(bytes, SERVER_SPAN_ID, 32) &&
+      bytes.compare(bytes, CLIENT_SPAN_ID, 24, SERVER_SPAN_ID, 32) !== 0;
+    if (valid) return new ConnectionIds(bytes);
     input.writeUInt8(round & 0xff, input.length - 1);
     data = input;
   }
@@ -92,7 +105,7 @@ export function idsFromIsns(clientIsn: number, serverIsn: number): ConnectionIds
  * again. Bounded: cleared when full.
  */
 const recent = new Map<number, { readonly serverIsn: number; readonly ids: ConnectionIds }>();
-const RECENT_MAX = 65_536;
+const RECENT_MAX = 16_384;
 
 /** The ids of `event`'s connection, or undefined when it carries no ISNs (both 0). */
 export function connectionIds(event: TcpEvent): ConnectionIds | undefined {

@@ -145,6 +145,17 @@ export class ProtoWriter {
     this.raw(bytes);
   }
 
+  /** Length-prefixed bytes `start` to `end` of `bytes` (at most 127 of them: ids). */
+  bytesRange(bytes: Uint8Array, start: number, end: number): void {
+    const n = end - start;
+    this.ensure(n + 1);
+    const buf = this.buf;
+    let pos = this.pos;
+    buf[pos++] = n;
+    for (let i = start; i < end; i++) buf[pos++] = bytes[i] as number;
+    this.pos = pos;
+  }
+
   /** A length-prefixed UTF-8 string. ASCII (all of ours but a few comms) is copied in one pass. */
   string(s: string): void {
     const n = s.length;
