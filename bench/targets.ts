@@ -55,7 +55,8 @@ export function evaluateTargets(configs: readonly ConfigSummary[], pipeline: Pip
       c,
       by(c)?.tracerUsPerEvent?.median,
       '<=',
-      c === 'otlp' ? 8 : 2,
+      // issue 10: 6 µs per record in OTLP mode (logs); table and JSON: issue 4's 2 µs
+      c === 'otlp' ? 6 : 2,
       us,
       why(c),
     );
@@ -72,20 +73,21 @@ export function evaluateTargets(configs: readonly ConfigSummary[], pipeline: Pip
       'pipeline',
       pipeline.available ? pipeline.recordsPerSec : undefined,
       '>=',
-      100_000,
+      150_000, // issue 10
       (v) => `${(v / 1000).toFixed(1)}k rec/s`,
       'unavailable',
     ),
   );
   for (const c of ['otlp', 'otlp-traces'] as const) {
     const s = by(c);
-    const t = target('OTLP peak RSS under full load', c, s?.peakRssMB, '<=', 200, (v) => `${v.toFixed(0)} MB`, why(c));
+    const t = target('OTLP peak RSS under full load', c, s?.peakRssMB, '<=', 150, (v) => `${v.toFixed(0)} MB`, why(c)); // issue 10
     // the ring buffer's data is mapped twice: its RSS is twice the kernel memory it holds
     if (s?.ringbufRssMB) t.margin += `; of which ring buffer mapping ${s.ringbufRssMB.toFixed(0)} MB (half of it in memory), anonymous peak ${s.peakAnonRssMB?.toFixed(0) ?? '?'} MB`;
     out.push(t);
   }
   for (const c of ['otlp', 'otlp-traces'] as const) {
-    out.push(target('OTLP p99 delay kernel -> receiver', c, by(c)?.otlpDelayP99Ms?.median, '<=', 2000, (v) => `${v.toFixed(0)} ms`, why(c)));
+    // under full load (issue 4: 2 s); at rates the tracer sustains, the paced scenario's 1 s (issue 10)
+    out.push(target('OTLP p99 delay kernel -> receiver (full load)', c, by(c)?.otlpDelayP99Ms?.median, '<=', 2000, (v) => `${v.toFixed(0)} ms`, why(c)));
   }
   const peer = by('bpftrace')?.connPerSec?.median;
   for (const c of ['table', 'json', 'otlp', 'otlp-traces'] as const) {
