@@ -18,7 +18,8 @@ import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import type { TcpEvent } from '../types.ts';
 import { CLIENT_SPAN_ID, connectionIds, SERVER_SPAN_ID, TRACE_ID } from './ids.ts';
-import { eventAttributes, eventName, logBody, logSeverity } from './mapping.ts';
+import { writeEventAttributes, writeEventBody } from './encode-event.ts';
+import { eventName, logSeverity } from './mapping.ts';
 import { I32, I64, LEN, ProtoWriter, VARINT, writeAttributes } from './protobuf.ts';
 import type { ConnectionSpan } from './spans.ts';
 
@@ -167,9 +168,9 @@ function writeLogRecord(w: ProtoWriter, item: LogItem): void {
   w.tag(5, LEN);
   const body = w.begin();
   w.tag(1, LEN);
-  w.string(logBody(event));
+  writeEventBody(w, event);
   w.end(body);
-  writeAttributes(w, eventAttributes(event), 6, true);
+  writeEventAttributes(w, 6, event);
   w.tag(7, VARINT);
   w.varint(0);
   const ids = event.type === 'failed' ? undefined : connectionIds(event);
@@ -231,7 +232,7 @@ function writeSpan(w: ProtoWriter, item: SpanItem): void {
   w.fixed64(span.startNs);
   w.tag(8, I64);
   w.fixed64(span.endNs);
-  writeAttributes(w, span.attributes, 9, true);
+  writeEventAttributes(w, 9, span.event, span.task);
   writeAttributes(w, span.spanAttributes, 9, true);
   w.tag(10, VARINT);
   w.varint(0);

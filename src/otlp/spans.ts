@@ -23,6 +23,7 @@ import type { ConnectionEnd, TcpEvent } from '../types.ts';
 import { connectionIds, ownSpanId } from './ids.ts';
 import type { ConnectionIds } from './ids.ts';
 import { eventAttributes, formatEndpoint, nsToHrTime } from './mapping.ts';
+import type { EventTask } from './mapping.ts';
 
 /** How a span's connection ended: as the probe saw it, or still open when the tracer stopped. */
 export type SpanEnd = ConnectionEnd | 'tracer_stopped';
@@ -47,8 +48,12 @@ export interface ConnectionSpan {
   /** The same times in ns since the epoch. */
   readonly startNs: bigint;
   readonly endNs: bigint;
-  /** The connection's attributes (eventAttributes of the close, naming the opening task). */
+  /** The connection's attributes: eventAttributes(event, task) (made when read; the encoder writes them from the event). */
   readonly attributes: Attributes;
+  /** The event the span is made of (the close; for `tracer_stopped`, the connect or accept). */
+  readonly event: TcpEvent;
+  /** The task its process.* / thread.id attributes name: the one that opened the connection when seen, else the closing one. */
+  readonly task: EventTask;
   /** The span's own, after those: tcptracer.connection.end (and the duration, for tracer_stopped). */
   readonly spanAttributes: Attributes;
   readonly status: SpanStatus;
@@ -77,8 +82,6 @@ export function toConnectionSpan(ending: ConnectionEnding): ConnectionSpan {
   const server = client ? formatEndpoint(event.ip, event.daddr, event.dport) : formatEndpoint(event.ip, event.saddr, event.sport);
   let startNs: bigint;
   let endNs: bigint;
-  // two objects, not one merged copy: the encoder writes one after the other
-  const attributes = eventAttributes(event, who);
   let spanAttributes: Attributes;
   if (end === 'tracer_stopped' || event.type !== 'close') {
     startNs = event.timeUnixNs;
@@ -97,7 +100,11 @@ export function toConnectionSpan(ending: ConnectionEnding): ConnectionSpan {
     endTime: nsToHrTime(endNs),
     startNs,
     endNs,
-    attributes,
+    get attributes(): Attributes {
+      return eventAttributes(event, who);
+    },
+    event,
+    task: who,
     spanAttributes,
     status: connectionStatus(end, event.errno),
     ids: connectionIds(event),

@@ -1,0 +1,229 @@
+/**
+ * A log record's (and a span's) attributes and body, written straight from
+ * the event: what src/otlp/mapping.ts's eventAttributes() and logBody() make,
+ * without the intermediate object and string. Those two stay the definition
+ * (the SDK reference path builds records from them); this is their fast
+ * writer, and test/unit-otlp-encode.test.ts checks that both give the same
+ * bytes for every shape of event. Change both together.
+ *
+ * Each key's KeyValue prefix is encoded once, at load; constant KeyValues
+ * (network.transport, network.type) are encoded whole.
+ */
+import {
+  ATTR_CLIENT_ADDRESS,
+  ATTR_CLIENT_PORT,
+  ATTR_ERROR_TYPE,
+  ATTR_NETWORK_LOCAL_ADDRESS,
+  ATTR_NETWORK_LOCAL_PORT,
+  ATTR_NETWORK_PEER_ADDRESS,
+  ATTR_NETWORK_PEER_PORT,
+  ATTR_NETWORK_TRANSPORT,
+  ATTR_NETWORK_TYPE,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+  NETWORK_TRANSPORT_VALUE_TCP,
+  NETWORK_TYPE_VALUE_IPV4,
+  NETWORK_TYPE_VALUE_IPV6,
+} from '@opentelemetry/semantic-conventions';
+import {
+  ATTR_CONTAINER_ID,
+  ATTR_K8S_POD_UID,
+  ATTR_PROCESS_EXECUTABLE_NAME,
+  ATTR_PROCESS_PID,
+  ATTR_PROCESS_REAL_USER_ID,
+  ATTR_PROCESS_USER_ID,
+  ATTR_TCPTRACER_CGROUP_ID,
+  ATTR_TCPTRACER_CONNECTION_BYTES_ACKED,
+  ATTR_TCPTRACER_CONNECTION_BYTES_RECEIVED,
+  ATTR_TCPTRACER_CONNECTION_DURATION_NS,
+  ATTR_TCPTRACER_NETNS_INODE,
+  ATTR_THREAD_ID,
+} from '../semconv.ts';
+import type { TcpEvent } from '../types.ts';
+import { errorType, logBody } from './mapping.ts';
+import type { EventTask } from './mapping.ts';
+import { LEN, ProtoWriter, VARINT, varintSize, writeAnyValue } from './protobuf.ts';
+
+/** A KeyValue's bytes up to its value: key (field 1), the value's tag (field 2). */
+function prefix(key: string): Buffer {
+  const w = new ProtoWriter(key.length + 8);
+  w.tag(1, LEN);
+  w.string(key);
+  w.tag(2, LEN);
+  return Buffer.from(w.finish());
+}
+
+/** A whole KeyValue with a constant value. */
+function constant(key: string, value: string): Buffer {
+  const w = new ProtoWriter(key.length + value.length + 16);
+  const kv = w.begin();
+  w.raw(prefix(key));
+  const v = w.begin();
+  writeAnyValue(w, value);
+  w.end(v);
+  w.end(kv);
+  return Buffer.from(w.finish());
+}
+
+const TRANSPORT_TCP = constant(ATTR_NETWORK_TRANSPORT, NETWORK_TRANSPORT_VALUE_TCP);
+const TYPE_IPV4 = constant(ATTR_NETWORK_TYPE, NETWORK_TYPE_VALUE_IPV4);
+const TYPE_IPV6 = constant(ATTR_NETWORK_TYPE, NETWORK_TYPE_VALUE_IPV6);
+const LOCAL_ADDRESS = prefix(ATTR_NETWORK_LOCAL_ADDRESS);
+const LOCAL_PORT = prefix(ATTR_NETWORK_LOCAL_PORT);
+const PEER_ADDRESS = prefix(ATTR_NETWORK_PEER_ADDRESS);
+const PEER_PORT = prefix(ATTR_NETWORK_PEER_PORT);
+const PID = prefix(ATTR_PROCESS_PID);
+const EXECUTABLE_NAME = prefix(ATTR_PROCESS_EXECUTABLE_NAME);
+const USER_ID = prefix(ATTR_PROCESS_USER_ID);
+const REAL_USER_ID = prefix(ATTR_PROCESS_REAL_USER_ID);
+const THREAD_ID = prefix(ATTR_THREAD_ID);
+const NETNS_INODE = prefix(ATTR_TCPTRACER_NETNS_INODE);
+const CGROUP_ID = prefix(ATTR_TCPTRACER_CGROUP_ID);
+const CONTAINER_ID = prefix(ATTR_CONTAINER_ID);
+const POD_UID = prefix(ATTR_K8S_POD_UID);
+const CLIENT_ADDRESS = prefix(ATTR_CLIENT_ADDRESS);
+const CLIENT_PORT = prefix(ATTR_CLIENT_PORT);
+const SERVER_ADDRESS = prefix(ATTR_SERVER_ADDRESS);
+const SERVER_PORT = prefix(ATTR_SERVER_PORT);
+const DURATION_NS = prefix(ATTR_TCPTRACER_CONNECTION_DURATION_NS);
+const BYTES_ACKED = prefix(ATTR_TCPTRACER_CONNECTION_BYTES_ACKED);
+const BYTES_RECEIVED = prefix(ATTR_TCPTRACER_CONNECTION_BYTES_RECEIVED);
+const ERROR_TYPE = prefix(ATTR_ERROR_TYPE);
+
+/** A KeyValue in `field` with a string value (the SDK's writeAnyValue: string_value, field 1). */
+function str(w: ProtoWriter, field: number, key: Buffer, value: string): void {
+  w.tag(field, LEN);
+  const kv = w.begin();
+  w.raw(key);
+  const v = w.begin();
+  w.tag(1, LEN);
+  w.string(value);
+  w.end(v);
+  w.end(kv);
+}
+
+/** A KeyValue in `field` with a non-negative integer value (int_value, field 3): sizes known, no moves. */
+function int(w: ProtoWriter, field: number, key: Buffer, value: number): void {
+  if (!(Number.isSafeInteger(value) && value >= 0)) {
+    // not one of ours (counters and ids are unsigned 32/53-bit): the generic path
+    w.tag(field, LEN);
+    const kv = w.begin();
+    w.raw(key);
+    const v = w.begin();
+    writeAnyValue(w, value);
+    w.end(v);
+    w.end(kv);
+    return;
+  }
+  const valueSize = 1 + varintSize(value);
+  w.tag(field, LEN);
+  w.varint(key.length + 1 + valueSize);
+  w.raw(key);
+  w.varint(valueSize);
+  w.tag(3, VARINT);
+  w.varint(value);
+}
+
+/**
+ * eventAttributes(event, task) as repeated KeyValue in `field`, in its key
+ * order (see mapping.ts; undefined values left out, as the SDK does).
+ */
+export function writeEventAttributes(w: ProtoWriter, field: number, event: TcpEvent, task: EventTask = event): void {
+  w.tag(field, LEN);
+  w.raw(TRANSPORT_TCP);
+  w.tag(field, LEN);
+  w.raw(event.ip === 6 ? TYPE_IPV6 : TYPE_IPV4);
+  str(w, field, LOCAL_ADDRESS, event.saddr);
+  int(w, field, LOCAL_PORT, event.sport);
+  str(w, field, PEER_ADDRESS, event.daddr);
+  int(w, field, PEER_PORT, event.dport);
+  int(w, field, PID, task.pid);
+  str(w, field, EXECUTABLE_NAME, task.comm);
+  int(w, field, USER_ID, task.euid);
+  int(w, field, REAL_USER_ID, task.uid);
+  int(w, field, THREAD_ID, task.tid);
+  int(w, field, NETNS_INODE, event.netns);
+  int(w, field, CGROUP_ID, event.cgroupId);
+  if (task.containerId !== undefined) str(w, field, CONTAINER_ID, task.containerId);
+  if (task.podUid !== undefined) str(w, field, POD_UID, task.podUid);
+  const client = event.type === 'failed' || event.role === 'client';
+  str(w, field, CLIENT_ADDRESS, client ? event.saddr : event.daddr);
+  int(w, field, CLIENT_PORT, client ? event.sport : event.dport);
+  str(w, field, SERVER_ADDRESS, client ? event.daddr : event.saddr);
+  int(w, field, SERVER_PORT, client ? event.dport : event.sport);
+  if (event.type === 'failed') {
+    str(w, field, ERROR_TYPE, errorType(event.errno));
+  } else if (event.type === 'close') {
+    int(w, field, DURATION_NS, event.durationNs);
+    int(w, field, BYTES_ACKED, event.bytesAcked);
+    int(w, field, BYTES_RECEIVED, event.bytesReceived);
+  }
+}
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+function digits(n: number): number {
+  let count = 1;
+  for (let rest = n; rest >= 10; rest = Math.floor(rest / 10)) count++;
+  return count;
+}
+
+/** Writes the decimal digits of non-negative integer `n` (exactly `count` of them). */
+function decimal(w: ProtoWriter, n: number, count: number): void {
+  const buf = w.buf;
+  let rest = n;
+  for (let i = w.pos + count - 1; i >= w.pos; i--) {
+    buf[i] = 0x30 + (rest % 10);
+    rest = Math.floor(rest / 10);
+  }
+  w.pos += count;
+}
+
+function ascii(w: ProtoWriter, s: string): void {
+  const buf = w.buf;
+  let pos = w.pos;
+  for (let i = 0; i < s.length; i++) buf[pos++] = s.charCodeAt(i);
+  w.pos = pos;
+}
+
+const TYPE_WORDS: Readonly<Record<TcpEvent['type'], string>> = { connect: 'connect ', accept: 'accept ', close: 'close ', failed: 'connect ' };
+
+/**
+ * The body, logBody(event), as a length-prefixed string: written piece by
+ * piece for the usual events; a failed connect, or a command name that is not
+ * ASCII, goes through logBody itself.
+ */
+export function writeEventBody(w: ProtoWriter, event: TcpEvent): void {
+  const { comm, saddr, daddr } = event;
+  if (event.type === 'failed' || !isAscii(comm) || !isAscii(saddr) || !isAscii(daddr)) {
+    w.string(logBody(event));
+    return;
+  }
+  const word = TYPE_WORDS[event.type];
+  const brackets = event.ip === 6 ? 2 : 0;
+  const sportDigits = digits(event.sport);
+  const dportDigits = digits(event.dport);
+  const pidDigits = digits(event.pid);
+  // `<type> <local> -> <peer> (<comm> pid <pid>)`
+  const length = word.length + brackets + saddr.length + 1 + sportDigits + 4 + brackets + daddr.length + 1 + dportDigits + 2 + comm.length + 5 + pidDigits + 1;
+  w.varint(length);
+  w.ensure(length);
+  ascii(w, word);
+  if (brackets) ascii(w, '[');
+  ascii(w, saddr);
+  ascii(w, brackets ? ']:' : ':');
+  decimal(w, event.sport, sportDigits);
+  ascii(w, event.role === 'client' ? ' -> ' : ' <- ');
+  if (brackets) ascii(w, '[');
+  ascii(w, daddr);
+  ascii(w, brackets ? ']:' : ':');
+  decimal(w, event.dport, dportDigits);
+  ascii(w, ' (');
+  ascii(w, comm);
+  ascii(w, ' pid ');
+  decimal(w, event.pid, pidDigits);
+  ascii(w, ')');
+}
