@@ -93,23 +93,68 @@ export function toConnectionSpan(ending: ConnectionEnding): ConnectionSpan {
     startNs = endNs - BigInt(event.durationNs);
     spanAttributes = end === undefined ? NO_ATTRIBUTES : { [ATTR_TCPTRACER_CONNECTION_END]: end };
   }
-  return {
-    name: `${client ? 'connect' : 'accept'} ${server}`,
-    kind: client ? SpanKind.CLIENT : SpanKind.SERVER,
-    startTime: nsToHrTime(startNs),
-    endTime: nsToHrTime(endNs),
+  return new ConnectionSpanImpl(
+    `${client ? 'connect' : 'accept'} ${server}`,
+    client ? SpanKind.CLIENT : SpanKind.SERVER,
     startNs,
     endNs,
-    get attributes(): Attributes {
-      return eventAttributes(event, who);
-    },
     event,
-    task: who,
+    who,
     spanAttributes,
-    status: connectionStatus(end, event.errno),
-    ids: connectionIds(event),
-    comm: who.comm,
-  };
+    connectionStatus(end, event.errno),
+    connectionIds(event),
+  );
+}
+
+/** A ConnectionSpan whose SDK-shaped views (HrTime, the attribute object) are made only when read. */
+class ConnectionSpanImpl implements ConnectionSpan {
+  readonly name: string;
+  readonly kind: SpanKind;
+  readonly startNs: bigint;
+  readonly endNs: bigint;
+  readonly event: TcpEvent;
+  readonly task: EventTask;
+  readonly spanAttributes: Attributes;
+  readonly status: SpanStatus;
+  readonly ids: ConnectionIds | undefined;
+
+  constructor(
+    name: string,
+    kind: SpanKind,
+    startNs: bigint,
+    endNs: bigint,
+    event: TcpEvent,
+    task: EventTask,
+    spanAttributes: Attributes,
+    status: SpanStatus,
+    ids: ConnectionIds | undefined,
+  ) {
+    this.name = name;
+    this.kind = kind;
+    this.startNs = startNs;
+    this.endNs = endNs;
+    this.event = event;
+    this.task = task;
+    this.spanAttributes = spanAttributes;
+    this.status = status;
+    this.ids = ids;
+  }
+
+  get startTime(): HrTime {
+    return nsToHrTime(this.startNs);
+  }
+
+  get endTime(): HrTime {
+    return nsToHrTime(this.endNs);
+  }
+
+  get attributes(): Attributes {
+    return eventAttributes(this.event, this.task);
+  }
+
+  get comm(): string {
+    return this.task.comm;
+  }
 }
 
 /**
