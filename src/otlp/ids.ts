@@ -67,6 +67,11 @@ export const SERVER_SPAN_ID = 24;
 
 const LABEL = Buffer.from('tcptracer-otel connection ids v1\0', 'latin1');
 
+/** The hash's input, reused (hashing is synchronous): the label, the two ISNs, and a counter byte for retries. */
+const HASH_INPUT = Buffer.alloc(LABEL.length + 9);
+LABEL.copy(HASH_INPUT);
+const HASH_INPUT_FIRST = HASH_INPUT.subarray(0, HASH_INPUT.length - 1);
+
 function allZero(bytes: Buffer, start: number, end: number): boolean {
   for (let i = start; i < end; i++) if (bytes[i] !== 0) return false;
   return true;
@@ -79,11 +84,10 @@ function allZero(bytes: Buffer, start: number, end: number): boolean {
  * byte appended, which both ends do alike.
  */
 export function idsFromIsns(clientIsn: number, serverIsn: number): ConnectionIds {
-  const input = Buffer.alloc(LABEL.length + 9);
-  LABEL.copy(input);
+  const input = HASH_INPUT;
   input.writeUInt32BE(clientIsn >>> 0, LABEL.length);
   input.writeUInt32BE(serverIsn >>> 0, LABEL.length + 4);
-  let data = input.subarray(0, input.length - 1);
+  let data = HASH_INPUT_FIRST;
   for (let round = 1; ; round++) {
     const bytes = hash('sha256', data, 'buffer');
     const valid =
