@@ -90,37 +90,75 @@ const BYTES_ACKED = prefix(ATTR_TCPTRACER_CONNECTION_BYTES_ACKED);
 const BYTES_RECEIVED = prefix(ATTR_TCPTRACER_CONNECTION_BYTES_RECEIVED);
 const ERROR_TYPE = prefix(ATTR_ERROR_TYPE);
 
-/** A KeyValue in `field` with a string value (the SDK's writeAnyValue: string_value, field 1). */
-function str(w: ProtoWriter, field: number, key: Buffer, value: string): void {
+/** The generic KeyValue writer, for values the fast paths below do not take. */
+function slow(w: ProtoWriter, field: number, key: Buffer, value: string | number): void {
   w.tag(field, LEN);
   const kv = w.begin();
   w.raw(key);
   const v = w.begin();
-  w.tag(1, LEN);
-  w.string(value);
+  writeAnyValue(w, value);
   w.end(v);
   w.end(kv);
 }
 
-/** A KeyValue in `field` with a non-negative integer value (int_value, field 3): sizes known, no moves. */
+/**
+ * A KeyValue in `field` with a string value (string_value, field 1). Fast
+ * path: an ASCII value short enough that every length is one byte, written
+ * with one bounds check.
+ */
+function str(w: ProtoWriter, field: number, key: Buffer, value: string): void {
+  const n = value.length;
+  const kvLength = key.length + 3 + n; // key and value tag, AnyValue length, string tag, string length, string
+  if (kvLength > 0x7f) {
+    slow(w, field, key, value);
+    return;
+  }
+  w.ensure(kvLength + 2);
+  const buf = w.buf;
+  const start = w.pos;
+  let pos = start;
+  buf[pos++] = (field << 3) | LEN;
+  buf[pos++] = kvLength;
+  buf.set(key, pos);
+  pos += key.length;
+  buf[pos++] = n + 2;
+  buf[pos++] = 0x0a;
+  buf[pos++] = n;
+  for (let i = 0; i < n; i++) {
+    const c = value.charCodeAt(i);
+    if (c > 0x7f) {
+      w.pos = start;
+      slow(w, field, key, value);
+      return;
+    }
+    buf[pos++] = c;
+  }
+  w.pos = pos;
+}
+
+/** A KeyValue in `field` with a non-negative integer value (int_value, field 3), written with one bounds check. */
 function int(w: ProtoWriter, field: number, key: Buffer, value: number): void {
   if (!(Number.isSafeInteger(value) && value >= 0)) {
     // not one of ours (counters and ids are unsigned 32/53-bit): the generic path
-    w.tag(field, LEN);
-    const kv = w.begin();
-    w.raw(key);
-    const v = w.begin();
-    writeAnyValue(w, value);
-    w.end(v);
-    w.end(kv);
+    slow(w, field, key, value);
     return;
   }
-  const valueSize = 1 + varintSize(value);
-  w.tag(field, LEN);
-  w.varint(key.length + 1 + valueSize);
-  w.raw(key);
-  w.varint(valueSize);
-  w.tag(3, VARINT);
+  const size = varintSize(value);
+  const kvLength = key.length + 2 + size; // key and value tag, AnyValue length, int tag, varint
+  if (kvLength > 0x7f) {
+    slow(w, field, key, value);
+    return;
+  }
+  w.ensure(kvLength + 2);
+  const buf = w.buf;
+  let pos = w.pos;
+  buf[pos++] = (field << 3) | LEN;
+  buf[pos++] = kvLength;
+  buf.set(key, pos);
+  pos += key.length;
+  buf[pos++] = size + 1;
+  buf[pos++] = (3 << 3) | VARINT;
+  w.pos = pos;
   w.varint(value);
 }
 

@@ -39,9 +39,12 @@ export function varintSize(v: number): number {
 export class ProtoWriter {
   buf: Buffer;
   pos = 0;
+  /** Over buf: DataView.setBigUint64 is several times faster than Buffer.writeBigUInt64LE. */
+  private view: DataView;
 
   constructor(size = 64 * 1024) {
     this.buf = Buffer.allocUnsafe(size);
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   }
 
   /** Makes room for `n` more bytes. */
@@ -52,6 +55,7 @@ export class ProtoWriter {
     const bigger = Buffer.allocUnsafe(size);
     this.buf.copy(bigger, 0, 0, this.pos);
     this.buf = bigger;
+    this.view = new DataView(bigger.buffer, bigger.byteOffset, bigger.byteLength);
   }
 
   /** The bytes written so far (a view: the writer must not be used afterwards). */
@@ -107,7 +111,7 @@ export class ProtoWriter {
   /** An unsigned 64-bit value, little-endian (fixed64: timestamps in ns). */
   fixed64(v: bigint): void {
     this.ensure(8);
-    this.buf.writeBigUInt64LE(v, this.pos);
+    this.view.setBigUint64(this.pos, v, true);
     this.pos += 8;
   }
 
@@ -119,24 +123,15 @@ export class ProtoWriter {
 
   double(v: number): void {
     this.ensure(8);
-    this.buf.writeDoubleLE(v, this.pos);
+    this.view.setFloat64(this.pos, v, true);
     this.pos += 8;
   }
 
   /** Bytes as they are (an already encoded part). */
   raw(bytes: Uint8Array): void {
-    const n = bytes.length;
-    this.ensure(n);
-    if (n > 64) {
-      this.buf.set(bytes, this.pos);
-      this.pos += n;
-      return;
-    }
-    // short parts (keys, ids): a loop beats the native call
-    const buf = this.buf;
-    let pos = this.pos;
-    for (let i = 0; i < n; i++) buf[pos++] = bytes[i] as number;
-    this.pos = pos;
+    this.ensure(bytes.length);
+    this.buf.set(bytes, this.pos);
+    this.pos += bytes.length;
   }
 
   /** Length-prefixed bytes. */
