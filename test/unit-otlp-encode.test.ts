@@ -18,6 +18,7 @@ import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace';
 import { resolveOtlpConfig } from '../src/otlp/config.ts';
 import { LogsEncoder, SpansEncoder } from '../src/otlp/encode.ts';
 import { nsToHrTime, toLogRecord } from '../src/otlp/mapping.ts';
+import { ProtoWriter, varintSize } from '../src/otlp/protobuf.ts';
 import { detectHost, tracerResource } from '../src/otlp/resources.ts';
 import { logContext, toConnectionSpan } from '../src/otlp/spans.ts';
 import type { ConnectionSpan } from '../src/otlp/spans.ts';
@@ -137,5 +138,48 @@ describe('SpansEncoder', () => {
     const [a, b] = [one(), one()];
     assert.equal(a.length, b.length);
     assert.ok(!a.equals(b), 'two random trace ids');
+  });
+});
+
+describe('ProtoWriter', () => {
+  it('writes varints of every size, and negative int64 as ten bytes', () => {
+    const cases: [number, string][] = [
+      [0, '00'],
+      [127, '7f'],
+      [128, '8001'],
+      [300, 'ac02'],
+      [2 ** 32, '8080808010'],
+      [2 ** 53 - 1, 'ffffffffffffff0f'],
+    ];
+    for (const [v, hex] of cases) {
+      const w = new ProtoWriter(1);
+      w.varint(v);
+      assert.equal(w.finish().toString('hex'), hex, `varint ${v}`);
+      assert.equal(varintSize(v), hex.length / 2, `varintSize ${v}`);
+    }
+    const w = new ProtoWriter(1);
+    w.int64(-1);
+    assert.equal(w.finish().toString('hex'), 'ffffffffffffffffff01');
+  });
+
+  it('fixes a length-delimited field up when its length needs fewer or more bytes than reserved, growing the buffer', () => {
+    const w = new ProtoWriter(4);
+    const small = w.begin(3);
+    w.raw(Buffer.from('abc'));
+    w.end(small);
+    const big = w.begin(1);
+    w.raw(Buffer.alloc(300, 7));
+    w.end(big);
+    const out = w.finish();
+    assert.equal(out.subarray(0, 4).toString('hex'), '03616263');
+    assert.equal(out.subarray(4, 6).toString('hex'), 'ac02');
+    assert.equal(out.length, 4 + 2 + 300);
+    assert.ok(out.subarray(6).every((b) => b === 7));
+  });
+
+  it('writes non-ASCII strings as UTF-8 with their byte length', () => {
+    const w = new ProtoWriter(2);
+    w.string('é☃');
+    assert.equal(w.finish().toString('hex'), '05c3a9e29883');
   });
 });
