@@ -35,7 +35,7 @@ export interface ScenarioPlan {
 
 const BURST_CONNECTIONS = 20_000;
 /** Connections per second offered in the paced scenario: 4 log records and 2 spans each. */
-export const PACED_RATES: readonly number[] = [2500, 5000, 10_000];
+export const PACED_RATES: readonly number[] = [2500, 5000, 10_000, 15_000, 20_000];
 
 /** What each scenario runs in this mode, given the configurations that can run. */
 export function scenarioPlans(full: boolean, usable: (c: ConfigName) => boolean, features: CliFeatures, names: readonly string[]): ScenarioPlan[] {
