@@ -125,6 +125,11 @@ q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 {
   echo "export TT_ROOT=$(q "$TREE") TT_OUT=$(q "$OUT") TT_KVER=$(q "$KVER") TT_MODULES=$(q "$MODDIR")"
   echo "export TT_GUEST_TIMEOUT=$((TIMEOUT > 240 ? TIMEOUT - 120 : TIMEOUT))"
+  # the OTLP export deadline: 10 s by default, 60 s in the VM. Under emulation an
+  # export of 512 spans to the tests' collector (in the same emulated machine)
+  # took longer than 10 s; the collector had taken it, so the retry sent it twice
+  # and the 20000-connection burst counted 40332 spans of 40000 (measured)
+  echo "export OTEL_EXPORTER_OTLP_TIMEOUT=$(q "${OTEL_EXPORTER_OTLP_TIMEOUT:-60000}")"
   for v in CI TCPTRACER_LIBBPF_DEBUG UV_USE_IO_URING ${TCPTRACER_VM_ENV:-}; do
     [ -z "${!v+x}" ] || echo "export $v=$(q "${!v}")"
   done
