@@ -33,6 +33,8 @@ main() {
   ln -sfn /proc/self/fd /dev/fd
   ip link set lo up
   hostname tt-vm
+  # a process killed by SIGSEGV, SIGILL, SIGABRT...: the kernel logs the signal and registers
+  echo 1 >/proc/sys/kernel/print-fatal-signals
 
   echo "tt-vm: Linux $(uname -r), $(nproc) CPUs, booted in $(cut -d' ' -f1 /proc/uptime) s"
   cd "$TT_ROOT"
@@ -48,8 +50,8 @@ main() {
   set -e
   echo "tt-vm: tests exited $rc at $(cut -d' ' -f1 /proc/uptime) s of uptime"
   # what the kernel said about crashed processes, warnings, oopses (quiet hides them)
-  dmesg | grep -E 'segfault|traps:|invalid opcode|general protection|BUG|WARNING|Oops|Call Trace|oom' |
-    sed 's/^/tt-vm: dmesg: /' | tail -50 || true
+  dmesg | grep -E -A14 'segfault|traps:|invalid opcode|general protection|BUG|WARNING|Oops|Call Trace|oom|unexpected fatal signal' |
+    sed 's/^/tt-vm: dmesg: /' | tail -120 || true
 }
 
 main

@@ -144,7 +144,7 @@ timeout --kill-after=20 "$TIMEOUT" qemu-system-x86_64 \
   -nodefaults -display none -no-reboot \
   -accel "$ACCEL" -cpu "$CPU" -smp 2 -m "$MEMORY" \
   -kernel "$VMLINUZ" -initrd "$RUN/initramfs.cpio.gz" \
-  -append "console=ttyS0 quiet panic=-1 rdinit=/init" \
+  -append "console=ttyS0 quiet panic=-1 rdinit=/init log_buf_len=8M" \
   -serial stdio \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
   -virtfs "local,path=$OUT,mount_tag=ttout,security_model=none" \
