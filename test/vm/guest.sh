@@ -49,6 +49,8 @@ main() {
   rc=$?
   set -e
   echo "tt-vm: tests exited $rc at $(cut -d' ' -f1 /proc/uptime) s of uptime"
+  # page reclaim: file pages (node's code among them, on 9p) dropped and faulted in again
+  echo "tt-vm: $(grep -E '^(pgmajfault|pgsteal_kswapd|pgsteal_direct|workingset_refault_file) ' /proc/vmstat | tr '\n' ' ')"
   # what the kernel said about crashed processes, warnings, oopses (quiet hides them)
   dmesg | grep -E -A14 'segfault|traps:|invalid opcode|general protection|BUG|WARNING|Oops|Call Trace|oom|unexpected fatal signal' |
     sed 's/^/tt-vm: dmesg: /' | tail -120 || true
