@@ -79,7 +79,7 @@ MODDIR=$(cd "$KDIR/pkg" && for d in lib/modules usr/lib/modules; do [ -d "$d/$KV
 VMLINUZ="$KDIR/pkg/boot/vmlinuz-$KVER"
 [ -f "$VMLINUZ" ] || die "no $VMLINUZ"
 
-# --- a run directory, shared read-write with the guest ----------------------
+# --- a run directory: the snapshot, the initramfs, out/ (shared read-write) ---
 RUN=$(mktemp -d "$CACHE/run.XXXXXX")
 qemu_pid=
 # shellcheck disable=SC2317 # (called by the trap)
@@ -95,8 +95,9 @@ mkdir -p "$OUT"
 # --- a snapshot of the checkout, which the guest runs ------------------------
 # The guest reads the host's / live (9p, cache=loose). A checkout that changes
 # during the run (npm install, a rebuild, an edit: another shell in the same
-# tree) made tracers in the guest fail ("Cannot find package", measured) or die
-# of SIGSEGV in mid-start; a copy (about 230 MB, 2 to 3 s) cannot change.
+# tree) made 6 of 7 tracer starts in the guest fail ("Cannot find package",
+# measured); a copy (about 230 MB, 2 to 3 s) cannot change. (The rarer SIGSEGVs
+# in mid-start were fewer with it, but not gone: issue 9.)
 TREE="$RUN/tree"
 mkdir -p "$TREE"
 tar -C "$ROOT" --exclude=./.git --exclude='./test/vm/.cache/*/*' -cf - . | tar -C "$TREE" -xf -
