@@ -26,6 +26,12 @@
  * Direction: the probe reports which end this host's socket is (event.role,
  * kept per socket from its connect or accept, so closes have it too): as client,
  * server = peer; as server, server = local.
+ *
+ * This module is the definition, in the SDK's terms (toLogRecord is what
+ * Logger.emit would take). The exporter does not build these objects: it
+ * writes the same fields straight from the event (src/otlp/encode-event.ts),
+ * and test/unit-otlp-encode.test.ts checks that the bytes are the ones the SDK
+ * writes for toLogRecord's records. Change both together.
  */
 import { SeverityNumber } from '@opentelemetry/api';
 import type { Attributes, Context, HrTime, LogRecord } from '@opentelemetry/api';

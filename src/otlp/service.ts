@@ -78,7 +78,7 @@ export interface OtlpSinkStats extends OtlpSignalStats {
   readonly logs: OtlpSignalStats | undefined;
   /** Spans; undefined when traces are not exported. */
   readonly traces: OtlpSignalStats | undefined;
-  /** Connections open now (remembered for their span). */
+  /** Connections open now (remembered for their span; 0 when traces are not exported). */
   readonly openConnections: number;
   /** Connections not remembered because the open-connection map was full (their span is still made at their close; none at shutdown). */
   readonly openOverflow: number;
