@@ -46,6 +46,7 @@ function events(): TcpEvent[] {
     tcpEvent({ type: 'close', ip: 6, role: 'server', saddr: '::1', daddr: '::1', end: 'fin', durationNs: 2 ** 33 }),
     tcpEvent({ comm: 'café-Ω ☃', pid: 2 ** 31 - 1, uid: 0, euid: 4294967294 }),
     tcpEvent({ comm: '', netns: 0, cgroupId: 2 ** 50 }),
+    tcpEvent({ type: 'close', end: 'fin', cgroupId: 2 ** 60 + 2 ** 20, bytesAcked: 2 ** 53 + 2, comm: 'x'.repeat(15), containerId: 'c'.repeat(200) }),
     tcpEvent({ comm: 'fifteen-chars-x', timeUnixNs: 1n }),
   ];
   // a batch as big as an export: lengths of three bytes and more
