@@ -6,8 +6,9 @@
  * yet -> {@link BoundedBatchProcessor} (bounded, counts drops) ->
  * {@link RetryingExporter} (backoff on retryable gRPC errors) -> the OTLP/gRPC
  * exporter (src/otlp/grpc.ts: the SDK's export delegate, requests encoded
- * from the items by src/otlp/encode.ts, partial successes counted). Whatever the collector does (absent, restarting, refusing, slow),
- * emit() never blocks or throws, memory stays bounded by the queue sizes and
+ * from the items by src/otlp/encode.ts, partial successes counted). Whatever
+ * the collector does (absent, restarting, refusing, slow), emit() never
+ * blocks or throws, memory stays bounded by the queue sizes and
  * the open-connection map, and every record and span not delivered is counted.
  *
  * The queues hold the events, not log records or spans: the processor has
