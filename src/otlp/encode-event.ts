@@ -6,8 +6,9 @@
  * writer, and test/unit-otlp-encode.test.ts checks that both give the same
  * bytes for every shape of event. Change both together.
  *
- * Each key's KeyValue prefix is encoded once, at load; constant KeyValues
- * (network.transport, network.type) are encoded whole.
+ * Each key's KeyValue prefix (protobuf.ts keyPrefix) is taken once, at
+ * load; constant KeyValues (network.transport, network.type) are encoded
+ * whole.
  */
 import {
   ATTR_CLIENT_ADDRESS,
@@ -42,63 +43,60 @@ import {
 import type { TcpEvent } from '../types.ts';
 import { errorType, logBody } from './mapping.ts';
 import type { EventTask } from './mapping.ts';
-import { LEN, ProtoWriter, VARINT, varintSize, writeAnyValue } from './protobuf.ts';
+import { keyPrefix, LEN, ProtoWriter, VARINT, varintSize, writeKeyValue } from './protobuf.ts';
 
-/** A KeyValue's bytes up to its value: key (field 1), the value's tag (field 2). */
-function prefix(key: string): Buffer {
-  const w = new ProtoWriter(key.length + 8);
-  w.tag(1, LEN);
-  w.string(key);
-  w.tag(2, LEN);
-  return Buffer.from(w.finish());
-}
-
-/** A whole KeyValue with a constant value. */
+/** A whole KeyValue with a constant value (without its field's tag). */
 function constant(key: string, value: string): Buffer {
   const w = new ProtoWriter(key.length + value.length + 16);
-  const kv = w.begin();
-  w.raw(prefix(key));
-  const v = w.begin();
-  writeAnyValue(w, value);
-  w.end(v);
-  w.end(kv);
+  writeKeyValue(w, keyPrefix(key), value);
   return Buffer.from(w.finish());
 }
 
 const TRANSPORT_TCP = constant(ATTR_NETWORK_TRANSPORT, NETWORK_TRANSPORT_VALUE_TCP);
 const TYPE_IPV4 = constant(ATTR_NETWORK_TYPE, NETWORK_TYPE_VALUE_IPV4);
 const TYPE_IPV6 = constant(ATTR_NETWORK_TYPE, NETWORK_TYPE_VALUE_IPV6);
-const LOCAL_ADDRESS = prefix(ATTR_NETWORK_LOCAL_ADDRESS);
-const LOCAL_PORT = prefix(ATTR_NETWORK_LOCAL_PORT);
-const PEER_ADDRESS = prefix(ATTR_NETWORK_PEER_ADDRESS);
-const PEER_PORT = prefix(ATTR_NETWORK_PEER_PORT);
-const PID = prefix(ATTR_PROCESS_PID);
-const EXECUTABLE_NAME = prefix(ATTR_PROCESS_EXECUTABLE_NAME);
-const USER_ID = prefix(ATTR_PROCESS_USER_ID);
-const REAL_USER_ID = prefix(ATTR_PROCESS_REAL_USER_ID);
-const THREAD_ID = prefix(ATTR_THREAD_ID);
-const NETNS_INODE = prefix(ATTR_TCPTRACER_NETNS_INODE);
-const CGROUP_ID = prefix(ATTR_TCPTRACER_CGROUP_ID);
-const CONTAINER_ID = prefix(ATTR_CONTAINER_ID);
-const POD_UID = prefix(ATTR_K8S_POD_UID);
-const CLIENT_ADDRESS = prefix(ATTR_CLIENT_ADDRESS);
-const CLIENT_PORT = prefix(ATTR_CLIENT_PORT);
-const SERVER_ADDRESS = prefix(ATTR_SERVER_ADDRESS);
-const SERVER_PORT = prefix(ATTR_SERVER_PORT);
-const DURATION_NS = prefix(ATTR_TCPTRACER_CONNECTION_DURATION_NS);
-const BYTES_ACKED = prefix(ATTR_TCPTRACER_CONNECTION_BYTES_ACKED);
-const BYTES_RECEIVED = prefix(ATTR_TCPTRACER_CONNECTION_BYTES_RECEIVED);
-const ERROR_TYPE = prefix(ATTR_ERROR_TYPE);
+const LOCAL_ADDRESS = keyPrefix(ATTR_NETWORK_LOCAL_ADDRESS);
+const LOCAL_PORT = keyPrefix(ATTR_NETWORK_LOCAL_PORT);
+const PEER_ADDRESS = keyPrefix(ATTR_NETWORK_PEER_ADDRESS);
+const PEER_PORT = keyPrefix(ATTR_NETWORK_PEER_PORT);
+const PID = keyPrefix(ATTR_PROCESS_PID);
+const EXECUTABLE_NAME = keyPrefix(ATTR_PROCESS_EXECUTABLE_NAME);
+const USER_ID = keyPrefix(ATTR_PROCESS_USER_ID);
+const REAL_USER_ID = keyPrefix(ATTR_PROCESS_REAL_USER_ID);
+const THREAD_ID = keyPrefix(ATTR_THREAD_ID);
+const NETNS_INODE = keyPrefix(ATTR_TCPTRACER_NETNS_INODE);
+const CGROUP_ID = keyPrefix(ATTR_TCPTRACER_CGROUP_ID);
+const CONTAINER_ID = keyPrefix(ATTR_CONTAINER_ID);
+const POD_UID = keyPrefix(ATTR_K8S_POD_UID);
+const CLIENT_ADDRESS = keyPrefix(ATTR_CLIENT_ADDRESS);
+const CLIENT_PORT = keyPrefix(ATTR_CLIENT_PORT);
+const SERVER_ADDRESS = keyPrefix(ATTR_SERVER_ADDRESS);
+const SERVER_PORT = keyPrefix(ATTR_SERVER_PORT);
+const DURATION_NS = keyPrefix(ATTR_TCPTRACER_CONNECTION_DURATION_NS);
+const BYTES_ACKED = keyPrefix(ATTR_TCPTRACER_CONNECTION_BYTES_ACKED);
+const BYTES_RECEIVED = keyPrefix(ATTR_TCPTRACER_CONNECTION_BYTES_RECEIVED);
+const ERROR_TYPE = keyPrefix(ATTR_ERROR_TYPE);
 
 /** The generic KeyValue writer, for values the fast paths below do not take. */
 function slow(w: ProtoWriter, field: number, key: Buffer, value: string | number): void {
   w.tag(field, LEN);
-  const kv = w.begin();
-  w.raw(key);
-  const v = w.begin();
-  writeAnyValue(w, value);
-  w.end(v);
-  w.end(kv);
+  writeKeyValue(w, key, value);
+}
+
+/**
+ * The head of a KeyValue in `field` whose lengths all fit in one byte, up to
+ * its value's bytes: tag, length, the key's prefix, the AnyValue's length and
+ * the value's tag. Room for it must be ensured. Returns the position after it.
+ */
+function head(buf: Buffer, pos: number, field: number, key: Buffer, kvLength: number, valueTag: number, anyValueLength: number): number {
+  let at = pos;
+  buf[at++] = (field << 3) | LEN;
+  buf[at++] = kvLength;
+  buf.set(key, at);
+  at += key.length;
+  buf[at++] = anyValueLength;
+  buf[at++] = valueTag;
+  return at;
 }
 
 /**
@@ -116,13 +114,7 @@ function str(w: ProtoWriter, field: number, key: Buffer, value: string): void {
   w.ensure(kvLength + 2);
   const buf = w.buf;
   const start = w.pos;
-  let pos = start;
-  buf[pos++] = (field << 3) | LEN;
-  buf[pos++] = kvLength;
-  buf.set(key, pos);
-  pos += key.length;
-  buf[pos++] = n + 2;
-  buf[pos++] = 0x0a;
+  let pos = head(buf, start, field, key, kvLength, (1 << 3) | LEN, n + 2);
   buf[pos++] = n;
   for (let i = 0; i < n; i++) {
     const c = value.charCodeAt(i);
@@ -150,15 +142,7 @@ function int(w: ProtoWriter, field: number, key: Buffer, value: number): void {
     return;
   }
   w.ensure(kvLength + 2);
-  const buf = w.buf;
-  let pos = w.pos;
-  buf[pos++] = (field << 3) | LEN;
-  buf[pos++] = kvLength;
-  buf.set(key, pos);
-  pos += key.length;
-  buf[pos++] = size + 1;
-  buf[pos++] = (3 << 3) | VARINT;
-  w.pos = pos;
+  w.pos = head(w.buf, w.pos, field, key, kvLength, (3 << 3) | VARINT, size + 1);
   w.varint(value);
 }
 

@@ -122,29 +122,35 @@ function encodeRequest<T extends { readonly resource: Resource }>(
   return w.finish();
 }
 
-/** Encodes ExportLogsServiceRequests for one scope. */
-export class LogsEncoder {
+/** Encodes one kind of Export*ServiceRequest for one scope. */
+class RequestEncoder<T extends { readonly resource: Resource }> {
   private readonly scope: Buffer;
+  private readonly bytesPerItem: number;
+  private readonly writeItem: (w: ProtoWriter, item: T) => void;
 
-  constructor(scope: Scope) {
+  /** @param bytesPerItem what to reserve per item (an estimate: the buffer grows if needed) */
+  constructor(scope: Scope, bytesPerItem: number, writeItem: (w: ProtoWriter, item: T) => void) {
     this.scope = encodedScope(scope);
+    this.bytesPerItem = bytesPerItem;
+    this.writeItem = writeItem;
   }
 
-  encode(items: readonly LogItem[]): Buffer {
-    return encodeRequest(items, this.scope, 720, writeLogRecord);
+  encode(items: readonly T[]): Buffer {
+    return encodeRequest(items, this.scope, this.bytesPerItem, this.writeItem);
+  }
+}
+
+/** Encodes ExportLogsServiceRequests for one scope. */
+export class LogsEncoder extends RequestEncoder<LogItem> {
+  constructor(scope: Scope) {
+    super(scope, 720, writeLogRecord);
   }
 }
 
 /** Encodes ExportTraceServiceRequests for one scope. */
-export class SpansEncoder {
-  private readonly scope: Buffer;
-
+export class SpansEncoder extends RequestEncoder<SpanItem> {
   constructor(scope: Scope) {
-    this.scope = encodedScope(scope);
-  }
-
-  encode(items: readonly SpanItem[]): Buffer {
-    return encodeRequest(items, this.scope, 800, writeSpan);
+    super(scope, 800, writeSpan);
   }
 }
 

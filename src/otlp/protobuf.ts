@@ -210,10 +210,10 @@ export class ProtoWriter {
   }
 }
 
-/** A KeyValue's bytes up to its value's length: key (field 1), then the value's tag (field 2). */
+/** A KeyValue's bytes up to its value's length: key (field 1), then the value's tag (field 2); cached per key. */
 const keyPrefixes = new Map<string, Buffer>();
 
-function keyPrefix(key: string): Buffer {
+export function keyPrefix(key: string): Buffer {
   let prefix = keyPrefixes.get(key);
   if (prefix === undefined) {
     const w = new ProtoWriter(key.length * 3 + 16);
@@ -287,11 +287,16 @@ export function writeAttributes(w: ProtoWriter, attributes: Readonly<Record<stri
     const value = attributes[key];
     if (skipUndefined ? value === undefined || value === null : !Object.hasOwn(attributes, key)) continue;
     w.tag(field, LEN);
-    const kv = w.begin();
-    w.raw(keyPrefix(key));
-    const v = w.begin();
-    writeAnyValue(w, value);
-    w.end(v);
-    w.end(kv);
+    writeKeyValue(w, keyPrefix(key), value);
   }
+}
+
+/** One KeyValue, length-prefixed (its field's tag is the caller's): `prefix` ({@link keyPrefix}), then the value. */
+export function writeKeyValue(w: ProtoWriter, prefix: Buffer, value: unknown): void {
+  const kv = w.begin();
+  w.raw(prefix);
+  const v = w.begin();
+  writeAnyValue(w, value);
+  w.end(v);
+  w.end(kv);
 }
