@@ -57,7 +57,11 @@ for t in "${tests[@]}"; do
   [ -f "$t" ] || die "no such test file: $t"
 done
 
-# --- host tools -------------------------------------------------------------
+# --- host tools and the kernel package: one run.sh at a time ------------------
+# (npm test boots its kernels at once; apt and dpkg take their locks or fail)
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.lock"
+flock 9
 need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; } || need+=(busybox-static)
@@ -80,6 +84,7 @@ if [ ! -e "$KDIR/.unpacked" ]; then
   depmod -b "$KDIR/pkg" "$KVER"
   touch "$KDIR/.unpacked"
 fi
+exec 9>&- # closing it releases the lock
 MODDIR=$(cd "$KDIR/pkg" && for d in lib/modules usr/lib/modules; do [ -d "$d/$KVER" ] && realpath "$d/$KVER" && break; done)
 [ -n "$MODDIR" ] || die "no modules for $KVER in $KDIR/pkg"
 VMLINUZ="$KDIR/pkg/boot/vmlinuz-$KVER"
