@@ -35,9 +35,10 @@ CPU=${TCPTRACER_VM_CPU:-max}
 # One host thread runs both vCPUs in turn (thread=single). With thread=multi
 # (a host thread per vCPU) node died of SIGSEGV, RIP in unmapped memory, in
 # about 1 of 80 starts, in pure JavaScript too (1 of 160 starts that only
-# import the OTLP modules: no BPF, no addon), never on the host: a race of the
-# emulator's, which cannot happen when the vCPUs never run at once. The cost:
-# about twice the time in CPU-bound parts (issue 9 has the measurements).
+# import the OTLP modules: no BPF, no addon), never on the host: a race
+# between the emulated CPUs (the emulator's, or one its timing exposes), which
+# cannot show while they never run at once. The cost: about twice the time in
+# CPU-bound parts (the README's "Tests" has the measurements).
 ACCEL=${TCPTRACER_VM_ACCEL:-tcg,thread=single}
 CACHE="$ROOT/test/vm/.cache"
 log() { echo "vm: $*" >&2; }
