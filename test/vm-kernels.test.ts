@@ -19,8 +19,8 @@ import { ROOT } from './helpers/kernel.ts';
 
 /**
  * Debian's kernels the suite runs on by default: Debian 12's 6.1 LTS and the
- * 6.12 line (bookworm-backports, Debian 13's kernel), the two Debian's registry
- * offers here, each the newest package of its line. TCPTRACER_VM_KERNELS names
+ * 6.12 line (Debian 13's, here as Debian 12's backport), the two lines Debian's
+ * registry offers here, each its newest package. TCPTRACER_VM_KERNELS names
  * others, or none.
  */
 const DEFAULT_KERNELS = ['6.1.0-57-amd64', '6.12.117+deb12-amd64'];
