@@ -33,8 +33,8 @@ TIMEOUT=${TCPTRACER_VM_TIMEOUT:-3600}
 MEMORY=${TCPTRACER_VM_MEMORY:-4G}
 CPU=${TCPTRACER_VM_CPU:-max}
 # One host thread runs both vCPUs in turn (thread=single). With thread=multi
-# (a host thread per vCPU) node died of SIGSEGV, RIP in unmapped memory, in
-# about 1 of 80 starts, in pure JavaScript too (1 of 160 starts that only
+# (a host thread per vCPU) node died of SIGSEGV, RIP in unreadable memory, in
+# 1 of 90 tracer starts, in pure JavaScript too (1 of 160 starts that only
 # import the OTLP modules: no BPF, no addon), never on the host: a race
 # between the emulated CPUs (the emulator's, or one its timing exposes), which
 # cannot show while they never run at once. The cost: about twice the time in
