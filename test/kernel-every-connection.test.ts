@@ -5,26 +5,42 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { kernelSuite, NetNs, sh, startPeer, startTracer, type JsonEvent, type Peer } from './helpers/kernel.ts';
+import { kernelSuite, NetNs, sh, startPeer, startTracer, within, type JsonEvent, type Peer } from './helpers/kernel.ts';
 
 const suite = kernelSuite();
 
 /**
  * `n` connections from a client that resets each one (SO_LINGER 0) while the
  * server is stopped (SIGSTOP), so none is accepted before its reset; then the
- * server runs again and accepts them all. Returns the peers and the client's
- * local ports.
+ * server runs again and accepts every one that is queued. Returns the peers,
+ * the client's local ports and how many were queued.
+ *
+ * Queued is n, less the connections whose RST reached the server before the
+ * handshake's last ACK did: over loopback each segment waits in the backlog
+ * of the CPU that sent it, so when the client runs on another CPU by the time
+ * it resets, the RST can overtake the ACK. The server then drops the half-open
+ * connection (counted as TcpExt:EmbryonicRsts) and never has a socket for it:
+ * nothing to accept, nothing for the tracer to report on that side. Measured
+ * in a 6.1 VM under emulation with the tracer attached: 1 of 2000 in 2 of 9
+ * bursts (the server then waited forever for its 2000th); never seen on the
+ * host. The two counts together must make n.
  */
-async function resetBeforeAccept(ns: NetNs, addr: string, port: number, n: number, names: [string, string]): Promise<{ server: Peer; client: Peer; ports: number[] }> {
-  const server = await startPeer(ns, ['server', addr, String(port), String(n), names[0]]);
+async function resetBeforeAccept(ns: NetNs, addr: string, port: number, n: number, names: [string, string]): Promise<{ server: Peer; client: Peer; ports: number[]; queued: number }> {
+  const server = await startPeer(ns, ['server', addr, String(port), '-', names[0]]);
   process.kill(server.pid, 'SIGSTOP');
+  const embryonic = (): number => ns.counters().get('TcpExt:EmbryonicRsts') ?? NaN;
+  const embryonicBefore = embryonic();
   const client = await startPeer(ns, ['client', addr, String(port), String(n), names[1], '1', 'reset']);
   const ports: number[] = [];
   for (let i = 0; i < n; i++) ports.push(Number((await client.line()).split(' ')[1]));
-  assert.equal(await client.exited, 0);
+  assert.equal(await within(client.exited, 60_000, 'the client\'s exit'), 0);
+  const queued = ns.acceptQueue(port);
+  const overtaken = embryonic() - embryonicBefore;
+  assert.equal(queued + overtaken, n, `${queued} queued to be accepted and ${overtaken} reset before their handshake completed make all ${n}`);
+  server.child.stdin?.end(`${queued}\n`);
   process.kill(server.pid, 'SIGCONT');
-  assert.equal(await server.exited, 0, 'the server accepted every reset connection');
-  return { server, client, ports };
+  assert.equal(await within(server.exited, 120_000, `the server's exit after accepting ${queued}`), 0, 'the server accepted every queued connection');
+  return { server, client, ports, queued };
 }
 
 const byType = (events: JsonEvent[], type: JsonEvent['type'], pid: number): JsonEvent[] =>
@@ -40,21 +56,23 @@ describe('kernel: every connection, exactly', suite, () => {
   });
 
   for (const [ip, addr] of [[4, '127.0.0.1'], [6, '::1']] as const) {
-    test(`IPv${ip}: 20 connections reset before accept: 20 C, 20 A, 40 X, tuples from establishment`, async () => {
+    test(`IPv${ip}: 20 connections reset before accept: a C and an X each, an A and an X for each one queued, tuples from establishment`, async () => {
       const tracer = await startTracer(['-N', String(ns.inode)]);
       const port = 7400 + ip;
-      const { server, client, ports } = await resetBeforeAccept(ns, addr, port, 20, [`tt-hc-srv${ip}`, `tt-hc-cli${ip}`]);
+      const { server, client, ports, queued } = await resetBeforeAccept(ns, addr, port, 20, [`tt-hc-srv${ip}`, `tt-hc-cli${ip}`]);
       const { events, stderr, code } = await tracer.stop();
       assert.equal(code, 0, stderr);
       const c = byType(events, 'connect', client.pid);
       const a = byType(events, 'accept', server.pid);
       const xc = byType(events, 'close', client.pid);
       const xs = byType(events, 'close', server.pid);
-      assert.deepEqual([c.length, a.length, xc.length, xs.length, events.length], [20, 20, 20, 20, 80], JSON.stringify(events));
+      assert.deepEqual([c.length, a.length, xc.length, xs.length, events.length], [20, queued, 20, queued, 40 + 2 * queued], JSON.stringify(events));
       const sorted = [...ports].sort((p, q) => p - q);
       const tuple = (e: JsonEvent): string => `${e.ip} ${e.saddr}:${e.sport} ${e.daddr}:${e.dport} ${e.comm} ${e.role}`;
       assert.deepEqual(c.map((e) => e.sport).sort((p, q) => p - q), sorted);
-      assert.deepEqual(a.map((e) => e.dport).sort((p, q) => p - q), sorted, 'accepts carry the client ports seen at establishment');
+      const accepted = a.map((e) => e.dport);
+      assert.equal(new Set(accepted).size, queued, 'one accept per queued connection');
+      for (const p of accepted) assert.ok(ports.includes(p), `accepts carry the client ports seen at establishment: ${p}`);
       for (const e of [...c, ...xc]) assert.equal(tuple(e), `${ip} ${addr}:${e.sport} ${addr}:${port} tt-hc-cli${ip} client`);
       for (const e of [...a, ...xs]) assert.equal(tuple(e), `${ip} ${addr}:${port} ${addr}:${e.dport} tt-hc-srv${ip} server`);
       for (const x of xc) assert.deepEqual([x.end, x.error], ['reset', undefined], 'the client sent the RST: no error on its side');
@@ -69,15 +87,16 @@ describe('kernel: every connection, exactly', suite, () => {
     });
   }
 
-  test('a burst of 2000 connections reset before accept arrives complete', async () => {
+  test('a burst of 2000 connections reset before accept arrives complete', async (t) => {
     const n = 2000;
     const tracer = await startTracer(['-N', String(ns.inode)]);
-    const { server, client } = await resetBeforeAccept(ns, '127.0.0.1', 7410, n, ['tt-hcb-srv', 'tt-hcb-cli']);
+    const { server, client, queued } = await resetBeforeAccept(ns, '127.0.0.1', 7410, n, ['tt-hcb-srv', 'tt-hcb-cli']);
+    t.diagnostic(`${queued} of ${n} queued for accept, ${n - queued} reset before their handshake completed`);
     const { events, stderr } = await tracer.stop();
     assert.deepEqual(
       [byType(events, 'connect', client.pid).length, byType(events, 'accept', server.pid).length,
         byType(events, 'close', client.pid).length, byType(events, 'close', server.pid).length],
-      [n, n, n, n],
+      [n, queued, n, queued],
     );
     assert.doesNotMatch(stderr, /lost|untracked|skipped/);
   });

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { SPAN_KIND, STATUS_CODE, TestCollector, type ReceivedLogRecord, type ReceivedSpan } from './fixtures/otlp-collector.ts';
-import { kernelSuite, NetNs, startPeer, startTracer, type TracerRun } from './helpers/kernel.ts';
+import { kernelSuite, NetNs, startPeer, startTracer, within, type TracerRun } from './helpers/kernel.ts';
 
 const suite = kernelSuite();
 
@@ -46,8 +46,8 @@ describe('kernel: connections as spans across two hosts', suite, () => {
   async function connectAtoB(addr: string, port: number, names: [string, string], reset = false): Promise<{ client: number; server: number }> {
     const server = await startPeer(hostB, ['server', addr, String(port), '1', names[0]]);
     const client = await startPeer(hostA, ['client', addr, String(port), '1', names[1], '1', ...(reset ? ['reset'] : [])]);
-    assert.equal(await client.exited, 0);
-    assert.equal(await server.exited, 0);
+    assert.equal(await within(client.exited, 60_000, 'the client\'s exit'), 0);
+    assert.equal(await within(server.exited, 60_000, 'the server\'s exit'), 0);
     return { client: client.pid, server: server.pid };
   }
 

@@ -99,6 +99,27 @@ export class NetNs {
     spawnSync('ip', ['netns', 'delete', this.name]);
   }
 
+  /** This namespace's TCP counters (/proc/net/snmp and /proc/net/netstat), e.g. "TcpExt:EmbryonicRsts". */
+  counters(): Map<string, number> {
+    const lines = sh('ip', ['netns', 'exec', this.name, 'cat', '/proc/net/snmp', '/proc/net/netstat']).split('\n');
+    const out = new Map<string, number>();
+    // each group is a line of names and a line of values, both led by "Group:"
+    for (let i = 0; i + 1 < lines.length; i += 2) {
+      const [group, ...names] = lines[i]!.split(' ');
+      const values = lines[i + 1]!.split(' ').slice(1);
+      names.forEach((name, j) => out.set(`${group}${name}`, Number(values[j])));
+    }
+    return out;
+  }
+
+  /** Connections waiting to be accepted on the TCP listener on `port` (a listener's Recv-Q in ss). */
+  acceptQueue(port: number): number {
+    const [line = '', ...more] = sh('ip', ['netns', 'exec', this.name, 'ss', '-Hltn', `sport = :${port}`]).trim().split('\n');
+    const queued = Number(line.split(/\s+/)[1]);
+    if (more.length || !Number.isInteger(queued)) throw new Error(`no single listener on port ${port}: ${line}`);
+    return queued;
+  }
+
   /**
    * A veth link from this namespace to `other`, both ends up, with these
    * addresses (CIDR, IPv4 or IPv6): two "hosts" that reach each other.
@@ -219,7 +240,10 @@ export async function startTracer(flags: string[], opts: { json?: boolean; env?:
     stderr: () => stderr,
     async stop(signal: NodeJS.Signals = 'SIGINT') {
       child.kill(signal);
-      const code = await exited;
+      const code = await within(exited, 180_000, `the tracer's exit after ${signal}`).catch((e: unknown) => {
+        child.kill('SIGKILL');
+        throw new Error(`${(e as Error).message}; its stderr: ${stderr}`);
+      });
       const events = stdout
         .split('\n')
         .filter((l) => l.trim())
@@ -237,6 +261,19 @@ export async function startTracer(flags: string[], opts: { json?: boolean; env?:
 export function lostEvents(stderr: string): number | undefined {
   const last = [...stderr.matchAll(/tcptracer: (\d+) events lost \(ring buffer full\)/g)].at(-1);
   return last ? Number(last[1]) : undefined;
+}
+
+/** `p`, or an error naming `what` after `ms`: a wait in a test that cannot hang. */
+export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => { reject(new Error(`${what}: not within ${ms / 1000} s`)); }, ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Run a command and return {code, stdout, stderr}. */
