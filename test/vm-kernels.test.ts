@@ -53,7 +53,7 @@ if (kernels.length === 0) test('kernel tests in a VM', { skip: reason ?? true },
 /** Boots one kernel with run.sh and passes when every kernel test passed there. */
 async function runInVm(t: TestContext, kernel: string): Promise<void> {
   const started = Date.now();
-  const child = spawn(`${ROOT}test/vm/run.sh`, ['--test-timeout=900000'], {
+  const child = spawn(`${ROOT}test/vm/run.sh`, [], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {

@@ -10,7 +10,7 @@
 #
 # Arguments: node --test options (before the files), then test files relative
 # to the checkout; the guest runs
-#   node --test --test-concurrency=1 --test-timeout=300000 [OPTIONS] FILES
+#   node --test --test-concurrency=1 --test-timeout=900000 [OPTIONS] FILES
 #
 # Environment: TCPTRACER_VM_KERNEL (default 6.1.0-57-amd64: Debian 12's 6.1),
 # TCPTRACER_VM_TIMEOUT (seconds for the whole VM, default 3600),
