@@ -11,7 +11,7 @@
           "inputs": ["bpf/tcptracer.bpf.c", "bpf/tcptracer.h", "bpf/kernel_types.h"],
           "outputs": ["<(PRODUCT_DIR)/tcptracer.bpf.o"],
           "action": [
-            "clang", "-g", "-O2", "-target", "bpf", "-Wall", "-Werror",
+            "clang", "-g", "-O2", "-target", "bpf", "-mcpu=v3", "-Wall", "-Werror",
             "-I<!(gcc -print-multiarch | sed 's|^|/usr/include/|')",
             "-c", "bpf/tcptracer.bpf.c", "-o", "<(PRODUCT_DIR)/tcptracer.bpf.o"
           ]

@@ -32,11 +32,42 @@
  *            waits to be accepted keeps its state (the kernel still hands it to
  *            accept()): its accept emits A, then its X with the time and error of
  *            the reset. One that is never accepted is freed silently at destruction.
+ *            One accept() takes before that transition ran (it is queued first;
+ *            TCP Fast Open queues it at the SYN) is begun from the socket there.
  *   close:   one X per connection that had a C or an A, at the first of
  *            ESTABLISHED/CLOSE_WAIT -> FIN_WAIT1/LAST_ACK (close() or shutdown(),
  *            always in the closing task: that task is reported), -> CLOSE (reset
  *            or abort, possibly in softirq: the owner is reported), or the
  *            socket's destruction; the X says which (enum tcptracer_end).
+ *
+ * Concurrency. The socket handlers run wherever the kernel changes the socket:
+ * in the task that calls connect(), close(), shutdown() or exits, or in softirq
+ * on whichever CPU received the segment. All of them hold the socket's lock
+ * (lock_sock, or bh_lock_sock in softirq; a segment that finds the socket owned
+ * by a task waits in its backlog and is processed when the task releases it), so
+ * for one socket they never overlap: a connect's CLOSE->SYN_SENT and its own
+ * failure, an established connection's close and a reset, a close and the
+ * destruction that follows, the last close of a socket shared by threads or
+ * processes (only the last file reference closes it). The one handler that
+ * holds no lock is accept()'s exit: it runs after the socket left the listener's
+ * queue, in the accepting task, on any CPU, while a reset (or, before it, the
+ * SYN_RECV->ESTABLISHED transition) may run on another CPU for the same socket.
+ *
+ * So each socket's `phase` changes only by compare-and-swap, and each event has
+ * exactly one owner, the handler whose swap succeeded:
+ *   C  SYN_SENT->ESTABLISHED (CONNECTING -> OPEN; locked, nothing races it).
+ *   A  accept()'s exit, after ACCEPT_WAIT -> ACCEPTING (or ENDED_QUEUED -> DONE).
+ *   X  the ending handler that swaps OPEN -> DONE; or, when the connection ended
+ *      before its A was out, accept()'s exit: the ending records when and how it
+ *      ended and swaps ACCEPT_WAIT -> ENDED_QUEUED or ACCEPTING -> ENDED_ACCEPTING,
+ *      and accept()'s exit, finding that phase when it swaps on, emits the X.
+ *   F  the ending handler that swaps CONNECTING -> DONE (--failed).
+ * A loser looks at the phase it lost to and acts on that instead; the A always
+ * goes into the ring buffer before the X of the same connection. The entry is
+ * deleted by the handler that made it DONE; the map frees deleted entries only
+ * after an RCU grace period, so a handler still holding one reads valid memory.
+ * Not seen: a socket that another thread closes before accept() has returned its
+ * fd (its destruction frees it as never accepted).
  *
  * Initial sequence numbers: at SYN_SENT->ESTABLISHED (tcp_rcv_synsent_state_process,
  * after tcp_ack) and at SYN_RECV->ESTABLISHED (the child made by
@@ -106,11 +137,19 @@ struct {
 	__type(value, __u64);
 } mount_ns_set SEC(".maps");
 
+/*
+ * Where a connection is, per socket; see "Concurrency" at the top. Every change
+ * of phase is a compare-and-swap: the handler whose swap succeeds owns what
+ * that change emits, and no other handler emits it.
+ */
 enum phase {
-	PHASE_CONNECTING = 1, /* SYN_SENT: task known, not established yet */
-	PHASE_ACCEPT_WAIT = 2, /* passive, established, not accepted yet */
-	PHASE_OPEN = 3, /* C or A emitted; X pending */
-	PHASE_ACCEPT_RESET = 4, /* passive, reset before accept(): A and X pending */
+	PHASE_CONNECTING = 1,     /* SYN_SENT: task known, not established yet */
+	PHASE_ACCEPT_WAIT = 2,    /* passive, established, not accepted yet */
+	PHASE_ACCEPTING = 3,      /* accept()'s exit is emitting the A */
+	PHASE_OPEN = 4,           /* C or A emitted; X pending: the ending that claims it emits it */
+	PHASE_ENDED_QUEUED = 5,   /* ended before accept() took it: A and X pending */
+	PHASE_ENDED_ACCEPTING = 6, /* ended while accept()'s exit emitted the A: it emits the X too */
+	PHASE_DONE = 7,           /* claimed for the last time; the entry is being deleted */
 };
 
 struct task_info {
@@ -125,19 +164,19 @@ struct task_info {
 struct sock_state {
 	struct task_info owner;
 	__u64 established_ns;
-	__u64 closed_ns; /* PHASE_ACCEPT_RESET: when the reset came */
+	__u64 closed_ns; /* PHASE_ENDED_*: when it ended */
 	__u8 saddr[16];
 	__u8 daddr[16];
+	__u32 phase;     /* enum phase: changed only by compare-and-swap */
 	__u16 sport;
 	__u16 dport;
 	__u16 family;
-	__u8 phase;
 	__u8 role; /* enum tcptracer_role */
+	__u8 end;    /* PHASE_ENDED_*: how it ended */
 	__u32 netns;
 	__u32 local_isn;
 	__u32 peer_isn;
-	__u16 error; /* PHASE_ACCEPT_RESET: sk_err at the reset */
-	__u8 end;    /* PHASE_ACCEPT_RESET: how it ended */
+	__u16 error; /* PHASE_ENDED_*: its error */
 };
 
 struct {
@@ -208,7 +247,8 @@ static __always_inline bool is_v4_mapped(const __u8 *a)
 }
 
 /*
- * Copy the tuple from the socket. An AF_INET6 socket talking to an
+ * Copy the tuple from the socket (read through the helper: accept()'s exit has
+ * an untyped pointer to it, not the tracepoints' BTF one). An AF_INET6 socket talking to an
  * IPv4-mapped address (::ffff:a.b.c.d) speaks IPv4 on the wire: report it as
  * AF_INET with the IPv4 addresses, so -4/-6 and the IP column say what the
  * network sees.
@@ -216,8 +256,8 @@ static __always_inline bool is_v4_mapped(const __u8 *a)
 static __always_inline void copy_tuple(struct sock_state *s, const struct sock *sk)
 {
 	s->sport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
-	s->dport = bpf_ntohs(sk->__sk_common.skc_dport);
-	if (sk->__sk_common.skc_family == AF_INET6) {
+	s->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (BPF_CORE_READ(sk, __sk_common.skc_family) == AF_INET6) {
 		BPF_CORE_READ_INTO(&s->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
 		BPF_CORE_READ_INTO(&s->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
 		if (!is_v4_mapped(s->saddr) || !is_v4_mapped(s->daddr)) {
@@ -228,8 +268,8 @@ static __always_inline void copy_tuple(struct sock_state *s, const struct sock *
 	s->family = AF_INET;
 	__builtin_memset(s->saddr, 0, 16);
 	__builtin_memset(s->daddr, 0, 16);
-	*(__be32 *)s->saddr = sk->__sk_common.skc_rcv_saddr;
-	*(__be32 *)s->daddr = sk->__sk_common.skc_daddr;
+	*(__be32 *)s->saddr = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+	*(__be32 *)s->daddr = BPF_CORE_READ(sk, __sk_common.skc_daddr);
 }
 
 static __always_inline bool family_selected(__u16 family)
@@ -331,49 +371,135 @@ static __always_inline __u16 sock_error(const struct sock *sk)
 	return (__u16)(err ? err : BPF_CORE_READ(sk, sk_err_soft));
 }
 
+/* Move the phase from `from` to `to`; returns what it was (`from`: this handler won). */
+static __always_inline __u32 claim(struct sock_state *s, __u32 from, __u32 to)
+{
+	return __sync_val_compare_and_swap(&s->phase, from, to);
+}
+
+/* How a connection ended, for the handler that will emit its X later. */
+static __always_inline void record_end(struct sock_state *s, __u64 now, __u8 end, __u16 error)
+{
+	s->closed_ns = now;
+	s->end = end;
+	s->error = error;
+}
+
 /*
  * A transition that ends the connection: emit its X once (the current task if
- * it is the closing one, else the owner) and forget the socket. A connection
- * reset before accept() keeps its state for the accept; a failed connect is an
- * F with --failed.
+ * it is the closing one, else the owner) and forget the socket; or, when
+ * accept() has not emitted the A yet, leave the X to it. A failed connect is
+ * an F with --failed.
+ *
+ * Each pass either wins a claim and returns, or loses it because another
+ * handler moved the phase on, and looks again at the phase it moved to. While
+ * a socket is being ended, the others can move it on at most three times
+ * (ACCEPT_WAIT -> ACCEPTING -> OPEN -> DONE), so the fourth pass always finds
+ * a phase it can act on or must leave alone.
  */
 static __always_inline void close_conn(__u64 key, const struct sock *sk, bool in_closing_task, __u8 end)
 {
 	struct sock_state *s = bpf_map_lookup_elem(&socks, &key);
 	struct task_info closer;
 	__u16 error;
+	__u64 now;
+	__u32 phase;
 
 	if (!s)
 		return;
 	error = end == TCPTRACER_END_FIN ? 0 : sock_error(sk);
-	switch (s->phase) {
-	case PHASE_OPEN:
-		if (in_closing_task) {
-			current_task(&closer);
-			emit(s, &closer, TCPTRACER_CLOSE, sk, bpf_ktime_get_ns(), end, error);
-		} else {
-			emit(s, &s->owner, TCPTRACER_CLOSE, sk, bpf_ktime_get_ns(), end, error);
-		}
-		break;
-	case PHASE_ACCEPT_WAIT:
-		if (end == TCPTRACER_END_RESET) {
-			s->phase = PHASE_ACCEPT_RESET;
-			s->closed_ns = bpf_ktime_get_ns();
-			s->end = end;
-			s->error = error;
+	now = bpf_ktime_get_ns();
+	phase = s->phase;
+	for (int pass = 0; pass < 4; pass++) {
+		switch (phase) {
+		case PHASE_OPEN:
+			phase = claim(s, PHASE_OPEN, PHASE_DONE);
+			if (phase != PHASE_OPEN)
+				continue;
+			if (in_closing_task) {
+				current_task(&closer);
+				emit(s, &closer, TCPTRACER_CLOSE, sk, now, end, error);
+			} else {
+				emit(s, &s->owner, TCPTRACER_CLOSE, sk, now, end, error);
+			}
+			bpf_map_delete_elem(&socks, &key);
+			return;
+		case PHASE_ACCEPT_WAIT:
+			if (end == TCPTRACER_END_DESTROYED) {
+				/* never accepted: nothing to report */
+				phase = claim(s, PHASE_ACCEPT_WAIT, PHASE_DONE);
+				if (phase != PHASE_ACCEPT_WAIT)
+					continue;
+				bpf_map_delete_elem(&socks, &key);
+				return;
+			}
+			/* reset while queued: the kernel still hands it to accept() */
+			record_end(s, now, end, error);
+			phase = claim(s, PHASE_ACCEPT_WAIT, PHASE_ENDED_QUEUED);
+			if (phase != PHASE_ACCEPT_WAIT)
+				continue;
+			return;
+		case PHASE_ACCEPTING:
+			record_end(s, now, end, error);
+			phase = claim(s, PHASE_ACCEPTING, PHASE_ENDED_ACCEPTING);
+			if (phase != PHASE_ACCEPTING)
+				continue;
+			return;
+		case PHASE_ENDED_QUEUED:
+			/* destroyed with the listener, never accepted */
+			if (end != TCPTRACER_END_DESTROYED)
+				return;
+			phase = claim(s, PHASE_ENDED_QUEUED, PHASE_DONE);
+			if (phase != PHASE_ENDED_QUEUED)
+				continue;
+			bpf_map_delete_elem(&socks, &key);
+			return;
+		case PHASE_CONNECTING:
+			phase = claim(s, PHASE_CONNECTING, PHASE_DONE);
+			if (phase != PHASE_CONNECTING)
+				continue;
+			if (cfg.report_failed && end == TCPTRACER_END_RESET) {
+				copy_tuple(s, sk);
+				if (family_selected(s->family))
+					emit(s, &s->owner, TCPTRACER_FAILED, sk, now, 0, error);
+			}
+			/* a reconnect starts afresh */
+			bpf_map_delete_elem(&socks, &key);
+			return;
+		default:
+			/* PHASE_ENDED_ACCEPTING, PHASE_DONE: another handler emits */
 			return;
 		}
-		break;
-	case PHASE_CONNECTING:
-		if (cfg.report_failed && end == TCPTRACER_END_RESET) {
-			copy_tuple(s, sk);
-			if (family_selected(s->family))
-				emit(s, &s->owner, TCPTRACER_FAILED, sk, bpf_ktime_get_ns(), 0, error);
-		}
-		break;
 	}
-	/* Nothing more to report for this connection; a reconnect starts afresh. */
-	bpf_map_delete_elem(&socks, &key);
+}
+
+/* The same connection: a server socket with the same tuple. */
+static __always_inline bool same_tuple(const struct sock_state *a, const struct sock_state *b)
+{
+	const __u64 *x = (const __u64 *)a->saddr, *y = (const __u64 *)b->saddr;
+	const __u64 *u = (const __u64 *)a->daddr, *v = (const __u64 *)b->daddr;
+
+	return a->role == b->role && a->sport == b->sport && a->dport == b->dport &&
+	       x[0] == y[0] && x[1] == y[1] && u[0] == v[0] && u[1] == v[1];
+}
+
+/*
+ * A passive connection's state, from the socket: at SYN_RECV->ESTABLISHED, or
+ * at accept() when accept() got there first. False when filtered out.
+ */
+static __always_inline bool passive_state(struct sock_state *n, const struct sock *sk)
+{
+	n->netns = sock_netns(sk);
+	if (cfg.targ_netns && n->netns != cfg.targ_netns)
+		return false;
+	copy_tuple(n, sk);
+	if (!family_selected(n->family))
+		return false;
+	copy_isns(n, sk);
+	n->established_ns = bpf_ktime_get_ns();
+	n->phase = PHASE_ACCEPT_WAIT;
+	n->role = TCPTRACER_ROLE_SERVER;
+	return true;
 }
 
 SEC("tp_btf/inet_sock_set_state")
@@ -403,6 +529,7 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 	}
 	case TCP_ESTABLISHED:
 		if (oldstate == TCP_SYN_SENT) {
+			/* under the socket's lock, like every other change of a client's phase */
 			s = bpf_map_lookup_elem(&socks, &key);
 			if (!s || s->phase != PHASE_CONNECTING)
 				return 0;
@@ -413,21 +540,24 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 			}
 			copy_isns(s, sk);
 			s->established_ns = bpf_ktime_get_ns();
-			s->phase = PHASE_OPEN;
 			emit(s, &s->owner, TCPTRACER_CONNECT, sk, s->established_ns, 0, 0);
+			claim(s, PHASE_CONNECTING, PHASE_OPEN);
 		} else if (oldstate == TCP_SYN_RECV) {
 			struct sock_state n = {};
 
-			n.netns = sock_netns(sk);
-			if (cfg.targ_netns && n.netns != cfg.targ_netns)
+			if (!passive_state(&n, sk))
 				return 0;
-			copy_tuple(&n, sk);
-			if (!family_selected(n.family))
+			if (!bpf_map_update_elem(&socks, &key, &n, BPF_NOEXIST))
 				return 0;
-			copy_isns(&n, sk);
-			n.established_ns = bpf_ktime_get_ns();
-			n.phase = PHASE_ACCEPT_WAIT;
-			n.role = TCPTRACER_ROLE_SERVER;
+			/*
+			 * accept() may have taken the socket first (it is queued before
+			 * this transition runs; TCP Fast Open queues it at the SYN) and
+			 * begun it from the socket: keep that. Anything else under this
+			 * key is left from a socket that was here before.
+			 */
+			s = bpf_map_lookup_elem(&socks, &key);
+			if (s && same_tuple(s, &n))
+				return 0;
 			store(key, &n);
 		}
 		return 0;
@@ -452,51 +582,108 @@ int BPF_PROG(handle_destroy_sock, struct sock *sk)
 	return 0;
 }
 
-/* The socket behind the fd accept() returned, in the current task's fd table. */
-static __always_inline __u64 sock_of_fd(long fd)
+/* The TCP socket behind the fd accept() returned, in the current task's fd table. */
+static __always_inline const struct sock *sock_of_fd(long fd)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
 	struct file **fds, *file;
 	struct socket *sock;
+	const struct sock *sk;
+	__u16 family;
 
 	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
-		return 0;
+		return NULL;
 	fds = BPF_CORE_READ(fdt, fd);
 	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
-		return 0;
+		return NULL;
 	sock = BPF_CORE_READ(file, private_data);
 	if (!sock)
-		return 0;
-	return (__u64)BPF_CORE_READ(sock, sk);
+		return NULL;
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return NULL;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	return family == AF_INET || family == AF_INET6 ? sk : NULL;
 }
 
+/*
+ * The state of an accepted socket whose SYN_RECV->ESTABLISHED this probe has
+ * not seen (yet): begun from the socket, as that transition would. Inserted
+ * only if still absent; either way, the entry now under the key.
+ */
+static __always_inline struct sock_state *adopt(__u64 key, const struct sock *sk)
+{
+	struct sock_state n = {};
+
+	if (!passive_state(&n, sk))
+		return NULL;
+	if (bpf_map_update_elem(&socks, &key, &n, BPF_NOEXIST)) {
+		/* inserted meanwhile by SYN_RECV->ESTABLISHED, or no room */
+		struct sock_state *s = bpf_map_lookup_elem(&socks, &key);
+
+		if (!s)
+			count(TCPTRACER_STAT_SOCK_MAP_FULL);
+		return s;
+	}
+	return bpf_map_lookup_elem(&socks, &key);
+}
+
+/*
+ * accept() returned a socket: emit its A, in the accepting task. The ending
+ * handlers may run on another CPU at any moment of this (see "Concurrency"):
+ * the A is emitted while the phase says ACCEPTING, so an ending that comes
+ * meanwhile records itself and leaves its X to us; one that came before left
+ * ENDED_QUEUED.
+ */
 static __always_inline int handle_accept_exit(long ret)
 {
+	const struct sock *sk;
 	struct sock_state *s;
+	struct task_info task;
+	bool selected;
+	__u32 phase;
 	__u64 key;
 
 	if (ret < 0)
 		return 0;
-	key = sock_of_fd(ret);
-	if (!key)
+	sk = sock_of_fd(ret);
+	if (!sk)
 		return 0;
+	key = (__u64)sk;
 	s = bpf_map_lookup_elem(&socks, &key);
-	if (!s || (s->phase != PHASE_ACCEPT_WAIT && s->phase != PHASE_ACCEPT_RESET))
+	if (!s)
+		s = adopt(key, sk);
+	if (!s)
 		return 0;
-	current_task(&s->owner);
-	if (!task_selected(&s->owner)) {
-		bpf_map_delete_elem(&socks, &key);
+	current_task(&task);
+	selected = task_selected(&task);
+	phase = claim(s, PHASE_ACCEPT_WAIT, selected ? PHASE_ACCEPTING : PHASE_DONE);
+	if (phase == PHASE_ACCEPT_WAIT) {
+		if (!selected) {
+			bpf_map_delete_elem(&socks, &key);
+			return 0;
+		}
+		s->owner = task;
+		emit(s, &task, TCPTRACER_ACCEPT, sk, bpf_ktime_get_ns(), 0, 0);
+		phase = claim(s, PHASE_ACCEPTING, PHASE_OPEN);
+		if (phase == PHASE_ACCEPTING)
+			return 0;
+		/* PHASE_ENDED_ACCEPTING: it ended while we emitted the A */
+	} else if (phase == PHASE_ENDED_QUEUED) {
+		if (claim(s, PHASE_ENDED_QUEUED, PHASE_DONE) != PHASE_ENDED_QUEUED)
+			return 0; /* destroyed meanwhile: it was never ours */
+		if (!selected) {
+			bpf_map_delete_elem(&socks, &key);
+			return 0;
+		}
+		emit(s, &task, TCPTRACER_ACCEPT, sk, bpf_ktime_get_ns(), 0, 0);
+	} else {
 		return 0;
 	}
-	emit(s, &s->owner, TCPTRACER_ACCEPT, (const void *)key, bpf_ktime_get_ns(), 0, 0);
-	if (s->phase == PHASE_ACCEPT_RESET) {
-		/* reset while it waited: its X follows at once, timed at the reset */
-		emit(s, &s->owner, TCPTRACER_CLOSE, (const void *)key, s->closed_ns, s->end, s->error);
-		bpf_map_delete_elem(&socks, &key);
-		return 0;
-	}
-	s->phase = PHASE_OPEN;
+	/* its X follows at once, timed when it ended */
+	emit(s, &task, TCPTRACER_CLOSE, sk, s->closed_ns, s->end, s->error);
+	bpf_map_delete_elem(&socks, &key);
 	return 0;
 }
 
