@@ -80,10 +80,10 @@ async function run(opts: CliOptions): Promise<void> {
     else deliver(batch);
   });
   if (!onEvents && sink && room) {
-    // the export queue is the only consumer: what it has no room for is only counted
+    // the export queue is the only consumer: what it has no room for is only counted (and its connection followed)
     tracer.limitDecoding(room);
-    tracer.on('skipped', (count) => {
-      sink.refuse(count);
+    tracer.on('skipped', (refs) => {
+      sink.refuse(refs);
     });
   }
 

@@ -192,6 +192,24 @@ describe('kernel: OTLP export end to end', suite, () => {
     }
   });
 
+  test('collector away for good: every record and every span is counted as dropped, none silently lost', async () => {
+    const collector = new TestCollector();
+    await collector.start(); // reserve a port; nothing listens on it from now on
+    collector.stop();
+    const env = { ...process.env, TCPTRACER_OTLP_SHUTDOWN_TIMEOUT: '1000', OTEL_EXPORTER_OTLP_TIMEOUT: '2000' };
+    const tracer = await startTracer(otlpFlags(ns, collector), { json: false, env });
+    const n = 2000; // 8000 events (C, A and two X each), 4000 spans (one per end)
+    await burst(ns, 7245, n);
+    const { code, stderr } = await tracer.stop('SIGTERM');
+    assert.equal(code, 0, stderr);
+    assert.equal(lostEvents(stderr), undefined, `the ring buffer lost nothing: ${stderr}`);
+    // the last drop report is the final one
+    const split = [...stderr.matchAll(/; logs (\d+), spans (\d+) dropped/g)].at(-1);
+    assert.ok(split, stderr);
+    assert.deepEqual([Number(split[1]), Number(split[2])], [4 * n, 2 * n], stderr);
+    assert.match(stderr, /exported 0, pending 0/);
+  });
+
   test('sustained overload: memory stays bounded and every record is accounted for', async () => {
     const collector = new TestCollector();
     await collector.start();
