@@ -32,7 +32,7 @@ import type { OtlpConfig, OtlpTarget } from './config.ts';
 import { OpenConnections, SpanQueue } from './connections.ts';
 import type { LogItem, SpanItem } from './encode.ts';
 import { RetryingExporter } from './exporter.ts';
-import type { RetryPolicy } from './exporter.ts';
+import type { ExportFailure, RetryPolicy } from './exporter.ts';
 import { createOtlpGrpcLogExporter, createOtlpGrpcTraceExporter } from './grpc.ts';
 import { BoundedBatchProcessor } from './processor.ts';
 import type { DeferredItems, ItemExporter } from './processor.ts';
@@ -258,7 +258,7 @@ export class OtlpSink {
       droppedRejected: sum((s) => s.droppedRejected),
       pending: sum((s) => s.pending),
       retries: sum((s) => s.retries),
-      lastError: this.latestError(),
+      lastError: this.exportFailure()?.message,
       logs,
       traces,
       openConnections: this.connections.size,
@@ -267,12 +267,13 @@ export class OtlpSink {
     };
   }
 
-  private latestError(): string | undefined {
-    const a = this.logs?.exporter;
-    const b = this.traces?.exporter;
-    if (a?.lastError === undefined) return b?.lastError;
-    if (b?.lastError === undefined) return a.lastError;
-    return a.lastErrorAt >= b.lastErrorAt ? a.lastError : b.lastError;
+  /** The latest export failure over both signals, and what became of its batch (see ExportFailure); undefined if none yet. */
+  exportFailure(): ExportFailure | undefined {
+    const a = this.logs?.exporter.latestFailure;
+    const b = this.traces?.exporter.latestFailure;
+    if (a === undefined) return b;
+    if (b === undefined) return a;
+    return a.at >= b.at ? a : b;
   }
 
   /**
