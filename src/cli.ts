@@ -7,7 +7,7 @@ import { EnvironmentError, UsageError } from './errors.ts';
 import { encodeLines, formatLostLine, jsonLine, MAX_JSON_LINE_BYTES, MAX_TABLE_LINE_BYTES, TableFormatter } from './format.ts';
 import { DEFAULT_OTLP_RINGBUF_BYTES, DEFAULT_RINGBUF_BYTES, HELP, parseCli, type CliOptions } from './options.ts';
 import { describeOtlpConfig, resolveOtlpConfig } from './otlp/config.ts';
-import { formatDropReport, startDropReporter } from './otlp/report.ts';
+import { formatDropReport, startDropReporter, startExportFailureReporter } from './otlp/report.ts';
 import type { OtlpSink } from './otlp/service.ts';
 import { IdentityResolver } from './identity/resolver.ts';
 import { loadNative } from './native.ts';
@@ -80,10 +80,10 @@ async function run(opts: CliOptions): Promise<void> {
     else deliver(batch);
   });
   if (!onEvents && sink && room) {
-    // the export queue is the only consumer: what it has no room for is only counted
+    // the export queue is the only consumer: what it has no room for is only counted (and its connection followed)
     tracer.limitDecoding(room);
-    tracer.on('skipped', (count) => {
-      sink.refuse(count);
+    tracer.on('skipped', (refs) => {
+      sink.refuse(refs);
     });
   }
 
@@ -95,14 +95,8 @@ async function run(opts: CliOptions): Promise<void> {
     tracer.refreshClock();
   }, DROP_REPORT_MS);
   reporter.unref();
-  // a collector that is away or refusing is said promptly, once per new error, not per retry
-  let exportError: string | undefined;
-  const errorWatch = setInterval(() => {
-    const err = sink?.stats().lastError;
-    if (err && err !== exportError) process.stderr.write(`tcptracer: otlp export failed, retrying: ${err}\n`);
-    exportError = err;
-  }, 1000);
-  errorWatch.unref();
+  // a collector that is away or refusing is said promptly, once per new error (at most once per interval), not per retry
+  const stopErrorReport = sink ? startExportFailureReporter(sink, (l) => process.stderr.write(`tcptracer: ${l}\n`), DROP_REPORT_MS) : undefined;
   const stopDropReport = sink ? startDropReporter(sink, (l) => process.stderr.write(`tcptracer: ${l}\n`), DROP_REPORT_MS) : undefined;
 
   await new Promise<void>((resolve, reject) => {
@@ -116,7 +110,7 @@ async function run(opts: CliOptions): Promise<void> {
     });
   });
   clearInterval(reporter);
-  clearInterval(errorWatch);
+  stopErrorReport?.();
   stopDropReport?.();
   // OTLP: what the ring buffer still holds goes out at the exporter's pace, within the shutdown deadline
   const deadline = performance.now() + (otlp?.shutdownTimeoutMs ?? 0);

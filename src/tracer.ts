@@ -19,10 +19,10 @@ import { EventEmitter } from 'node:events';
 import { constants as osConstants } from 'node:os';
 import * as bpf from 'bpf';
 import { EnvironmentError } from './errors.ts';
-import { decodeBatch, EVENT_LAYOUT } from './event.ts';
+import { decodeBatch, decodeConnectionRefs, EVENT_LAYOUT } from './event.ts';
 import { bpfObjectPath, loadNative, type NativeHandle, type NativeLoader } from './native.ts';
 import { checkHost, readHostFacts } from './preflight.ts';
-import type { DropCounters, TcpEvent } from './types.ts';
+import type { ConnectionRef, DropCounters, TcpEvent } from './types.ts';
 
 export interface TracerOptions {
   /** Only this process id (tgid). Default: all. */
@@ -68,8 +68,8 @@ export interface StopOptions {
 interface TracerEvents {
   /** A batch of events, in kernel order; the array is the listener's to keep. */
   events: [batch: TcpEvent[]];
-  /** Records not decoded because of {@link TcpTracer.limitDecoding}. */
-  skipped: [count: number];
+  /** Records not decoded in full because of {@link TcpTracer.limitDecoding}: only their connection, in kernel order. */
+  skipped: [refs: ConnectionRef[]];
   error: [err: Error];
 }
 
@@ -203,15 +203,20 @@ export class TcpTracer extends EventEmitter<TracerEvents> {
     const { events, malformed, undecoded } = decodeBatch(batch, this.#clockOffsetNs, max);
     this.#malformed += malformed;
     if (events.length) this.emit('events', events);
-    if (undecoded) this.emit('skipped', undecoded);
+    if (undecoded) {
+      // the consumer still follows connections through what it refuses (an OTLP span per connection)
+      const skipped = decodeConnectionRefs(batch, records - undecoded);
+      this.#malformed += skipped.malformed;
+      this.emit('skipped', skipped.refs);
+    }
     this.replenish();
   }
 
   /**
    * Decode at most `limit(n)` of the n records of each batch and report the
-   * others with a 'skipped' event instead. For a sole consumer that would
-   * refuse them anyway (a full export queue): decoding what is dropped costs
-   * the CPU that delivering the rest needs.
+   * others with a 'skipped' event instead, as their connection refs only. For
+   * a sole consumer that would refuse them anyway (a full export queue):
+   * decoding what is dropped costs the CPU that delivering the rest needs.
    */
   limitDecoding(limit: (records: number) => number): void {
     this.#decodeLimit = limit;

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { after, before, describe, test } from 'node:test';
+import { status } from '@grpc/grpc-js';
 import { TestCollector, type ReceivedLogRecord } from './fixtures/otlp-collector.ts';
 import { kernelSuite, lostEvents, NetNs, startPeer, startTracer } from './helpers/kernel.ts';
 
@@ -140,6 +141,35 @@ describe('kernel: OTLP export end to end', suite, () => {
     }
   });
 
+  test('export failures: said once (not again for each new grpc-js timestamp), "retrying" only when retried', async () => {
+    const collector = new TestCollector();
+    await collector.start();
+    await collector.misbehave('garble'); // grpc-js: "Protocol error (<time>)", a new time at each attempt
+    const failures = (stderr: string): string[] => stderr.split('\n').filter((l) => /otlp export (failed|partly)/.test(l));
+    try {
+      const tracer = await startTracer(otlpFlags(ns, collector, '--otlp-signals', 'logs'), { json: false });
+      await connect(ns, '127.0.0.1', 7265, ['tt-err-s', 'tt-err-c']);
+      await sleep(8000); // attempts at ~0, 0.5, 1.5, 3.5, 7.5 s: a new timestamp each
+      assert.deepEqual(failures(tracer.stderr()).map((l) => l.replace(/\(.*/, '')), ['tcptracer: otlp export failed, retrying: 14 UNAVAILABLE: No connection established. Last error: Protocol error ']);
+      // a collector back, refusing every export as invalid: not retried, and said so
+      collector.stop();
+      await collector.start();
+      collector.failAll(status.INVALID_ARGUMENT, 'bad data');
+      await connect(ns, '127.0.0.1', 7266, ['tt-err-s', 'tt-err-c']);
+      const deadline = Date.now() + 60_000;
+      while (!/not retried/.test(tracer.stderr())) {
+        assert.ok(Date.now() < deadline, tracer.stderr());
+        await sleep(100);
+      }
+      const { code, stderr } = await tracer.stop('SIGTERM');
+      assert.equal(code, 0, stderr);
+      assert.match(stderr, /otlp export failed, not retried \(counted as dropped\): 3 INVALID_ARGUMENT: bad data/);
+      assert.doesNotMatch(stderr, /retrying: 3 INVALID_ARGUMENT/);
+    } finally {
+      collector.stop();
+    }
+  });
+
   test('collector away: events wait in the ring buffer; what a full one loses is counted exactly', async () => {
     const collector = new TestCollector();
     await collector.start();
@@ -190,6 +220,24 @@ describe('kernel: OTLP export end to end', suite, () => {
     } finally {
       collector.stop();
     }
+  });
+
+  test('collector away for good: every record and every span is counted as dropped, none silently lost', async () => {
+    const collector = new TestCollector();
+    await collector.start(); // reserve a port; nothing listens on it from now on
+    collector.stop();
+    const env = { ...process.env, TCPTRACER_OTLP_SHUTDOWN_TIMEOUT: '1000', OTEL_EXPORTER_OTLP_TIMEOUT: '2000' };
+    const tracer = await startTracer(otlpFlags(ns, collector), { json: false, env });
+    const n = 2000; // 8000 events (C, A and two X each), 4000 spans (one per end)
+    await burst(ns, 7245, n);
+    const { code, stderr } = await tracer.stop('SIGTERM');
+    assert.equal(code, 0, stderr);
+    assert.equal(lostEvents(stderr), undefined, `the ring buffer lost nothing: ${stderr}`);
+    // the last drop report is the final one
+    const split = [...stderr.matchAll(/; logs (\d+), spans (\d+) dropped/g)].at(-1);
+    assert.ok(split, stderr);
+    assert.deepEqual([Number(split[1]), Number(split[2])], [4 * n, 2 * n], stderr);
+    assert.match(stderr, /exported 0, pending 0/);
   });
 
   test('sustained overload: memory stays bounded and every record is accounted for', async () => {

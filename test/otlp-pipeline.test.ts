@@ -19,10 +19,9 @@ import { OtlpSink } from '../src/otlp/service.ts';
 import type { OtlpSignalStats, OtlpSinkOptions, OtlpSinkStats } from '../src/otlp/service.ts';
 import { connectionIds } from '../src/otlp/ids.ts';
 import { formatDropReport } from '../src/otlp/report.ts';
-import type { TcpEvent } from '../src/types.ts';
 import { SPAN_KIND, STATUS_CODE, TestCollector } from './fixtures/otlp-collector.ts';
 import type { ReceivedLogRecord } from './fixtures/otlp-collector.ts';
-import { BASE_TIME_NS, tcpEvent, tcpEvents } from './fixtures/tcp-events.ts';
+import { BASE_TIME_NS, connection, connections, tcpEvent, tcpEvents } from './fixtures/tcp-events.ts';
 
 const FAST_RETRY: OtlpSinkOptions = { retry: { initialBackoffMs: 50, maxBackoffMs: 250, maxElapsedMs: 20_000 } };
 const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -253,38 +252,6 @@ describe('OtlpSink shutdown', () => {
   });
 });
 
-/** Connection #i between 10.0.0.1 (psql) and 10.0.0.2:5432 (postgres), as each end's tracer sees it. */
-function connection(i: number): { connect: TcpEvent; accept: TcpEvent; clientClose: TcpEvent; serverClose: TcpEvent } {
-  const t = BASE_TIME_NS + BigInt(i) * 1_000_000n;
-  const connect = tcpEvent({ type: 'connect', pid: 1000 + i, sport: 40_000 + i, timeUnixNs: t, localIsn: 0x1000_0000 + i, peerIsn: 0x2000_0000 + i });
-  const accept = tcpEvent({
-    type: 'accept',
-    role: 'server',
-    pid: 77,
-    tid: 77,
-    comm: 'postgres',
-    saddr: '10.0.0.2',
-    sport: 5432,
-    daddr: '10.0.0.1',
-    dport: 40_000 + i,
-    timeUnixNs: t + 10_000n,
-    localIsn: 0x2000_0000 + i,
-    peerIsn: 0x1000_0000 + i,
-  });
-  const clientClose: TcpEvent = { ...connect, type: 'close', timeUnixNs: t + 500_000n, durationNs: 500_000, bytesAcked: 100, end: 'fin' };
-  const serverClose: TcpEvent = { ...accept, type: 'close', timeUnixNs: t + 600_000n, durationNs: 590_000, end: 'reset', errno: 104 };
-  return { connect, accept, clientClose, serverClose };
-}
-
-function connections(count: number, first = 0): TcpEvent[] {
-  const out: TcpEvent[] = [];
-  for (let i = first; i < first + count; i++) {
-    const c = connection(i);
-    out.push(c.connect, c.accept, c.clientClose, c.serverClose);
-  }
-  return out;
-}
-
 const BOTH = 'logs,traces';
 
 describe('OtlpSink spans', () => {
@@ -469,9 +436,10 @@ describe('OtlpSink backpressure', () => {
     sink.emit(connections(1, 5));
     await waitFor(() => sink.stats().pending === 0, 'the second batch');
     assert.equal(calls(), seen);
-    sink.refuse(7);
+    // refused undecoded: 8 records, and the 4 spans of their two connections, counted
+    sink.refuse(connections(2, 6));
     const stats = sink.stats();
-    assert.deepEqual([stats.logs?.droppedQueueFull, stats.traces?.droppedQueueFull], [7, 0]);
+    assert.deepEqual([stats.logs?.droppedQueueFull, stats.traces?.droppedQueueFull], [8, 4]);
     assertBalanced(stats);
   });
 });

@@ -6,6 +6,7 @@ import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-lo
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
 import type { ItemExporter } from '../src/otlp/processor.ts';
 import { backoffDelay, DEFAULT_RETRY_POLICY, describeExportError, isRetryable, RetryingExporter } from '../src/otlp/exporter.ts';
+import type { RetryPolicy } from '../src/otlp/exporter.ts';
 
 function grpcError(code: number, message: string): Error {
   return Object.assign(new Error(message), { code });
@@ -160,6 +161,27 @@ describe('RetryingExporter', () => {
     assert.equal(inner.calls, 1);
     assert.equal(exporter.lastError, '3 records too old');
     assert.ok(exporter.lastErrorAt > 0);
+  });
+
+  it('says of each failure whether its batch is retried: only retryable ones with time left, never a partial success', async () => {
+    const outcome = async (script: ExportResult[], policy: Partial<RetryPolicy> = fast): Promise<unknown> => {
+      const exporter = new RetryingExporter(() => new ScriptedExporter(script), policy);
+      await exportOnce(exporter);
+      return [exporter.latestFailure?.outcome, exporter.latestFailure?.message];
+    };
+    assert.deepEqual(await outcome([failed(3)]), ['failed', '3 SOMETHING: detail']);
+    assert.deepEqual(await outcome([{ code: ExportResultCode.SUCCESS, rejected: 2, error: new Error('too old') } as ExportResult]), ['rejected', 'too old']);
+    assert.deepEqual(await outcome(Array.from({ length: 100 }, () => failed(14)), { ...fast, maxElapsedMs: 30 }), ['failed', '14 SOMETHING: detail']);
+    // while a retryable failure waits for its retry it is 'retrying'; stopped retries end as 'failed'
+    const exporter = new RetryingExporter(() => new ScriptedExporter([failed(14)]), { ...fast, initialBackoffMs: 10_000 });
+    const result = exportOnce(exporter);
+    const deadline = Date.now() + 5000;
+    const state = (): string | undefined => exporter.latestFailure?.outcome;
+    while (state() === undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.equal(state(), 'retrying');
+    exporter.stopRetrying();
+    assert.equal((await result).code, ExportResultCode.FAILED);
+    assert.equal(state(), 'failed');
   });
 
   it('wraps any exporter of the shared shape, e.g. a SpanExporter without forceFlush', async () => {

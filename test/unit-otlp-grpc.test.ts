@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { resolveOtlpConfig } from '../src/otlp/config.ts';
 import { createOtlpGrpcLogExporter, partialSuccessOf } from '../src/otlp/grpc.ts';
+import { makeCertificate } from './helpers/tls.ts';
 
 describe('partialSuccessOf', () => {
   it('reads rejected_log_records / rejected_spans and the message of a decoded response', () => {
@@ -20,12 +18,10 @@ describe('partialSuccessOf', () => {
 
 describe('TLS files', () => {
   it('are read once: a replacement exporter needs no access to them any more (privileges dropped)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tt-pem-'));
-    const ca = join(dir, 'ca.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', ca, '-days', '1', '-subj', '/CN=tt'], { stdio: 'ignore' });
+    const { dir, certPath: ca, remove } = makeCertificate();
     const target = resolveOtlpConfig({ endpoint: 'https://127.0.0.1:9' }, { OTEL_EXPORTER_OTLP_CERTIFICATE: ca }).logs;
     const first = createOtlpGrpcLogExporter(target, 'test');
-    rmSync(dir, { recursive: true });
+    remove();
     const second = createOtlpGrpcLogExporter(target, 'test (channel 2)');
     await Promise.all([first.shutdown(), second.shutdown()]);
     const missing = resolveOtlpConfig({ endpoint: 'https://127.0.0.1:9' }, { OTEL_EXPORTER_OTLP_CERTIFICATE: join(dir, 'other.pem') }).logs;

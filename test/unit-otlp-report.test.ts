@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatDropReport, startDropReporter } from '../src/otlp/report.ts';
+import type { ExportFailure } from '../src/otlp/exporter.ts';
+import { ExportFailureReporter, formatDropReport, formatExportFailure, startDropReporter } from '../src/otlp/report.ts';
 import type { OtlpSinkStats } from '../src/otlp/service.ts';
 
 const clean: OtlpSinkStats = {
@@ -66,5 +67,38 @@ describe('startDropReporter', () => {
     stats = { ...clean, droppedQueueFull: 50 };
     await wait();
     assert.equal(lines.length, 3);
+  });
+});
+
+describe('export failure lines', () => {
+  const unavailable = (time: string): ExportFailure => ({
+    message: `14 UNAVAILABLE: No connection established. Last error: Protocol error (${time}). Resolution note: `,
+    outcome: 'retrying',
+    at: 0,
+  });
+
+  it('say "retrying" only for a batch that will be retried', () => {
+    assert.equal(formatExportFailure({ message: '14 UNAVAILABLE: x', outcome: 'retrying', at: 0 }), 'otlp export failed, retrying: 14 UNAVAILABLE: x');
+    const invalid = formatExportFailure({ message: '3 INVALID_ARGUMENT: bad data', outcome: 'failed', at: 0 });
+    assert.equal(invalid, 'otlp export failed, not retried (counted as dropped): 3 INVALID_ARGUMENT: bad data');
+    const partial = formatExportFailure({ message: 'log records too old', outcome: 'rejected', at: 0 });
+    assert.equal(partial, 'otlp export partly rejected by the collector (counted as dropped): log records too old');
+    for (const line of [invalid, partial]) assert.doesNotMatch(line, /retrying/);
+  });
+
+  it('are written once per failure (grpc-js timestamps aside), a changing one at most once per interval', () => {
+    const lines: string[] = [];
+    const reporter = new ExportFailureReporter((line) => lines.push(line), 5000);
+    reporter.check(undefined, 0);
+    assert.equal(lines.length, 0);
+    // a down collector: the same failure with a new timestamp at each attempt, for a minute
+    for (let t = 1000; t <= 60_000; t += 1000) reporter.check(unavailable(`2026-12-04T16:40:${String(t / 1000 % 60).padStart(2, '0')}.893Z`), t);
+    assert.deepEqual(lines, [formatExportFailure(unavailable('2026-12-04T16:40:01.893Z'))]);
+    // a message that changes every second: at most one line per 5 s
+    for (let t = 61_000; t < 91_000; t += 1000) reporter.check({ message: `error #${t}`, outcome: 'retrying', at: t }, t);
+    assert.equal(lines.length, 1 + 6);
+    // a failure that stops being retried is said (once the interval allows)
+    reporter.check({ message: 'error #90000', outcome: 'failed', at: 91_000 }, 96_000);
+    assert.equal(lines.at(-1), 'otlp export failed, not retried (counted as dropped): error #90000');
   });
 });

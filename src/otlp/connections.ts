@@ -7,12 +7,14 @@
  * remembered, and counted; its close still makes its span, from the close
  * alone), so that at shutdown the connections still open can be ended as
  * spans marked `tracer_stopped` (each entry holds the connect/accept event:
- * about 20-30 MB at the bound). {@link SpanQueue} holds the connections whose
+ * about 20-30 MB at the bound). It follows every event the tracer read, also
+ * those the export queue refused or the tracer did not decode (their refs), so
+ * that each connection's span is made or counted as dropped exactly once. {@link SpanQueue} holds the connections whose
  * span is due and makes the spans only when the processor is about to export
  * them (the deferred-items mechanism of processor.ts).
  */
 import type { Resource } from '@opentelemetry/resources';
-import type { TcpEvent } from '../types.ts';
+import type { ConnectionRef, TcpEvent } from '../types.ts';
 import type { SpanItem } from './encode.ts';
 import type { DeferredItems } from './processor.ts';
 import { toConnectionSpan } from './spans.ts';
@@ -29,7 +31,7 @@ export const MAX_OPEN_CONNECTIONS = 65_536;
  * also share their span ids (src/otlp/ids.ts). Without ISNs (both 0: a kernel
  * that did not report them) the addresses are in.
  */
-function key(event: TcpEvent): string {
+function key(event: ConnectionRef): string {
   const { localIsn, peerIsn, netns } = event;
   if (localIsn === 0 && peerIsn === 0) return `${netns} ${event.role} ${event.saddr} ${event.sport} ${event.daddr} ${event.dport}`;
   return String.fromCharCode(
@@ -45,10 +47,21 @@ function key(event: TcpEvent): string {
   );
 }
 
+/**
+ * What following one event says about spans: none due (undefined), a span due
+ * that can be made from what was seen (a ConnectionEnding), or a span due that
+ * cannot be made (null: the close was not decoded, or the tracer has
+ * stopped), which the caller counts as dropped.
+ */
+export type SpanDue = ConnectionEnding | null | undefined;
+
 export class OpenConnections {
-  private readonly open = new Map<string, TcpEvent>();
+  /** Open connections: the connect/accept event, or null when only its ref was seen. */
+  private readonly open = new Map<string, TcpEvent | null>();
   private readonly max: number;
   private overflowCount = 0;
+  /** After {@link stopAll}: the keys it ended, whose closes are no second span. */
+  private stopped: Set<string> | undefined;
 
   constructor(max = MAX_OPEN_CONNECTIONS) {
     this.max = max;
@@ -65,35 +78,52 @@ export class OpenConnections {
   }
 
   /**
-   * Follows one event: remembers a connect/accept, forgets it at its close and
-   * returns what the close's span is made from. Undefined for anything else.
+   * Follows one event, decoded (`full`) or only its ref: remembers a
+   * connect/accept, forgets it at its close and says what span is due then.
+   * Every connection it sees a connect, accept or close of gets exactly one
+   * SpanDue that is not undefined, here or from {@link stopAll} (except those
+   * past the map's bound still open at stopAll: {@link overflow}).
    */
-  observe(event: TcpEvent): ConnectionEnding | undefined {
+  observe(event: ConnectionRef, full: boolean): SpanDue {
     switch (event.type) {
       case 'connect':
       case 'accept': {
+        // after stopAll nothing ends it any more: its span is due now, and cannot be made
+        if (this.stopped !== undefined) return null;
         const k = key(event);
         if (this.open.size >= this.max && !this.open.has(k)) this.overflowCount++;
-        else this.open.set(k, event);
+        else this.open.set(k, full ? (event as TcpEvent) : null);
         return undefined;
       }
       case 'close': {
         const k = key(event);
+        if (this.stopped?.delete(k) === true) return undefined;
         const opened = this.open.get(k);
-        if (opened !== undefined) this.open.delete(k);
-        return { event, opened, end: event.end };
+        this.open.delete(k);
+        if (!full || this.stopped !== undefined) return null;
+        const close = event as TcpEvent;
+        return { event: close, opened: opened ?? undefined, end: close.end };
       }
       default:
         return undefined;
     }
   }
 
-  /** Ends every open connection at `stoppedAtNs` (ns since the epoch) and forgets them. */
-  stopAll(stoppedAtNs: bigint): ConnectionEnding[] {
-    const out: ConnectionEnding[] = [];
-    for (const event of this.open.values()) out.push({ event, opened: event, end: 'tracer_stopped', stoppedAtNs });
+  /**
+   * Ends every open connection at `stoppedAtNs` (ns since the epoch) and
+   * forgets it: `endings` of those whose connect/accept was decoded, and how
+   * many others (`unmade`: only their ref seen) are due but cannot be made.
+   */
+  stopAll(stoppedAtNs: bigint): { endings: ConnectionEnding[]; unmade: number } {
+    const endings: ConnectionEnding[] = [];
+    let unmade = 0;
+    for (const event of this.open.values()) {
+      if (event === null) unmade++;
+      else endings.push({ event, opened: event, end: 'tracer_stopped', stoppedAtNs });
+    }
+    this.stopped = new Set(this.open.keys());
     this.open.clear();
-    return out;
+    return { endings, unmade };
   }
 }
 

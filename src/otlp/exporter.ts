@@ -44,6 +44,21 @@ export function describeExportError(error: unknown): string {
   return text.split('\n', 1)[0] ?? text;
 }
 
+/**
+ * The latest failure of an export attempt, and what became of its batch:
+ * `retrying` it will be tried again; `failed` it was given up (not
+ * retryable, retries exhausted or stopped) and counted as dropped;
+ * `rejected` the collector took it but refused some items (partial
+ * success), counted as dropped.
+ */
+export interface ExportFailure {
+  /** One line, e.g. `14 UNAVAILABLE: No connection established`. */
+  readonly message: string;
+  readonly outcome: 'retrying' | 'failed' | 'rejected';
+  /** When it happened (performance.now()). */
+  readonly at: number;
+}
+
 /** How failed exports are retried. */
 export interface RetryPolicy {
   /** Wait before the first retry, ms. Default 500. */
@@ -87,8 +102,7 @@ export class RetryingExporter<T> implements ItemExporter<T> {
   private readonly sleepers = new Set<(retry: boolean) => void>();
   private inner: ItemExporter<T>;
   private retryCount = 0;
-  private lastFailure: string | undefined;
-  private lastFailureAt = -Infinity;
+  private lastFailure: ExportFailure | undefined;
   private unavailableSince: number | undefined;
   private stopped = false;
 
@@ -106,12 +120,17 @@ export class RetryingExporter<T> implements ItemExporter<T> {
 
   /** The most recent failure (retried or not) or partial success, for reports; undefined if none yet. */
   get lastError(): string | undefined {
-    return this.lastFailure;
+    return this.lastFailure?.message;
   }
 
   /** When {@link lastError} happened (performance.now()); -Infinity if never. */
   get lastErrorAt(): number {
-    return this.lastFailureAt;
+    return this.lastFailure?.at ?? -Infinity;
+  }
+
+  /** The most recent failure and whether its batch is being retried; undefined if none yet. */
+  get latestFailure(): ExportFailure | undefined {
+    return this.lastFailure;
   }
 
   export(items: T[], resultCallback: (result: CountedExportResult) => void): void {
@@ -140,21 +159,23 @@ export class RetryingExporter<T> implements ItemExporter<T> {
       const result = await this.attempt(items);
       this.track(result);
       if (result.code === ExportResultCode.SUCCESS) {
-        if ((result.rejected ?? 0) > 0) this.fail(result.error ?? `collector rejected ${result.rejected} items (partial success)`);
+        if ((result.rejected ?? 0) > 0) this.fail(result.error ?? `collector rejected ${result.rejected} items (partial success)`, 'rejected');
         return result;
       }
-      this.fail(result.error);
-      if (this.stopped || !isRetryable(result.error)) return result;
       const delay = backoffDelay(this.policy, retry);
-      if (performance.now() - started + delay > this.policy.maxElapsedMs) return result;
-      if (!(await this.sleep(delay))) return result;
+      const again = !this.stopped && isRetryable(result.error) && performance.now() - started + delay <= this.policy.maxElapsedMs;
+      this.fail(result.error, again ? 'retrying' : 'failed');
+      if (!again) return result;
+      if (!(await this.sleep(delay))) {
+        this.fail(result.error, 'failed');
+        return result;
+      }
       this.retryCount++;
     }
   }
 
-  private fail(error: unknown): void {
-    this.lastFailure = describeExportError(error);
-    this.lastFailureAt = performance.now();
+  private fail(error: unknown, outcome: ExportFailure['outcome']): void {
+    this.lastFailure = { message: describeExportError(error), outcome, at: performance.now() };
   }
 
   /** Replaces the wrapped exporter once UNAVAILABLE has lasted reconnectAfterMs. */

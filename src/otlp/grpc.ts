@@ -2,7 +2,8 @@
  * The OTLP/gRPC exporters, one per signal, configured from one
  * {@link OtlpTarget}: the SDK's own export machinery
  * (createOtlpGrpcExportDelegate of otlp-grpc-exporter-base: grpc-js channel,
- * TLS, headers, compression, deadline, concurrency limit), which the stock
+ * TLS (src/otlp/tls.ts: also to an IP address), headers, compression,
+ * deadline, concurrency limit), which the stock
  * OTLPLogExporter and OTLPTraceExporter are thin classes over, with the
  * requests encoded by src/otlp/encode.ts from the tracer's items instead of
  * the SDK's serializer from LogRecordImpl / Span objects (same bytes; a test
@@ -27,7 +28,6 @@ import {
   createEmptyMetadata,
   createInsecureCredentials,
   createOtlpGrpcExportDelegate,
-  createSslCredentials,
 } from '@opentelemetry/otlp-grpc-exporter-base';
 import type { OTLPGRPCExporterConfigNode } from '@opentelemetry/otlp-grpc-exporter-base';
 import { ProtobufLogsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
@@ -39,6 +39,7 @@ import { LogsEncoder, SpansEncoder } from './encode.ts';
 import type { LogItem, SpanItem } from './encode.ts';
 import { describeExportError } from './exporter.ts';
 import type { CountedExportResult, ItemExporter } from './processor.ts';
+import { tlsCredentials } from './tls.ts';
 
 /** A decoded partial_success: what the collector refused, and why. */
 export interface PartialSuccess {
@@ -176,7 +177,8 @@ function grpcOptions(target: OtlpTarget, signal: OtlpSignal, userAgent: string):
   const variable = (name: string): string => `OTEL_EXPORTER_OTLP_${signal.toUpperCase()}_${name} / OTEL_EXPORTER_OTLP_${name}`;
   const credentials = target.insecure
     ? createInsecureCredentials()
-    : createSslCredentials(
+    : tlsCredentials(
+        target.endpoint,
         readPem(target.certificatePath, variable('CERTIFICATE')),
         readPem(target.clientKeyPath, variable('CLIENT_KEY')),
         readPem(target.clientCertificatePath, variable('CLIENT_CERTIFICATE')),

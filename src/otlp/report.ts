@@ -1,7 +1,10 @@
 /**
  * The one-line drop report the CLI prints to stderr, and a timer that prints
- * it at most once per interval, only when more records were dropped.
+ * it at most once per interval, only when more records were dropped; and the
+ * export-failure line, printed when the failure changes, at most once per
+ * interval.
  */
+import type { ExportFailure } from './exporter.ts';
 import type { OtlpSignalStats, OtlpSinkStats } from './service.ts';
 
 /** Everything dropped, whatever the cause. */
@@ -49,6 +52,73 @@ export function startDropReporter(
       write(line);
     }
   }, intervalMs);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+  };
+}
+
+/** One line saying what failed and what became of the batch: retried, or given up / rejected and counted. */
+export function formatExportFailure(failure: ExportFailure): string {
+  switch (failure.outcome) {
+    case 'retrying':
+      return `otlp export failed, retrying: ${failure.message}`;
+    case 'failed':
+      return `otlp export failed, not retried (counted as dropped): ${failure.message}`;
+    case 'rejected':
+      return `otlp export partly rejected by the collector (counted as dropped): ${failure.message}`;
+  }
+}
+
+/** grpc-js puts the time of the last connection error in its messages: ` (2026-12-04T16:35:22.578Z)`. */
+const TIMESTAMP = / ?\(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z\)/g;
+
+/**
+ * Which export failures to write: one whose line differs from the last one
+ * written (timestamps aside: the same failure is written once) is written
+ * when nothing was written for `intervalMs`, else left for a later check; so
+ * a message that keeps changing appears at most once per interval, and the
+ * first failure at once.
+ */
+export class ExportFailureReporter {
+  private readonly write: (line: string) => void;
+  private readonly intervalMs: number;
+  private lastKey: string | undefined;
+  private lastWrittenAt = -Infinity;
+
+  constructor(write: (line: string) => void, intervalMs: number) {
+    this.write = write;
+    this.intervalMs = intervalMs;
+  }
+
+  /** Writes `failure`'s line if it is due at `now` (ms, any monotonic clock). */
+  check(failure: ExportFailure | undefined, now: number): void {
+    if (failure === undefined) return;
+    const line = formatExportFailure(failure);
+    const key = line.replace(TIMESTAMP, '');
+    if (key === this.lastKey || now - this.lastWrittenAt < this.intervalMs) return;
+    this.lastKey = key;
+    this.lastWrittenAt = now;
+    this.write(line);
+  }
+}
+
+/**
+ * Every `pollMs` (default 1000: a failure is said promptly), passes the
+ * source's latest failure to an {@link ExportFailureReporter} of `intervalMs`
+ * (default 5000). The timer does not keep the process alive. Returns a
+ * function that stops it.
+ */
+export function startExportFailureReporter(
+  source: { exportFailure(): ExportFailure | undefined },
+  write: (line: string) => void,
+  intervalMs = 5000,
+  pollMs = 1000,
+): () => void {
+  const reporter = new ExportFailureReporter(write, intervalMs);
+  const timer = setInterval(() => {
+    reporter.check(source.exportFailure(), performance.now());
+  }, pollMs);
   timer.unref();
   return () => {
     clearInterval(timer);

@@ -26,13 +26,13 @@
 import type { HrTime } from '@opentelemetry/api';
 import { hrTime } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
-import type { TcpEvent } from '../types.ts';
+import type { ConnectionRef, TcpEvent } from '../types.ts';
 import { PACKAGE_NAME, packageVersion } from '../version.ts';
 import type { OtlpConfig, OtlpTarget } from './config.ts';
 import { OpenConnections, SpanQueue } from './connections.ts';
 import type { LogItem, SpanItem } from './encode.ts';
 import { RetryingExporter } from './exporter.ts';
-import type { RetryPolicy } from './exporter.ts';
+import type { ExportFailure, RetryPolicy } from './exporter.ts';
 import { createOtlpGrpcLogExporter, createOtlpGrpcTraceExporter } from './grpc.ts';
 import { BoundedBatchProcessor } from './processor.ts';
 import type { DeferredItems, ItemExporter } from './processor.ts';
@@ -164,36 +164,24 @@ export class OtlpSink {
   /**
    * Queues the events that fit ({@link room}): each becomes a log record, and
    * each close also its connection's span, when its batch is exported. The
-   * others are counted as droppedQueueFull. Never blocks or throws. The
-   * events are kept until then: they must not be changed afterwards (the
-   * array may be).
+   * other records are counted as droppedQueueFull; every event still follows
+   * its connection, so the span of a connection whose events were refused is
+   * queued if the span queue has room, else counted (see {@link follow}).
+   * Never blocks or throws. The events are kept until then: they must not be
+   * changed afterwards (the array may be).
    *
    * @param observedAt when user space read these events; default now.
    */
   emit(events: readonly TcpEvent[], observedAt: HrTime = hrTime()): void {
     const count = events.length;
     const accepted = Math.min(count, this.room());
-    if (accepted < count) this.refuse(count - accepted);
-    if (accepted === 0) return;
-    const taken = events.slice(0, accepted);
     if (this.logs !== undefined && this.logQueue !== undefined) {
-      this.logs.offer(accepted, accepted);
-      this.logQueue.push(taken, observedAt);
+      this.logs.offer(count, accepted);
+      if (accepted > 0) this.logQueue.push(accepted < count ? events.slice(0, accepted) : events.slice(), observedAt);
     }
-    if (this.traces !== undefined && this.spanQueue !== undefined) {
-      let spans = 0;
-      for (const event of taken) {
-        const ending = this.connections.observe(event);
-        if (ending === undefined) continue;
-        this.spanQueue.push(ending);
-        spans++;
-      }
-      this.traces.offer(spans, spans);
-      if (spans > 0) this.traces.processor.offered();
-    }
-    this.logs?.processor.offered();
+    this.follow(events, true);
+    if (accepted > 0) this.logs?.processor.offered();
   }
-
   /**
    * How many more events emit() would accept now (0 once shutting down): what
    * every exported signal's queue can take, an event needing at most one log
@@ -221,15 +209,40 @@ export class OtlpSink {
   }
 
   /**
-   * Counts `count` events refused without being offered (droppedQueueFull),
-   * e.g. events the caller did not even decode because {@link room} was 0:
-   * as log records when logs are exported, else as spans (an upper bound: only
-   * closes make spans). A connection whose close is refused is ended at
-   * shutdown as `tracer_stopped`.
+   * Events read but refused without being decoded (the caller found no
+   * {@link room}): each is counted as a dropped log record, and its
+   * connection followed, so that the connection's span is still made or
+   * counted as dropped exactly once.
    */
-  refuse(count: number): void {
-    if (count <= 0) return;
-    (this.logs ?? this.traces)?.offer(count, 0);
+  refuse(refs: readonly ConnectionRef[]): void {
+    if (refs.length === 0) return;
+    this.logs?.offer(refs.length, 0);
+    this.follow(refs, false);
+  }
+
+  /**
+   * Follows each event's connection (decoded events, `full`, or refs only):
+   * a span due is queued while the span queue has room and it can be made,
+   * else counted as dropped (droppedQueueFull), so that every connection
+   * that had a connect, accept or close ends as a span delivered or counted.
+   */
+  private follow(events: readonly ConnectionRef[], full: boolean): void {
+    if (this.traces === undefined || this.spanQueue === undefined) return;
+    const room = this.traces.processor.room();
+    let due = 0;
+    let queued = 0;
+    for (const event of events) {
+      const span = this.connections.observe(event, full);
+      if (span === undefined) continue;
+      due++;
+      if (span !== null && queued < room) {
+        this.spanQueue.push(span);
+        queued++;
+      }
+    }
+    if (due === 0) return;
+    this.traces.offer(due, queued);
+    if (queued > 0) this.traces.processor.offered();
   }
 
   stats(): OtlpSinkStats {
@@ -245,7 +258,7 @@ export class OtlpSink {
       droppedRejected: sum((s) => s.droppedRejected),
       pending: sum((s) => s.pending),
       retries: sum((s) => s.retries),
-      lastError: this.latestError(),
+      lastError: this.exportFailure()?.message,
       logs,
       traces,
       openConnections: this.connections.size,
@@ -254,12 +267,13 @@ export class OtlpSink {
     };
   }
 
-  private latestError(): string | undefined {
-    const a = this.logs?.exporter;
-    const b = this.traces?.exporter;
-    if (a?.lastError === undefined) return b?.lastError;
-    if (b?.lastError === undefined) return a.lastError;
-    return a.lastErrorAt >= b.lastErrorAt ? a.lastError : b.lastError;
+  /** The latest export failure over both signals, and what became of its batch (see ExportFailure); undefined if none yet. */
+  exportFailure(): ExportFailure | undefined {
+    const a = this.logs?.exporter.latestFailure;
+    const b = this.traces?.exporter.latestFailure;
+    if (a === undefined) return b;
+    if (b === undefined) return a;
+    return a.at >= b.at ? a : b;
   }
 
   /**
@@ -278,10 +292,10 @@ export class OtlpSink {
 
   private async shutdownOnce(deadlineMs: number): Promise<{ undelivered: number }> {
     if (this.traces !== undefined && this.spanQueue !== undefined) {
-      const open = this.connections.stopAll(BigInt(Date.now()) * 1_000_000n);
-      const fit = Math.min(open.length, this.traces.processor.room());
-      for (let i = 0; i < fit; i++) this.spanQueue.push(open[i] as (typeof open)[number]);
-      this.traces.offer(open.length, fit);
+      const { endings, unmade } = this.connections.stopAll(BigInt(Date.now()) * 1_000_000n);
+      const fit = Math.min(endings.length, this.traces.processor.room());
+      for (let i = 0; i < fit; i++) this.spanQueue.push(endings[i] as (typeof endings)[number]);
+      this.traces.offer(endings.length + unmade, fit);
       if (fit > 0) this.traces.processor.offered();
     }
     this.closing = true;
