@@ -29,6 +29,14 @@
  * were already in TCP_CLOSE when accept() returned them (tcp_info): the reset
  * did come before the accept.
  *
+ * --reset-racing-accept: each thread is a client pinned to one CPU, with a
+ * server thread of its own pinned to the next CPU that blocks in accept4()
+ * (until 100 ms pass with nothing: SO_RCVTIMEO) and closes what it gets. The client
+ * connects and resets at once (SO_LINGER {1, 0}; close): the server, woken by
+ * the handshake, is inside accept() on the other CPU when the RST arrives, so
+ * the reset races the accept. Connections reset before they were queued are
+ * never accepted ("accepted" says how many were).
+ *
  * --rate R: paced instead of as fast as possible: R connections per second in
  * all, each thread R/T. Connection j of the run (over all threads, thread
  * j mod T) is due at t0 + j/R, an absolute deadline on CLOCK_MONOTONIC that a
@@ -80,6 +88,7 @@ struct worker {
 	long done;
 	long accepted;
 	long closed_at_accept; /* accepted sockets already in TCP_CLOSE: the reset did come first */
+	atomic_bool client_done; /* --reset-racing-accept: the server thread may stop once idle */
 	long errors;
 	char last_error[128];
 };
@@ -87,6 +96,7 @@ struct worker {
 static atomic_bool stop_now;
 static double deadline;
 static long batch; /* --reset-before-accept: connections per batch; 0: the normal loop */
+static bool racing; /* --reset-racing-accept */
 static double rate; /* --rate: connections per second over all threads; 0: as fast as possible */
 static long nthreads;
 static struct timespec start_ts; /* t0 of the pacing schedule (CLOCK_MONOTONIC) */
@@ -198,6 +208,18 @@ static void *run(void *arg)
 	return NULL;
 }
 
+/* An accepted socket: counted, and whether its reset came before accept() returned it. */
+static void accepted(struct worker *w, int a)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	if (!getsockopt(a, IPPROTO_TCP, TCP_INFO, &ti, &len) && ti.tcpi_state == TCP_CLOSE)
+		w->closed_at_accept++;
+	close(a);
+	w->accepted++;
+}
+
 /* --reset-before-accept: B connections reset by their client, then accepted by the server */
 static void *run_reset_before_accept(void *arg)
 {
@@ -232,12 +254,7 @@ static void *run_reset_before_accept(void *arg)
 			int a = accept4(w->listener, NULL, NULL, SOCK_CLOEXEC);
 
 			if (a >= 0) {
-				struct tcp_info ti;
-				socklen_t len = sizeof(ti);
-
-				if (!getsockopt(a, IPPROTO_TCP, TCP_INFO, &ti, &len) && ti.tcpi_state == TCP_CLOSE)
-					w->closed_at_accept++;
-				close(a);
+				accepted(w, a);
 				got++;
 			} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				if (poll(&p, 1, 100) <= 0)
@@ -248,10 +265,76 @@ static void *run_reset_before_accept(void *arg)
 			}
 		}
 		w->done += made;
-		w->accepted += got;
 		if (w->errors > 100 || !made)
 			break;
 	}
+	return NULL;
+}
+
+static void pin(long cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET((int)(cpu % sysconf(_SC_NPROCESSORS_ONLN)), &set);
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+/* --reset-racing-accept, server side: accept and close until the client is done and nothing is left */
+static void *run_racing_server(void *arg)
+{
+	struct worker *w = arg;
+
+	pin(w->index + 1);
+	for (;;) {
+		int a = accept4(w->listener, NULL, NULL, SOCK_CLOEXEC);
+
+		if (a >= 0) {
+			accepted(w, a);
+		} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			if (atomic_load(&w->client_done))
+				break;
+		} else if (errno != ECONNABORTED) {
+			note(w, "accept4");
+			break;
+		}
+	}
+	return NULL;
+}
+
+/* --reset-racing-accept, client side: connect and reset at once */
+static void *run_racing_client(void *arg)
+{
+	struct worker *w = arg;
+	const struct linger rst = { .l_onoff = 1, .l_linger = 0 };
+	pthread_t server;
+
+	if (pthread_create(&server, NULL, run_racing_server, w))
+		fail("pthread_create");
+	pin(w->index);
+	while (w->done < w->target && w->errors <= 100) {
+		int c;
+
+		if ((w->done & 255) == 0 && now_s() > deadline) {
+			atomic_store(&stop_now, true);
+			break;
+		}
+		c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (c < 0) {
+			note(w, "socket");
+			break;
+		}
+		if (connect(c, (struct sockaddr *)&w->addr, sizeof(w->addr))) {
+			note(w, "connect");
+			close(c);
+			continue;
+		}
+		setsockopt(c, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+		close(c);
+		w->done++;
+	}
+	atomic_store(&w->client_done, true);
+	pthread_join(server, NULL);
 	return NULL;
 }
 
@@ -263,6 +346,7 @@ int main(int argc, char **argv)
 	struct worker *ws;
 	struct rusage ru;
 	long done = 0, accepted = 0, closed_at_accept = 0, errors = 0;
+	const struct timeval idle = { .tv_usec = 100000 };
 	const char *last_error = "";
 
 	for (int i = 1; i < argc; i++) {
@@ -276,12 +360,14 @@ int main(int argc, char **argv)
 			netns = 1;
 		else if (!strcmp(argv[i], "--reset-before-accept"))
 			batch = batch ? batch : 64;
+		else if (!strcmp(argv[i], "--reset-racing-accept"))
+			racing = true;
 		else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
 			batch = atol(argv[++i]);
 		else if (!strcmp(argv[i], "--rate") && i + 1 < argc)
 			rate = atof(argv[++i]);
 		else {
-			fprintf(stderr, "usage: loadgen --count N [--threads T] [--seconds S] [--netns] [--rate R | --reset-before-accept [--batch B]]\n"
+			fprintf(stderr, "usage: loadgen --count N [--threads T] [--seconds S] [--netns] [--rate R | --reset-before-accept [--batch B] | --reset-racing-accept]\n"
 					"  --rate R: R connections per second over all threads, each thread on absolute deadlines\n");
 			return 2;
 		}
@@ -290,8 +376,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "loadgen: --count and --threads must be positive, --rate not negative, --batch at most 2048\n");
 		return 2;
 	}
-	if (rate > 0 && batch) {
-		fprintf(stderr, "loadgen: --rate paces the normal loop only, not --reset-before-accept\n");
+	if ((rate > 0) + !!batch + racing > 1) {
+		fprintf(stderr, "loadgen: --rate, --reset-before-accept and --reset-racing-accept are modes: one at a time\n");
 		return 2;
 	}
 	nthreads = threads;
@@ -319,18 +405,21 @@ int main(int argc, char **argv)
 			fail("listen on 127.0.0.1");
 		if (batch && fcntl(w->listener, F_SETFL, O_NONBLOCK))
 			fail("O_NONBLOCK on the listener");
+		/* a blocking accept() that gives up after 100 ms idle (SO_RCVTIMEO) */
+		if (racing && setsockopt(w->listener, SOL_SOCKET, SO_RCVTIMEO, &idle, sizeof(idle)))
+			fail("SO_RCVTIMEO on the listener");
 	}
 
 	clock_gettime(CLOCK_MONOTONIC, &start_ts);
 	t0 = (double)start_ts.tv_sec + (double)start_ts.tv_nsec / 1e9;
 	deadline = t0 + seconds;
 	for (long i = 0; i < threads; i++)
-		if (pthread_create(&ws[i].thread, NULL, batch ? run_reset_before_accept : run, &ws[i]))
+		if (pthread_create(&ws[i].thread, NULL, racing ? run_racing_client : batch ? run_reset_before_accept : run, &ws[i]))
 			fail("pthread_create");
 	for (long i = 0; i < threads; i++) {
 		pthread_join(ws[i].thread, NULL);
 		done += ws[i].done;
-		accepted += batch ? ws[i].accepted : ws[i].done;
+		accepted += batch || racing ? ws[i].accepted : ws[i].done;
 		closed_at_accept += ws[i].closed_at_accept;
 		errors += ws[i].errors;
 		if (ws[i].errors)

@@ -156,7 +156,7 @@ export interface ProfileReport {
 
 /** A scenario: its own workload, run against a few configurations. */
 export interface ScenarioReport {
-  name: 'reset-before-accept' | 'burst' | 'paced';
+  name: 'reset-before-accept' | 'reset-racing-accept' | 'burst' | 'paced';
   /** loadgen's command line. */
   workload: string;
   connectionsPerRun: number;

@@ -6,6 +6,10 @@
  *                        connection (SO_LINGER 0) while it waits in the accept
  *                        queue; the server accepts it afterwards. Expected
  *                        exactly C, A and 2 X per connection (issue 13).
+ *   reset-racing-accept  loadgen --reset-racing-accept: every client resets its
+ *                        connection at once while a server thread on the other
+ *                        CPU is inside accept(): the reset races the accept
+ *                        (issue 21). Expected the same: C, A and 2 X each.
  *   burst                loadgen --count 20000 --seconds 1: a one-second burst at
  *                        full loopback speed against --otlp with default settings;
  *                        every log record and span must arrive (issue 13).
@@ -21,7 +25,7 @@ import { PACED_TAIL_S, summarize, type ConfigSummary, type RunResult, type Scena
 import { k, lossCell, rssCell, sp, spread, table } from './tables.ts';
 import { log, runOne, type Workload } from './workload.ts';
 
-export const SCENARIOS: readonly ScenarioReport['name'][] = ['reset-before-accept', 'burst', 'paced'];
+export const SCENARIOS: readonly ScenarioReport['name'][] = ['reset-before-accept', 'reset-racing-accept', 'burst', 'paced'];
 
 export interface ScenarioPlan {
   name: ScenarioReport['name'];
@@ -49,6 +53,15 @@ export function scenarioPlans(full: boolean, usable: (c: ConfigName) => boolean,
     plans.push({
       name: 'reset-before-accept',
       workload: { scenario: 'reset-before-accept', args: ['--reset-before-accept'], count, maxSeconds: 60, maxCatchUpMs: 60_000 },
+      configs: (['untraced', 'table', 'floor', otlp] as ConfigName[]).filter(usable),
+      rounds,
+      notes: otlpNote,
+    });
+  }
+  if (names.includes('reset-racing-accept')) {
+    plans.push({
+      name: 'reset-racing-accept',
+      workload: { scenario: 'reset-racing-accept', args: ['--reset-racing-accept', '--threads', '1'], count: full ? 40_000 : 20_000, maxSeconds: 60, maxCatchUpMs: 60_000 },
       configs: (['untraced', 'table', 'floor', otlp] as ConfigName[]).filter(usable),
       rounds,
       notes: otlpNote,
@@ -174,7 +187,9 @@ function resetBeforeAccept(sc: ScenarioReport, md: boolean): string[] {
   const traced = sc.configs.find((s) => s.config !== 'untraced' && s.runs);
   const intro = md
     ? [
-        `\`${sc.workload}\`: each loadgen thread connects 64 clients, each closing at once with SO_LINGER 0 (an RST) while its connection still waits in the listener's accept queue, then the server accepts the batch (accept() returns those sockets, already closed) and closes them: what load-balancer and Kubernetes TCP health checks do. ` +
+        `\`${sc.workload}\`: ${sc.name === 'reset-racing-accept'
+          ? 'a client thread on one CPU connects and closes each connection at once with SO_LINGER 0 (an RST) while a server thread on the other CPU, woken by the handshake, is inside accept() for it and then closes it: the reset races the accept. '
+          : 'each loadgen thread connects 64 clients, each closing at once with SO_LINGER 0 (an RST) while its connection still waits in the listener\'s accept queue, then the server accepts the batch (accept() returns those sockets, already closed) and closes them: what load-balancer and Kubernetes TCP health checks do. '}` +
           `Expected, from the workload's own counts: per connection a C and an X (client), and per connection the server accepted an A and an X (server, both at accept()): C, A and 2 X${traced?.spansExpected !== undefined ? ', and with traces one span per C and per A' : ''}. ` +
           `${sc.connectionsPerRun} connections per run, ${sc.rounds} run(s) per configuration, interleaved; counts summed over the runs${traced ? ` (${traced.connections} connections, ${traced.accepted} accepted, of which ${traced.closedAtAccept ?? '?'} already closed (TCP_CLOSE, from tcp_info) when accept() returned them: the reset came first)` : ''}, conn/s as median (min–max).`,
         '',
@@ -268,6 +283,7 @@ function paced(sc: ScenarioReport, md: boolean): string[] {
 
 const TITLES: Record<ScenarioReport['name'], string> = {
   'reset-before-accept': 'Reset before accept',
+  'reset-racing-accept': 'Reset racing accept',
   burst: 'OTLP burst',
   paced: 'OTLP at a paced rate',
 };

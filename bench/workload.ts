@@ -139,7 +139,7 @@ export async function runOne(config: ConfigName, round: number, env: Env, w: Wor
     base.otherCpuPct = Math.max(0, (100 * other) / (lg.wall_s * availableParallelism()));
     base.connections = lg.connections;
     base.accepted = lg.accepted ?? lg.connections;
-    if (w.args.includes('--reset-before-accept')) base.closedAtAccept = lg.closed_at_accept;
+    if (w.args.includes('--reset-before-accept') || w.args.includes('--reset-racing-accept')) base.closedAtAccept = lg.closed_at_accept;
     base.wallS = lg.wall_s;
     base.connPerSec = lg.connections / lg.wall_s;
     base.loadgenUsPerConn = ((lg.user_s + lg.sys_s) * 1e6) / lg.connections;
