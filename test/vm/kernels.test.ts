@@ -15,7 +15,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { describe, test, type TestContext } from 'node:test';
-import { ROOT } from './helpers/kernel.ts';
+import { ROOT } from '../helpers/kernel.ts';
 
 /**
  * Debian's kernels the suite runs on by default: Debian 12's 6.1 LTS and the
@@ -61,7 +61,9 @@ async function runInVm(t: TestContext, kernel: string): Promise<void> {
       TCPTRACER_VM_KERNEL: kernel,
       TCPTRACER_VM_TIMEOUT: String(VM_TIMEOUT_S),
       NO_COLOR: '1',
-      TCPTRACER_VM_ENV: 'NO_COLOR',
+      // the stress test's rounds, smaller under emulation (about 20x slower)
+      TCPTRACER_STRESS_CONNECTIONS: process.env.TCPTRACER_STRESS_CONNECTIONS ?? '1000',
+      TCPTRACER_VM_ENV: 'NO_COLOR TCPTRACER_STRESS_CONNECTIONS TCPTRACER_STRESS_ROUNDS TCPTRACER_STRESS_SEEDS',
     },
     // a cancelled or timed-out test stops the VM: run.sh kills qemu on SIGTERM
     signal: t.signal,
