@@ -54,7 +54,7 @@ function runWorkload(ns: NetNs, seed: number, family: 4 | 6): Round {
   });
   assert.equal(r.status, 0, `stress --seed ${seed} --family ${family}: ${r.stderr || r.error?.message}`);
   const run = parseStressOutput(r.stdout);
-  assert.deepEqual([...run.failed], [], 'every connect succeeded');
+  assert.deepEqual([...run.failed].map(([i, why]) => `connection ${i}: ${why}`), [], `seed ${seed} IPv${family}: every connect succeeded`);
   return { seed, family, run, neverQueued: counters() - before };
 }
 
