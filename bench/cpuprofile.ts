@@ -53,7 +53,7 @@ function areaOf(f: CallFrame): string {
   if (u.includes('/src/format.ts') || u.includes('/src/format.js')) return 'format (src/format.ts)';
   if (u.includes('/src/cli.ts') || u.includes('/src/cli.js')) return 'cli batch loop (src/cli.ts)';
   if (u.includes('/src/tracer.ts') || u.includes('/src/tracer.js')) return 'tracer (src/tracer.ts)';
-  if (u.includes('/src/otlp/ids.')) return 'connection ids (src/otlp/ids.ts)';
+  if (u.includes('/src/otlp/traces/ids.')) return 'connection ids (src/otlp/traces/ids.ts)';
   if (u.includes('/src/otlp/')) return 'otlp (src/otlp)';
   if (u.includes('otlp-transformer') || u.includes('protobufjs')) return 'SDK serialization (otlp-transformer)';
   if (u.includes('@grpc')) return 'gRPC (grpc-js)';

@@ -4,9 +4,9 @@
  * path as the reference, side by side in one run. Both start from the bench's
  * synthetic events (bench/pipeline.ts: C, A, X, X per connection):
  *
- *   encoder (the tracer's path: src/otlp/service.ts -> src/otlp/encode.ts)
- *     mapping   eventAttributes + logBody (src/otlp/mapping.ts)
- *     ids       connectionIds (src/otlp/ids.ts: SHA-256 of the ISNs, cached per connection)
+ *   encoder (the tracer's path: src/otlp/sink.ts -> src/otlp/wire/requests.ts)
+ *     mapping   eventAttributes + logBody (src/otlp/logs/mapping.ts)
+ *     ids       connectionIds (src/otlp/traces/ids.ts: SHA-256 of the ISNs, cached per connection)
  *     encode    a LogItem {resource, event, observedNs} per event, LogsEncoder.encode
  *               per batch of 512 (the export batch size); it maps and looks the
  *               ids up itself: its step is what it adds to mapping + ids
@@ -36,10 +36,10 @@ import { ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { LoggerProvider } from '@opentelemetry/sdk-logs';
 import type { LogRecordProcessor, ReadableLogRecord } from '@opentelemetry/sdk-logs';
-import { LogsEncoder, type LogItem } from '../src/otlp/encode.ts';
-import { connectionIds } from '../src/otlp/ids.ts';
-import { eventAttributes, logBody, toLogRecord } from '../src/otlp/mapping.ts';
-import { logContext } from '../src/otlp/spans.ts';
+import { LogsEncoder, type LogItem } from '../src/otlp/wire/requests.ts';
+import { connectionIds } from '../src/otlp/traces/ids.ts';
+import { eventAttributes, logBody, toLogRecord } from '../src/otlp/logs/mapping.ts';
+import { logContext } from '../src/otlp/traces/span.ts';
 import type { TcpEvent } from '../src/types.ts';
 import { PACKAGE_NAME, packageVersion } from '../src/version.ts';
 import { syntheticBatch } from './pipeline.ts';

@@ -20,8 +20,8 @@ import { ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
 import { LoggerProvider } from '@opentelemetry/sdk-logs';
 import type { LogRecordProcessor, ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { resolveOtlpConfig } from '../src/otlp/config.ts';
-import { toLogRecord } from '../src/otlp/mapping.ts';
-import { OtlpSink } from '../src/otlp/service.ts';
+import { toLogRecord } from '../src/otlp/logs/mapping.ts';
+import { OtlpSink } from '../src/otlp/sink.ts';
 import type { TcpEvent } from '../src/types.ts';
 import { tcpEvent, tcpEvents } from '../test/fixtures/tcp-events.ts';
 

@@ -1,6 +1,6 @@
 /**
  * The OTLP export pipeline alone, no kernel: synthetic TcpEvents (src/types.ts)
- * fed in batches of 1024 (the native loader's batch size) to src/otlp/service.ts's
+ * fed in batches of 1024 (the native loader's batch size) to src/otlp/sink.ts's
  * OtlpSink, exporting to the bench's counting receiver (bench/otlp-receiver.ts,
  * its own process). Feeding is paced only by the sink's own back-pressure signal
  * (records pending < queue size - one batch), so nothing is dropped for being
@@ -123,22 +123,22 @@ export function syntheticBatch(n: number, seq: number, comm: string): TcpEvent[]
 }
 
 async function loadSink(): Promise<{ Sink: SinkCtor; resolve: ResolveConfig } | string> {
-  const service = new URL('../src/otlp/service.ts', import.meta.url);
+  const service = new URL('../src/otlp/sink.ts', import.meta.url);
   const config = new URL('../src/otlp/config.ts', import.meta.url);
-  if (!existsSync(service)) return 'src/otlp/service.ts not present';
+  if (!existsSync(service)) return 'src/otlp/sink.ts not present';
   try {
     const svc = (await import(service.href)) as Record<string, unknown>;
     const cfg = (await import(config.href)) as Record<string, unknown>;
     const Sink = svc.OtlpSink;
     const resolve = cfg.resolveOtlpConfig;
-    if (typeof Sink !== 'function') return `src/otlp/service.ts exports no OtlpSink class (exports: ${Object.keys(svc).join(', ')})`;
+    if (typeof Sink !== 'function') return `src/otlp/sink.ts exports no OtlpSink class (exports: ${Object.keys(svc).join(', ')})`;
     if (typeof resolve !== 'function') return 'src/otlp/config.ts exports no resolveOtlpConfig';
     for (const m of ['emit', 'stats', 'shutdown']) {
       if (typeof (Sink.prototype as Record<string, unknown>)[m] !== 'function') return `OtlpSink has no ${m}() method`;
     }
     return { Sink: Sink as SinkCtor, resolve: resolve as ResolveConfig };
   } catch (e) {
-    return `loading src/otlp/service.ts failed: ${(e as Error).message.split('\n')[0] ?? ''}`;
+    return `loading src/otlp/sink.ts failed: ${(e as Error).message.split('\n')[0] ?? ''}`;
   }
 }
 

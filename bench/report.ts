@@ -102,7 +102,7 @@ function otlpLines(configs: readonly ConfigSummary[], pipeline: PipelineResult, 
         : `BYTES DIFFER: encoder ${e.bytesPerRecord.toFixed(1)}, SDK ${s.bytesPerRecord.toFixed(1)} bytes/record${cost.sameBytes ? '' : ', a batch encoded both ways differs'}`;
     lines.push(
       `One log record, no network (bench/otlp-record-cost.ts, ${cost.records} records a pass, medians of ${cost.passes} interleaved passes): ` +
-        `the tracer's path (src/otlp/encode.ts) mapping ${us(e.mappingUs)}, connection ids ${us(e.idsUs)}, LogsEncoder.encode ${us(e.encodeUs)}: ${us(e.totalUs)} in all; ` +
+        `the tracer's path (src/otlp/wire/requests.ts) mapping ${us(e.mappingUs)}, connection ids ${us(e.idsUs)}, LogsEncoder.encode ${us(e.encodeUs)}: ${us(e.totalUs)} in all; ` +
         `the SDK's stock path, as reference: mapping ${us(s.mappingUs)}, connection ids and span context ${us(s.idsUs)}, Logger.emit ${us(s.emitUs)}, ProtobufLogsSerializer ${us(s.serializeUs)}: ${us(s.totalUs)} in all; ` +
         `encoder / SDK ${cost.ratio.toFixed(2)}x; ${bytes}`,
     );

@@ -170,7 +170,7 @@ export interface ScenarioReport {
 
 /**
  * bench/otlp-record-cost.ts's line: µs of CPU per log record for each step, no
- * network, on the tracer's path (src/otlp/encode.ts) and on the SDK's stock
+ * network, on the tracer's path (src/otlp/wire/requests.ts) and on the SDK's stock
  * path, medians of interleaved passes over the same events.
  */
 export interface RecordCost {

@@ -8,7 +8,7 @@ import { encodeLines, formatLostLine, jsonLine, MAX_JSON_LINE_BYTES, MAX_TABLE_L
 import { DEFAULT_OTLP_RINGBUF_BYTES, DEFAULT_RINGBUF_BYTES, HELP, parseCli, type CliOptions } from './options.ts';
 import { describeOtlpConfig, resolveOtlpConfig } from './otlp/config.ts';
 import { formatDropReport, startDropReporter, startExportFailureReporter } from './otlp/report.ts';
-import type { OtlpSink } from './otlp/service.ts';
+import type { OtlpSink } from './otlp/sink.ts';
 import { IdentityResolver } from './identity/resolver.ts';
 import { loadNative } from './native.ts';
 import { dropPrivileges, lookupUser, setNoNewPrivs } from './privileges.ts';
@@ -25,7 +25,7 @@ async function run(opts: CliOptions): Promise<void> {
     ? resolveOtlpConfig({ endpoint: opts.otlpEndpoint, queueSize: opts.otlpQueueSize, signals: opts.otlpSignals })
     : undefined;
   // the OpenTelemetry SDK and gRPC (~30 MB of RSS) load only in OTLP mode
-  const sink: OtlpSink | undefined = otlp ? new (await import('./otlp/service.ts')).OtlpSink(otlp) : undefined;
+  const sink: OtlpSink | undefined = otlp ? new (await import('./otlp/sink.ts')).OtlpSink(otlp) : undefined;
   const account = lookupUser(opts.user);
   // before the drain thread exists, so that it inherits it
   const nnp = setNoNewPrivs(() => loadNative().noNewPrivs());

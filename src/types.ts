@@ -92,7 +92,7 @@ export interface TcpEvent {
 
 /**
  * What a record read but not decoded in full still says: its type and which
- * connection it belongs to (src/otlp/connections.ts keys on these), so that a
+ * connection it belongs to (src/otlp/traces/connections.ts keys on these), so that a
  * consumer can follow connections through events it refuses. The addresses
  * are '' unless both ISNs are 0 (the key then needs them).
  */

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { resolveOtlpConfig } from '../src/otlp/config.ts';
-import { OtlpSink } from '../src/otlp/service.ts';
+import { OtlpSink } from '../src/otlp/sink.ts';
 import { TestCollector } from './fixtures/otlp-collector.ts';
 import { tcpEvents } from './fixtures/tcp-events.ts';
 import { makeCertificate, type TestCertificate } from './helpers/tls.ts';

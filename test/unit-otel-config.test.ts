@@ -82,7 +82,7 @@ const CONTAINER_METADATA: readonly string[] = [
 
 /**
  * The identity tcptracer puts on every record and span of a container process, as attributes
- * (src/otlp/mapping.ts): what the Collector associates pods by, in this order (container.id
+ * (src/otlp/logs/mapping.ts): what the Collector associates pods by, in this order (container.id
  * names the container too; k8s.pod.uid is there also when the container's layout is not parsed).
  */
 const TRACER_IDENTITY: readonly string[] = ['container.id', 'k8s.pod.uid'];

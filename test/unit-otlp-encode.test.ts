@@ -1,5 +1,5 @@
 /**
- * The export requests src/otlp/encode.ts writes are byte for byte the ones
+ * The export requests src/otlp/wire/requests.ts writes are byte for byte the ones
  * the OpenTelemetry JS SDK writes for the same records and spans: the stock
  * path (mapping.ts's toLogRecord through LoggerProvider / Logger.emit, spans
  * through TracerProvider with the derived ids, then the SDK's
@@ -16,12 +16,12 @@ import type { LogRecordProcessor, ReadableLogRecord } from '@opentelemetry/sdk-l
 import { AlwaysOnSampler, TracerProvider } from '@opentelemetry/sdk-trace';
 import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace';
 import { resolveOtlpConfig } from '../src/otlp/config.ts';
-import { LogsEncoder, SpansEncoder } from '../src/otlp/encode.ts';
-import { nsToHrTime, toLogRecord } from '../src/otlp/mapping.ts';
-import { ProtoWriter, varintSize } from '../src/otlp/protobuf.ts';
+import { LogsEncoder, SpansEncoder } from '../src/otlp/wire/requests.ts';
+import { nsToHrTime, toLogRecord } from '../src/otlp/logs/mapping.ts';
+import { ProtoWriter, varintSize } from '../src/otlp/wire/protobuf.ts';
 import { detectHost, tracerResource } from '../src/otlp/resources.ts';
-import { logContext, toConnectionSpan } from '../src/otlp/spans.ts';
-import type { ConnectionSpan } from '../src/otlp/spans.ts';
+import { logContext, toConnectionSpan } from '../src/otlp/traces/span.ts';
+import type { ConnectionSpan } from '../src/otlp/traces/span.ts';
 import type { TcpEvent } from '../src/types.ts';
 import { BASE_TIME_NS, tcpEvent } from './fixtures/tcp-events.ts';
 import { PresetIdGenerator, recordSpan } from './helpers/sdk-spans.ts';

@@ -4,9 +4,9 @@ import { ExportResultCode } from '@opentelemetry/core';
 import type { ExportResult } from '@opentelemetry/core';
 import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
-import type { ItemExporter } from '../src/otlp/processor.ts';
-import { backoffDelay, DEFAULT_RETRY_POLICY, describeExportError, isRetryable, RetryingExporter } from '../src/otlp/exporter.ts';
-import type { RetryPolicy } from '../src/otlp/exporter.ts';
+import type { ItemExporter } from '../src/otlp/export/processor.ts';
+import { backoffDelay, DEFAULT_RETRY_POLICY, describeExportError, isRetryable, RetryingExporter } from '../src/otlp/export/retry.ts';
+import type { RetryPolicy } from '../src/otlp/export/retry.ts';
 
 function grpcError(code: number, message: string): Error {
   return Object.assign(new Error(message), { code });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { connectionIds, idsFromIsns, ownSpanId } from '../src/otlp/ids.ts';
+import { connectionIds, idsFromIsns, ownSpanId } from '../src/otlp/traces/ids.ts';
 import { tcpEvent } from './fixtures/tcp-events.ts';
 
 /** One connection 10.0.0.1:41234 -> 10.0.0.2:5432 as the client's host and the server's host see it. */

@@ -4,8 +4,8 @@ import { ExportResultCode } from '@opentelemetry/core';
 import type { ExportResult } from '@opentelemetry/core';
 import { emptyResource } from '@opentelemetry/resources';
 import type { Resource } from '@opentelemetry/resources';
-import { BoundedBatchProcessor } from '../src/otlp/processor.ts';
-import type { BoundedBatchOptions, DeferredItems, ItemExporter, ProcessorCounts } from '../src/otlp/processor.ts';
+import { BoundedBatchProcessor } from '../src/otlp/export/processor.ts';
+import type { BoundedBatchOptions, DeferredItems, ItemExporter, ProcessorCounts } from '../src/otlp/export/processor.ts';
 
 /** What these tests send: a numbered record. */
 interface Item {

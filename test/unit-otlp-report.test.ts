@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { ExportFailure } from '../src/otlp/exporter.ts';
+import type { ExportFailure } from '../src/otlp/export/retry.ts';
 import { ExportFailureReporter, formatDropReport, formatExportFailure, startDropReporter } from '../src/otlp/report.ts';
-import type { OtlpSinkStats } from '../src/otlp/service.ts';
+import type { OtlpSinkStats } from '../src/otlp/sink.ts';
 
 const clean: OtlpSinkStats = {
   emitted: 10,

@@ -4,8 +4,8 @@
  * export-failure line, printed when the failure changes, at most once per
  * interval.
  */
-import type { ExportFailure } from './exporter.ts';
-import type { OtlpSignalStats, OtlpSinkStats } from './service.ts';
+import type { ExportFailure } from './export/retry.ts';
+import type { OtlpSignalStats, OtlpSinkStats } from './sink.ts';
 
 /** Everything dropped, whatever the cause. */
 export function droppedTotal(stats: OtlpSignalStats): number {

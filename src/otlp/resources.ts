@@ -18,7 +18,7 @@
  * `unknown_service`, and are counted. With `tracer`, every span is exported
  * under the tracer's own resource.
  *
- * The encoder (src/otlp/encode.ts) groups spans by their resource object: one
+ * The encoder (src/otlp/wire/requests.ts) groups spans by their resource object: one
  * object per process, made once.
  */
 import { defaultResource, detectResources, hostDetector, osDetector, resourceFromAttributes } from '@opentelemetry/resources';

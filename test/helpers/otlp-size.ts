@@ -1,7 +1,7 @@
 /**
  * How many bytes tcptracer's telemetry takes in an OTLP export request, as the
  * SDK's protobuf serializer (the one the gRPC exporters use) writes it: log
- * records made by src/otlp/mapping.ts from the largest events the probe can
+ * records made by src/otlp/logs/mapping.ts from the largest events the probe can
  * report, and connection spans with the same attributes. The Collector's
  * receivers limit the decoded request (gRPC: 4 MiB by default) and its `bytes`
  * sizer measures this same protobuf size, so these numbers are what a batch
@@ -16,7 +16,7 @@ import { LoggerProvider } from '@opentelemetry/sdk-logs';
 import type { LogRecordProcessor, ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { TracerProvider } from '@opentelemetry/sdk-trace';
 import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace';
-import { eventAttributes, formatEndpoint, toLogRecord } from '../../src/otlp/mapping.ts';
+import { eventAttributes, formatEndpoint, toLogRecord } from '../../src/otlp/logs/mapping.ts';
 import type { TcpEvent } from '../../src/types.ts';
 import { tcpEvent } from '../fixtures/tcp-events.ts';
 

@@ -1,14 +1,14 @@
 /**
- * Connection spans made the SDK's way, the reference src/otlp/encode.ts is
+ * Connection spans made the SDK's way, the reference src/otlp/wire/requests.ts is
  * compared with: a TracerProvider whose IdGenerator hands out the ids derived
- * from the connection (src/otlp/ids.ts), the SERVER span a child of the
+ * from the connection (src/otlp/traces/ids.ts), the SERVER span a child of the
  * (remote) CLIENT span.
  */
 import { ROOT_CONTEXT, SpanKind, TraceFlags, trace } from '@opentelemetry/api';
 import type { Tracer } from '@opentelemetry/api';
 import { RandomIdGenerator } from '@opentelemetry/sdk-trace';
 import type { IdGenerator } from '@opentelemetry/sdk-trace';
-import type { ConnectionSpan } from '../../src/otlp/spans.ts';
+import type { ConnectionSpan } from '../../src/otlp/traces/span.ts';
 
 /**
  * An IdGenerator that hands out ids set just before a span is started

@@ -2,10 +2,10 @@
  * The OTLP/gRPC exporters, one per signal, configured from one
  * {@link OtlpTarget}: the SDK's own export machinery
  * (createOtlpGrpcExportDelegate of otlp-grpc-exporter-base: grpc-js channel,
- * TLS (src/otlp/tls.ts: also to an IP address), headers, compression,
+ * TLS (src/otlp/export/tls.ts: also to an IP address), headers, compression,
  * deadline, concurrency limit), which the stock
  * OTLPLogExporter and OTLPTraceExporter are thin classes over, with the
- * requests encoded by src/otlp/encode.ts from the tracer's items instead of
+ * requests encoded by src/otlp/wire/requests.ts from the tracer's items instead of
  * the SDK's serializer from LogRecordImpl / Span objects (same bytes; a test
  * compares them), and OTLP partial success reported.
  *
@@ -32,12 +32,12 @@ import {
 import type { OTLPGRPCExporterConfigNode } from '@opentelemetry/otlp-grpc-exporter-base';
 import { ProtobufLogsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import type { ISerializer } from '@opentelemetry/otlp-transformer';
-import { UsageError } from '../errors.ts';
-import { PACKAGE_NAME, packageVersion } from '../version.ts';
-import type { OtlpSignal, OtlpTarget } from './config.ts';
-import { LogsEncoder, SpansEncoder } from './encode.ts';
-import type { LogItem, SpanItem } from './encode.ts';
-import { describeExportError } from './exporter.ts';
+import { UsageError } from '../../errors.ts';
+import { PACKAGE_NAME, packageVersion } from '../../version.ts';
+import type { OtlpSignal, OtlpTarget } from '../config.ts';
+import { LogsEncoder, SpansEncoder } from '../wire/requests.ts';
+import type { LogItem, SpanItem } from '../wire/requests.ts';
+import { describeExportError } from './retry.ts';
 import type { CountedExportResult, ItemExporter } from './processor.ts';
 import { tlsCredentials } from './tls.ts';
 

@@ -19,7 +19,7 @@
  * | error.type (see {@link errorType})        | no      | no     | no    | yes    |
  *
  * A connect/accept/close record carries its connection's trace id and this
- * side's span id in its context (src/otlp/ids.ts: derived from the
+ * side's span id in its context (src/otlp/traces/ids.ts: derived from the
  * connection, so they are set whether or not spans are exported); a failed
  * connect has none.
  *
@@ -29,7 +29,7 @@
  *
  * This module is the definition, in the SDK's terms (toLogRecord is what
  * Logger.emit would take). The exporter does not build these objects: it
- * writes the same fields straight from the event (src/otlp/encode-event.ts),
+ * writes the same fields straight from the event (src/otlp/logs/record.ts),
  * and test/unit-otlp-encode.test.ts checks that the bytes are the ones the SDK
  * writes for toLogRecord's records. Change both together.
  */
@@ -68,9 +68,9 @@ import {
   EVENT_TCP_CLOSE,
   EVENT_TCP_CONNECT,
   EVENT_TCP_CONNECT_FAILED,
-} from '../semconv.ts';
-import { errnoName } from '../errno.ts';
-import type { TcpEvent, TcpEventType } from '../types.ts';
+} from '../../semconv.ts';
+import { errnoName } from '../../errno.ts';
+import type { TcpEvent, TcpEventType } from '../../types.ts';
 
 const EVENT_NAMES: Readonly<Record<TcpEventType, string>> = {
   connect: EVENT_TCP_CONNECT,

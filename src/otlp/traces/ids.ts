@@ -30,7 +30,7 @@
  * report them) has no derived ids.
  */
 import { hash } from 'node:crypto';
-import type { TcpEvent } from '../types.ts';
+import type { TcpEvent } from '../../types.ts';
 
 /**
  * Ids of one connection: 32 bytes, the trace id (0-15), the client span's id

@@ -5,8 +5,8 @@
  * Each signal has one pipeline of the same parts: a queue of what is not made
  * yet -> {@link BoundedBatchProcessor} (bounded, counts drops) ->
  * {@link RetryingExporter} (backoff on retryable gRPC errors) -> the OTLP/gRPC
- * exporter (src/otlp/grpc.ts: the SDK's export delegate, requests encoded
- * from the items by src/otlp/encode.ts, partial successes counted). Whatever
+ * exporter (src/otlp/export/grpc.ts: the SDK's export delegate, requests encoded
+ * from the items by src/otlp/wire/requests.ts, partial successes counted). Whatever
  * the collector does (absent, restarting, refusing, slow), emit() never
  * blocks or throws, memory stays bounded by the queue sizes and
  * the open-connection map, and every record and span not delivered is counted.
@@ -29,13 +29,13 @@ import type { Resource } from '@opentelemetry/resources';
 import type { ConnectionRef, TcpEvent } from '../types.ts';
 import { PACKAGE_NAME, packageVersion } from '../version.ts';
 import type { OtlpConfig, OtlpTarget } from './config.ts';
-import { OpenConnections, SpanQueue } from './connections.ts';
-import type { LogItem, SpanItem } from './encode.ts';
-import { RetryingExporter } from './exporter.ts';
-import type { ExportFailure, RetryPolicy } from './exporter.ts';
-import { createOtlpGrpcLogExporter, createOtlpGrpcTraceExporter } from './grpc.ts';
-import { BoundedBatchProcessor } from './processor.ts';
-import type { DeferredItems, ItemExporter } from './processor.ts';
+import { OpenConnections, SpanQueue } from './traces/connections.ts';
+import type { LogItem, SpanItem } from './wire/requests.ts';
+import { RetryingExporter } from './export/retry.ts';
+import type { ExportFailure, RetryPolicy } from './export/retry.ts';
+import { createOtlpGrpcLogExporter, createOtlpGrpcTraceExporter } from './export/grpc.ts';
+import { BoundedBatchProcessor } from './export/processor.ts';
+import type { DeferredItems, ItemExporter } from './export/processor.ts';
 import { detectHost, SpanResources, tracerResource } from './resources.ts';
 
 export interface OtlpSinkOptions {

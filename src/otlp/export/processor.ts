@@ -1,7 +1,7 @@
 /**
  * A batching processor that is bounded and counts every item it does not
  * deliver, generic over what it carries: log records or spans (LogItem,
- * SpanItem of src/otlp/encode.ts). One mechanism, one set of counts, for both
+ * SpanItem of src/otlp/wire/requests.ts). One mechanism, one set of counts, for both
  * signals.
  *
  * The SDK's batch processors drop items silently when their queue is full
@@ -26,7 +26,7 @@
 import { ExportResultCode } from '@opentelemetry/core';
 import type { ExportResult } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
-import { DEFAULT_EXPORT_BATCH_SIZE, DEFAULT_QUEUE_SIZE } from './config.ts';
+import { DEFAULT_EXPORT_BATCH_SIZE, DEFAULT_QUEUE_SIZE } from '../config.ts';
 
 export interface BoundedBatchOptions {
   /** Most items held, queued plus being exported. Default 4096 (see OtlpConfig.maxQueueSize). */

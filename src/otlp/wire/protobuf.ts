@@ -8,7 +8,7 @@
  * length-delimited field reserves the bytes its length usually needs and
  * moves its content only when the length needs more (or fewer) bytes, and a
  * KeyValue's key comes from a cache (keys are the fixed attribute names of
- * src/otlp/mapping.ts and the resource's). The bytes are the ones the SDK
+ * src/otlp/logs/mapping.ts and the resource's). The bytes are the ones the SDK
  * writes for the same data: test/unit-otlp-encode.test.ts compares them.
  *
  * AnyValue encoding follows the SDK's: string, bool, an integer in the int64

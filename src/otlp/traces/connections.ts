@@ -14,11 +14,11 @@
  * them (the deferred-items mechanism of processor.ts).
  */
 import type { Resource } from '@opentelemetry/resources';
-import type { ConnectionRef, TcpEvent } from '../types.ts';
-import type { SpanItem } from './encode.ts';
-import type { DeferredItems } from './processor.ts';
-import { toConnectionSpan } from './spans.ts';
-import type { ConnectionEnding } from './spans.ts';
+import type { ConnectionRef, TcpEvent } from '../../types.ts';
+import type { SpanItem } from '../wire/requests.ts';
+import type { DeferredItems } from '../export/processor.ts';
+import { toConnectionSpan } from './span.ts';
+import type { ConnectionEnding } from './span.ts';
 
 /** Most open connections remembered. */
 export const MAX_OPEN_CONNECTIONS = 65_536;
@@ -28,7 +28,7 @@ export const MAX_OPEN_CONNECTIONS = 65_536;
  * role, as the 16-bit units of a short string (formatting the numbers as
  * decimal text cost more than the map itself). Addresses are left out: two
  * connections open at once with the same ISN pair, ports and namespace would
- * also share their span ids (src/otlp/ids.ts). Without ISNs (both 0: a kernel
+ * also share their span ids (src/otlp/traces/ids.ts). Without ISNs (both 0: a kernel
  * that did not report them) the addresses are in.
  */
 function key(event: ConnectionRef): string {

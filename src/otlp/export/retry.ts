@@ -4,7 +4,7 @@
  * `export(items, resultCallback)` / `forceFlush` / `shutdown` shape that
  * LogRecordExporter and SpanExporter share.
  *
- * The stock OTLP/gRPC exporters (src/otlp/grpc.ts) make one attempt per
+ * The stock OTLP/gRPC exporters (src/otlp/export/grpc.ts) make one attempt per
  * export: a collector that is down, restarting or overloaded makes the batch
  * fail at once. {@link RetryingExporter} retries the failures the OTLP
  * specification calls retryable, with capped, jittered exponential backoff,

@@ -8,7 +8,7 @@
  * | kind       | CLIENT where this host connected, SERVER where it accepted |
  * | start      | establishment: the close's kernel time minus its duration (still open at shutdown: the connect/accept event's time) |
  * | end        | the close's kernel time (still open at shutdown: the shutdown time) |
- * | ids        | derived from the connection (src/otlp/ids.ts); the SERVER span's parent is the CLIENT span |
+ * | ids        | derived from the connection (src/otlp/traces/ids.ts); the SERVER span's parent is the CLIENT span |
  * | attributes | the log records' (network.*, client.*, server.*, process.*, thread.id, tcptracer.*), duration and bytes, `tcptracer.connection.end` |
  * | status     | ERROR when the connection was reset or aborted (`connection reset (ECONNRESET)`), UNSET otherwise |
  *
@@ -17,13 +17,13 @@
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace } from '@opentelemetry/api';
 import type { Attributes, Context, HrTime, SpanStatus } from '@opentelemetry/api';
-import { errnoName } from '../errno.ts';
-import { ATTR_TCPTRACER_CONNECTION_DURATION_NS, ATTR_TCPTRACER_CONNECTION_END } from '../semconv.ts';
-import type { ConnectionEnd, TcpEvent } from '../types.ts';
+import { errnoName } from '../../errno.ts';
+import { ATTR_TCPTRACER_CONNECTION_DURATION_NS, ATTR_TCPTRACER_CONNECTION_END } from '../../semconv.ts';
+import type { ConnectionEnd, TcpEvent } from '../../types.ts';
 import { connectionIds, ownSpanId } from './ids.ts';
 import type { ConnectionIds } from './ids.ts';
-import { eventAttributes, formatEndpoint, nsToHrTime } from './mapping.ts';
-import type { EventTask } from './mapping.ts';
+import { eventAttributes, formatEndpoint, nsToHrTime } from '../logs/mapping.ts';
+import type { EventTask } from '../logs/mapping.ts';
 
 /** How a span's connection ended: as the probe saw it, or still open when the tracer stopped. */
 export type SpanEnd = ConnectionEnd | 'tracer_stopped';

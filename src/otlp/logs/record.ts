@@ -1,6 +1,6 @@
 /**
  * A log record's (and a span's) attributes and body, written straight from
- * the event: what src/otlp/mapping.ts's eventAttributes() and logBody() make,
+ * the event: what src/otlp/logs/mapping.ts's eventAttributes() and logBody() make,
  * without the intermediate object and string. Those two stay the definition
  * (the SDK reference path builds records from them); this is their fast
  * writer, and test/unit-otlp-encode.test.ts checks that both give the same
@@ -39,11 +39,11 @@ import {
   ATTR_TCPTRACER_CONNECTION_DURATION_NS,
   ATTR_TCPTRACER_NETNS_INODE,
   ATTR_THREAD_ID,
-} from '../semconv.ts';
-import type { TcpEvent } from '../types.ts';
+} from '../../semconv.ts';
+import type { TcpEvent } from '../../types.ts';
 import { errorType, logBody } from './mapping.ts';
 import type { EventTask } from './mapping.ts';
-import { keyPrefix, LEN, ProtoWriter, VARINT, varintSize, writeKeyValue } from './protobuf.ts';
+import { keyPrefix, LEN, ProtoWriter, VARINT, varintSize, writeKeyValue } from '../wire/protobuf.ts';
 
 /** A whole KeyValue with a constant value (without its field's tag). */
 function constant(key: string, value: string): Buffer {

@@ -4,7 +4,7 @@
  * and an ExportTraceServiceRequest from {@link SpanItem}s (one span per
  * connection), without the SDK's LogRecordImpl / Span objects in between.
  *
- * What is encoded is what src/otlp/mapping.ts and src/otlp/spans.ts define,
+ * What is encoded is what src/otlp/logs/mapping.ts and src/otlp/traces/span.ts define,
  * field for field as the OpenTelemetry JS SDK would emit and serialize it
  * (LoggerProvider -> ProtobufLogsSerializer, TracerProvider ->
  * ProtobufTraceSerializer): test/unit-otlp-encode.test.ts checks that the bytes
@@ -16,12 +16,12 @@
 import { randomFillSync } from 'node:crypto';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
-import type { TcpEvent } from '../types.ts';
-import { CLIENT_SPAN_ID, connectionIds, SERVER_SPAN_ID, TRACE_ID } from './ids.ts';
-import { writeEventAttributes, writeEventBody } from './encode-event.ts';
-import { eventName, logSeverity } from './mapping.ts';
+import type { TcpEvent } from '../../types.ts';
+import { CLIENT_SPAN_ID, connectionIds, SERVER_SPAN_ID, TRACE_ID } from '../traces/ids.ts';
+import { writeEventAttributes, writeEventBody } from '../logs/record.ts';
+import { eventName, logSeverity } from '../logs/mapping.ts';
 import { I32, I64, LEN, ProtoWriter, VARINT, writeAttributes } from './protobuf.ts';
-import type { ConnectionSpan } from './spans.ts';
+import type { ConnectionSpan } from '../traces/span.ts';
 
 /** One log record to export: the event it is made of, and when user space read it. */
 export interface LogItem {
