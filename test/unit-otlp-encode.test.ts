@@ -17,12 +17,12 @@ import { AlwaysOnSampler, TracerProvider } from '@opentelemetry/sdk-trace';
 import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace';
 import { resolveOtlpConfig } from '../src/otlp/config.ts';
 import { LogsEncoder, SpansEncoder } from '../src/otlp/wire/requests.ts';
-import { nsToHrTime, toLogRecord } from '../src/otlp/logs/mapping.ts';
 import { ProtoWriter, varintSize } from '../src/otlp/wire/protobuf.ts';
 import { detectHost, tracerResource } from '../src/otlp/resources.ts';
-import { logContext, toConnectionSpan } from '../src/otlp/traces/span.ts';
+import { toConnectionSpan } from '../src/otlp/traces/span.ts';
 import type { ConnectionSpan } from '../src/otlp/traces/span.ts';
 import type { TcpEvent } from '../src/types.ts';
+import { logContext, nsToHrTime, toLogRecord } from './helpers/sdk-reference.ts';
 import { BASE_TIME_NS, tcpEvent } from './fixtures/tcp-events.ts';
 import { PresetIdGenerator, recordSpan } from './helpers/sdk-spans.ts';
 

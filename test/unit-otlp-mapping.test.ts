@@ -4,7 +4,8 @@ import { SeverityNumber } from '@opentelemetry/api';
 import type { HrTime } from '@opentelemetry/api';
 import { ROOT_CONTEXT, trace, TraceFlags } from '@opentelemetry/api';
 import { errnoName } from '../src/errno.ts';
-import { errorType, formatEndpoint, nsToHrTime, toLogRecord } from '../src/otlp/logs/mapping.ts';
+import { errorType, formatEndpoint } from '../src/otlp/logs/record.ts';
+import { nsToHrTime, toLogRecord } from './helpers/sdk-reference.ts';
 import { tcpEvent } from './fixtures/tcp-events.ts';
 
 const OBSERVED: HrTime = [1_735_689_601, 5];

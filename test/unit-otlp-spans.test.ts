@@ -7,9 +7,10 @@ import { resolveOtlpConfig } from '../src/otlp/config.ts';
 import { OpenConnections } from '../src/otlp/traces/connections.ts';
 import { connectionIds } from '../src/otlp/traces/ids.ts';
 import { FALLBACK_SERVICE_NAME, MAX_SPAN_RESOURCES, SpanResources } from '../src/otlp/resources.ts';
-import { connectionStatus, logContext, toConnectionSpan } from '../src/otlp/traces/span.ts';
+import { connectionStatus, toConnectionSpan } from '../src/otlp/traces/span.ts';
 import type { TcpEvent } from '../src/types.ts';
 import { BASE_TIME_NS, tcpEvent } from './fixtures/tcp-events.ts';
+import { logContext, spanOptions } from './helpers/sdk-reference.ts';
 import { PresetIdGenerator, recordSpan } from './helpers/sdk-spans.ts';
 
 const connect = tcpEvent();
@@ -35,11 +36,11 @@ describe('toConnectionSpan', () => {
     assert.equal(span.name, 'connect 10.0.0.2:5432');
     assert.equal(span.kind, SpanKind.CLIENT);
     // closed 2 ms after BASE_TIME_NS, 1.5 ms after it was established
-    assert.deepEqual(span.startTime, [1_735_689_600, 123_956_789]);
-    assert.deepEqual(span.endTime, [1_735_689_600, 125_456_789]);
+    assert.deepEqual(spanOptions(span).startTime, [1_735_689_600, 123_956_789]);
+    assert.deepEqual(spanOptions(span).endTime, [1_735_689_600, 125_456_789]);
     assert.deepEqual(span.status, { code: SpanStatusCode.UNSET });
-    assert.equal(span.comm, 'psql');
-    const a = { ...span.attributes, ...span.spanAttributes };
+    assert.equal(span.task.comm, 'psql');
+    const a = spanOptions(span).attributes;
     assert.deepEqual([a['process.pid'], a['thread.id'], a['process.executable.name']], [4242, 4243, 'psql']);
     assert.deepEqual([a['server.address'], a['server.port'], a['client.address'], a['client.port']], ['10.0.0.2', 5432, '10.0.0.1', 41234]);
     assert.equal(a['network.transport'], 'tcp');
@@ -52,8 +53,8 @@ describe('toConnectionSpan', () => {
 
   it('names the closing task when the tracer did not see the open', () => {
     const span = toConnectionSpan({ event: close, opened: undefined, end: 'fin' });
-    assert.equal(span.attributes['process.pid'], 99);
-    assert.equal(span.comm, 'psql-exit');
+    assert.equal(spanOptions(span).attributes['process.pid'], 99);
+    assert.equal(span.task.comm, 'psql-exit');
   });
 
   it('maps a server connection reset: SERVER, accept <local>, ERROR with the errno', () => {
@@ -62,7 +63,7 @@ describe('toConnectionSpan', () => {
     assert.equal(span.kind, SpanKind.SERVER);
     assert.deepEqual(span.status, { code: SpanStatusCode.ERROR, message: 'connection reset (ECONNRESET)' });
     assert.equal(span.spanAttributes['tcptracer.connection.end'], 'reset');
-    assert.equal(span.attributes['server.address'], '10.0.0.2');
+    assert.equal(spanOptions(span).attributes['server.address'], '10.0.0.2');
   });
 
   it('brackets IPv6 in the name', () => {
@@ -73,8 +74,8 @@ describe('toConnectionSpan', () => {
   it('ends a connection still open at shutdown, marked tracer_stopped', () => {
     const stoppedAtNs = BASE_TIME_NS + 9_000_000n;
     const span = toConnectionSpan({ event: connect, opened: connect, end: 'tracer_stopped', stoppedAtNs });
-    assert.deepEqual(span.startTime, [1_735_689_600, 123_456_789]);
-    assert.deepEqual(span.endTime, [1_735_689_600, 132_456_789]);
+    assert.deepEqual(spanOptions(span).startTime, [1_735_689_600, 123_456_789]);
+    assert.deepEqual(spanOptions(span).endTime, [1_735_689_600, 132_456_789]);
     assert.equal(span.spanAttributes['tcptracer.connection.end'], 'tracer_stopped');
     assert.equal(span.spanAttributes['tcptracer.connection.duration_ns'], 9_000_000);
     assert.deepEqual(span.status, { code: SpanStatusCode.UNSET });

@@ -16,7 +16,8 @@ import { LoggerProvider } from '@opentelemetry/sdk-logs';
 import type { LogRecordProcessor, ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { TracerProvider } from '@opentelemetry/sdk-trace';
 import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace';
-import { eventAttributes, formatEndpoint, toLogRecord } from '../../src/otlp/logs/mapping.ts';
+import { formatEndpoint } from '../../src/otlp/logs/record.ts';
+import { eventAttributes, toLogRecord } from './sdk-reference.ts';
 import type { TcpEvent } from '../../src/types.ts';
 import { tcpEvent } from '../fixtures/tcp-events.ts';
 

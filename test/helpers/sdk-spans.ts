@@ -9,6 +9,7 @@ import type { Tracer } from '@opentelemetry/api';
 import { RandomIdGenerator } from '@opentelemetry/sdk-trace';
 import type { IdGenerator } from '@opentelemetry/sdk-trace';
 import type { ConnectionSpan } from '../../src/otlp/traces/span.ts';
+import { spanOptions } from './sdk-reference.ts';
 
 /**
  * An IdGenerator that hands out ids set just before a span is started
@@ -57,7 +58,8 @@ export function recordSpan(tracer: Tracer, ids: PresetIdGenerator, span: Connect
   } else {
     ids.next(span.ids.traceId, span.ids.clientSpanId);
   }
-  const made = tracer.startSpan(span.name, { kind: span.kind, startTime: span.startTime, attributes: { ...span.attributes, ...span.spanAttributes } }, parent);
+  const { startTime, endTime, attributes } = spanOptions(span);
+  const made = tracer.startSpan(span.name, { kind: span.kind, startTime, attributes }, parent);
   made.setStatus(span.status);
-  made.end(span.endTime);
+  made.end(endTime);
 }

@@ -1,15 +1,41 @@
 /**
- * A log record's (and a span's) attributes and body, written straight from
- * the event: what src/otlp/logs/mapping.ts's eventAttributes() and logBody() make,
- * without the intermediate object and string. Those two stay the definition
- * (the SDK reference path builds records from them); this is their fast
- * writer, and test/unit-otlp-encode.test.ts checks that both give the same
- * bytes for every shape of event. Change both together.
+ * What a log record is made of, and its writer: each TcpEvent becomes one
+ * OpenTelemetry log record, written straight into the export request. This is
+ * the one definition of a record (and of the attributes a connection's span
+ * shares with it); test/unit-otlp-encode.test.ts checks its bytes against the
+ * SDK's own, for records the test builds the stock way (test/helpers/sdk-reference.ts).
  *
- * Each key's KeyValue prefix (protobuf.ts keyPrefix) is taken once, at
- * load; constant KeyValues (network.transport, network.type) are encoded
- * whole.
+ * One record per event, with EventName `tcp.connect` / `tcp.accept` / `tcp.close`
+ * / `tcp.connect_failed`, Timestamp = the kernel's event time, ObservedTimestamp =
+ * when user space read it, severity INFO (WARN for a failed connect), a
+ * one-line human body, and attributes:
+ *
+ * | attribute                                 | connect | accept | close | failed |
+ * | ----------------------------------------- | ------- | ------ | ----- | ------ |
+ * | network.transport (`tcp`), network.type   | yes     | yes    | yes   | yes    |
+ * | network.local.address / .port             | yes     | yes    | yes   | yes    |
+ * | network.peer.address / .port              | yes     | yes    | yes   | yes    |
+ * | client.address / .port, server.address / .port | yes | yes   | yes   | yes    |
+ * | process.pid, process.executable.name, process.user.id (effective), process.real_user.id, thread.id | yes | yes | yes | yes |
+ * | tcptracer.netns.inode, tcptracer.cgroup.id | yes    | yes    | yes   | yes    |
+ * | container.id, k8s.pod.uid (when known: src/identity/) | yes | yes | yes | yes |
+ * | tcptracer.connection.{duration_ns,bytes_acked,bytes_received} | no | no | yes | no |
+ * | error.type (see {@link errorType})        | no      | no     | no    | yes    |
+ *
+ * A connect/accept/close record carries its connection's trace id and this
+ * side's span id in its context (src/otlp/traces/ids.ts: derived from the
+ * connection, so they are set whether or not spans are exported); a failed
+ * connect has none.
+ *
+ * Direction: the probe reports which end this host's socket is (event.role,
+ * kept per socket from its connect or accept, so closes have it too): as client,
+ * server = peer; as server, server = local.
+ *
+ * The writer: each key's KeyValue prefix (protobuf.ts keyPrefix) is taken once,
+ * at load; constant KeyValues (network.transport, network.type) are encoded
+ * whole; the body is written piece by piece where it is ASCII.
  */
+import { SeverityNumber } from '@opentelemetry/api';
 import {
   ATTR_CLIENT_ADDRESS,
   ATTR_CLIENT_PORT,
@@ -39,11 +65,87 @@ import {
   ATTR_TCPTRACER_CONNECTION_DURATION_NS,
   ATTR_TCPTRACER_NETNS_INODE,
   ATTR_THREAD_ID,
+  EVENT_TCP_ACCEPT,
+  EVENT_TCP_CLOSE,
+  EVENT_TCP_CONNECT,
+  EVENT_TCP_CONNECT_FAILED,
 } from '../../semconv.ts';
-import type { TcpEvent } from '../../types.ts';
-import { errorType, logBody } from './mapping.ts';
-import type { EventTask } from './mapping.ts';
+import type { TcpEvent, TcpEventType } from '../../types.ts';
+import { errnoName } from '../../errno.ts';
 import { keyPrefix, LEN, ProtoWriter, VARINT, varintSize, writeKeyValue } from '../wire/protobuf.ts';
+
+const EVENT_NAMES: Readonly<Record<TcpEventType, string>> = {
+  connect: EVENT_TCP_CONNECT,
+  accept: EVENT_TCP_ACCEPT,
+  close: EVENT_TCP_CLOSE,
+  failed: EVENT_TCP_CONNECT_FAILED,
+};
+
+/** error.type of the common connect failures, by errno name. */
+const ERROR_TYPES: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'connection_refused',
+  ETIMEDOUT: 'timed_out',
+  EHOSTUNREACH: 'host_unreachable',
+  ENETUNREACH: 'network_unreachable',
+  ECONNRESET: 'connection_reset',
+};
+
+/**
+ * `error.type` of a failed connect, from the errno the kernel recorded on the
+ * socket: ECONNREFUSED (a RST answered the SYN) `connection_refused`,
+ * ETIMEDOUT (SYN retries exhausted) `timed_out`, EHOSTUNREACH / ENETUNREACH
+ * (ICMP) `host_unreachable` / `network_unreachable`, ECONNRESET
+ * `connection_reset`, 0 `aborted` (no error recorded: the application gave up
+ * first, closing the socket or letting its own timeout fire, or the connect
+ * failed before a SYN was sent); any other errno its name lower-cased
+ * (EACCES: `eacces`), and `errno_N` for a number without a name.
+ */
+export function errorType(errno: number): string {
+  if (errno === 0) return 'aborted';
+  const name = errnoName(errno);
+  return ERROR_TYPES[name] ?? name.toLowerCase().replace(' ', '_');
+}
+
+/** What the body says of a failure: `connection refused`, `timed out`, ..., or the errno name (`EACCES`). */
+function describeFailure(errno: number): string {
+  const name = errnoName(errno);
+  return errno === 0 || name in ERROR_TYPES ? errorType(errno).replace('_', ' ') : name;
+}
+
+/** `addr:port`, with IPv6 addresses in brackets (`[::1]:80`). */
+export function formatEndpoint(ip: 4 | 6, address: string, port: number): string {
+  return ip === 6 ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** EventName of the record for `event`: `tcp.connect`, `tcp.accept`, `tcp.close`, `tcp.connect_failed`. */
+export function eventName(event: TcpEvent): string {
+  return EVENT_NAMES[event.type];
+}
+
+const INFO = { number: SeverityNumber.INFO, text: 'INFO' } as const;
+const WARN = { number: SeverityNumber.WARN, text: 'WARN' } as const;
+
+/** Severity of the record for `event`: WARN for a failed connect, INFO otherwise. */
+export function logSeverity(event: TcpEvent): { readonly number: SeverityNumber; readonly text: string } {
+  return event.type === 'failed' ? WARN : INFO;
+}
+
+/**
+ * One-line summary used as the record body, local end first:
+ * `connect 10.0.0.1:41234 -> 10.0.0.2:5432 (psql pid 4242)`; the arrow points
+ * from client to server (`<-` where this host is the server).
+ */
+export function logBody(event: TcpEvent): string {
+  const arrow = event.role === 'client' ? '->' : '<-';
+  const local = formatEndpoint(event.ip, event.saddr, event.sport);
+  const peer = formatEndpoint(event.ip, event.daddr, event.dport);
+  if (event.type === 'failed') return `connect ${local} ${arrow} ${peer} failed: ${describeFailure(event.errno)} (${event.comm} pid ${event.pid})`;
+  return `${event.type} ${local} ${arrow} ${peer} (${event.comm} pid ${event.pid})`;
+}
+
+/** The task an event's process.* / thread.* / container attributes name. */
+export type EventTask = Pick<TcpEvent, 'pid' | 'tid' | 'comm' | 'uid' | 'euid' | 'containerId' | 'podUid'>;
+
 
 /** A whole KeyValue with a constant value (without its field's tag). */
 function constant(key: string, value: string): Buffer {
@@ -147,8 +249,10 @@ function int(w: ProtoWriter, field: number, key: Buffer, value: number): void {
 }
 
 /**
- * eventAttributes(event, task) as repeated KeyValue in `field`, in its key
- * order (see mapping.ts; undefined values left out, as the SDK does).
+ * The attributes of the record for `event` (the table above) as repeated
+ * KeyValue in `field`, naming `task` (default: the event's own; a span names
+ * the task that opened its connection). container.id and k8s.pod.uid are left
+ * out where unknown.
  */
 export function writeEventAttributes(w: ProtoWriter, field: number, event: TcpEvent, task: EventTask = event): void {
   w.tag(field, LEN);
@@ -215,8 +319,8 @@ const TYPE_WORDS: Readonly<Record<TcpEvent['type'], string>> = { connect: 'conne
 
 /**
  * The body, logBody(event), as a length-prefixed string: written piece by
- * piece for the usual events; a failed connect, or a command name that is not
- * ASCII, goes through logBody itself.
+ * piece for the usual events; a failed connect, or a name or address that is
+ * not ASCII, goes through logBody itself.
  */
 export function writeEventBody(w: ProtoWriter, event: TcpEvent): void {
   const { comm, saddr, daddr } = event;

@@ -164,7 +164,7 @@ export class SpanQueue implements DeferredItems {
       const ending = items[i];
       if (ending === undefined) continue;
       const span = toConnectionSpan(ending);
-      this.add({ resource: this.resourceFor(span.comm), span });
+      this.add({ resource: this.resourceFor(span.task.comm), span });
     }
   }
 

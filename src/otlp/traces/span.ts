@@ -15,15 +15,15 @@
  * process.* and thread.id name the task that connected or accepted when the
  * tracer saw it, else the closing task.
  */
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace } from '@opentelemetry/api';
-import type { Attributes, Context, HrTime, SpanStatus } from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import type { Attributes, SpanStatus } from '@opentelemetry/api';
 import { errnoName } from '../../errno.ts';
 import { ATTR_TCPTRACER_CONNECTION_DURATION_NS, ATTR_TCPTRACER_CONNECTION_END } from '../../semconv.ts';
 import type { ConnectionEnd, TcpEvent } from '../../types.ts';
-import { connectionIds, ownSpanId } from './ids.ts';
+import { connectionIds } from './ids.ts';
 import type { ConnectionIds } from './ids.ts';
-import { eventAttributes, formatEndpoint, nsToHrTime } from '../logs/mapping.ts';
-import type { EventTask } from '../logs/mapping.ts';
+import { formatEndpoint } from '../logs/record.ts';
+import type { EventTask } from '../logs/record.ts';
 
 /** How a span's connection ended: as the probe saw it, or still open when the tracer stopped. */
 export type SpanEnd = ConnectionEnd | 'tracer_stopped';
@@ -43,14 +43,10 @@ export interface ConnectionEnding {
 export interface ConnectionSpan {
   readonly name: string;
   readonly kind: SpanKind;
-  readonly startTime: HrTime;
-  readonly endTime: HrTime;
-  /** The same times in ns since the epoch. */
+  /** Start and end, in ns since the epoch. */
   readonly startNs: bigint;
   readonly endNs: bigint;
-  /** The connection's attributes: eventAttributes(event, task) (made when read; the encoder writes them from the event). */
-  readonly attributes: Attributes;
-  /** The event the span is made of (the close; for `tracer_stopped`, the connect or accept). */
+  /** The event the span is made of (the close; for `tracer_stopped`, the connect or accept): its attributes are the record's (src/otlp/logs/record.ts). */
   readonly event: TcpEvent;
   /** The task its process.* / thread.id attributes name: the one that opened the connection when seen, else the closing one. */
   readonly task: EventTask;
@@ -59,8 +55,6 @@ export interface ConnectionSpan {
   readonly status: SpanStatus;
   /** Undefined when the events carry no ISNs: the SDK then picks random ids. */
   readonly ids: ConnectionIds | undefined;
-  /** The process the span belongs to (its executable name). */
-  readonly comm: string;
 }
 
 const NO_ATTRIBUTES: Attributes = Object.freeze({});
@@ -93,77 +87,15 @@ export function toConnectionSpan(ending: ConnectionEnding): ConnectionSpan {
     startNs = endNs - BigInt(event.durationNs);
     spanAttributes = end === undefined ? NO_ATTRIBUTES : { [ATTR_TCPTRACER_CONNECTION_END]: end };
   }
-  return new ConnectionSpanImpl(
-    `${client ? 'connect' : 'accept'} ${server}`,
-    client ? SpanKind.CLIENT : SpanKind.SERVER,
+  return {
+    name: `${client ? 'connect' : 'accept'} ${server}`,
+    kind: client ? SpanKind.CLIENT : SpanKind.SERVER,
     startNs,
     endNs,
     event,
-    who,
+    task: who,
     spanAttributes,
-    connectionStatus(end, event.errno),
-    connectionIds(event),
-  );
-}
-
-/** A ConnectionSpan whose SDK-shaped views (HrTime, the attribute object) are made only when read. */
-class ConnectionSpanImpl implements ConnectionSpan {
-  readonly name: string;
-  readonly kind: SpanKind;
-  readonly startNs: bigint;
-  readonly endNs: bigint;
-  readonly event: TcpEvent;
-  readonly task: EventTask;
-  readonly spanAttributes: Attributes;
-  readonly status: SpanStatus;
-  readonly ids: ConnectionIds | undefined;
-
-  constructor(
-    name: string,
-    kind: SpanKind,
-    startNs: bigint,
-    endNs: bigint,
-    event: TcpEvent,
-    task: EventTask,
-    spanAttributes: Attributes,
-    status: SpanStatus,
-    ids: ConnectionIds | undefined,
-  ) {
-    this.name = name;
-    this.kind = kind;
-    this.startNs = startNs;
-    this.endNs = endNs;
-    this.event = event;
-    this.task = task;
-    this.spanAttributes = spanAttributes;
-    this.status = status;
-    this.ids = ids;
-  }
-
-  get startTime(): HrTime {
-    return nsToHrTime(this.startNs);
-  }
-
-  get endTime(): HrTime {
-    return nsToHrTime(this.endNs);
-  }
-
-  get attributes(): Attributes {
-    return eventAttributes(this.event, this.task);
-  }
-
-  get comm(): string {
-    return this.task.comm;
-  }
-}
-
-/**
- * The context a log record of `event` carries: its connection's trace id and
- * this side's span id. Undefined for a failed connect, or without ISNs.
- */
-export function logContext(event: TcpEvent): Context | undefined {
-  if (event.type === 'failed') return undefined;
-  const ids = connectionIds(event);
-  if (ids === undefined) return undefined;
-  return trace.setSpanContext(ROOT_CONTEXT, { traceId: ids.traceId, spanId: ownSpanId(ids, event.role), traceFlags: TraceFlags.SAMPLED });
+    status: connectionStatus(end, event.errno),
+    ids: connectionIds(event),
+  };
 }

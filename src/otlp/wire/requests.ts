@@ -18,8 +18,7 @@ import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import type { TcpEvent } from '../../types.ts';
 import { CLIENT_SPAN_ID, connectionIds, SERVER_SPAN_ID, TRACE_ID } from '../traces/ids.ts';
-import { writeEventAttributes, writeEventBody } from '../logs/record.ts';
-import { eventName, logSeverity } from '../logs/mapping.ts';
+import { eventName, logSeverity, writeEventAttributes, writeEventBody } from '../logs/record.ts';
 import { I32, I64, LEN, ProtoWriter, VARINT, writeAttributes } from './protobuf.ts';
 import type { ConnectionSpan } from '../traces/span.ts';
 
