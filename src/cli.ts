@@ -5,7 +5,8 @@
  */
 import { EnvironmentError, UsageError } from './errors.ts';
 import { encodeLines, formatLostLine, jsonLine, MAX_JSON_LINE_BYTES, MAX_TABLE_LINE_BYTES, TableFormatter } from './format.ts';
-import { DEFAULT_OTLP_RINGBUF_BYTES, DEFAULT_RINGBUF_BYTES, HELP, parseCli, type CliOptions } from './options.ts';
+import { DEFAULT_OTLP_RINGBUF_BYTES, DEFAULT_RINGBUF_BYTES } from './defaults.ts';
+import { HELP, parseCli, type CliOptions } from './options.ts';
 import { describeOtlpConfig, resolveOtlpConfig } from './otlp/config.ts';
 import { formatDropReport, startDropReporter, startExportFailureReporter } from './otlp/report.ts';
 import type { OtlpSink } from './otlp/sink.ts';

@@ -25,8 +25,7 @@ export interface CliOptions {
   otlpSignals?: string;
   /**
    * --ringbuf-size or TCPTRACER_RINGBUF_BYTES: kernel ring buffer size, a power
-   * of two >= 4096. Default {@link DEFAULT_RINGBUF_BYTES}, or
-   * {@link DEFAULT_OTLP_RINGBUF_BYTES} with --otlp (there it is the export queue).
+   * of two >= 4096. Default 8 MiB, or 64 MiB with --otlp (src/defaults.ts) (there it is the export queue).
    */
   ringbufBytes?: number;
   /** --failed: also report connects that never established (F rows, `failed` type). */
@@ -45,16 +44,6 @@ export interface CliOptions {
   help: boolean;
   version: boolean;
 }
-
-/** Ring buffer for the table and JSON, read as fast as it fills: 8 MiB, about 61k events. */
-export const DEFAULT_RINGBUF_BYTES = 8 << 20;
-/**
- * Ring buffer with --otlp, where it is the queue in front of the exporter: 64 MiB,
- * about 490k events (136 bytes each with its header), several seconds of the
- * full connection rate of a 2-core machine. Locked kernel memory, mapped
- * read-only into the tracer.
- */
-export const DEFAULT_OTLP_RINGBUF_BYTES = 64 << 20;
 
 export const USAGE =
   'usage: tcptracer [-h] [-t] [-p PID] [-u UID] [-N NETNS] [--cgroupmap CGROUPMAP]\n' +

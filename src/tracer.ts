@@ -18,6 +18,7 @@
 import { EventEmitter } from 'node:events';
 import { constants as osConstants } from 'node:os';
 import * as bpf from 'bpf';
+import { DEFAULT_POLL_MS, DEFAULT_RINGBUF_BYTES } from './defaults.ts';
 import { EnvironmentError } from './errors.ts';
 import { decodeBatch, decodeConnectionRefs, EVENT_LAYOUT } from './event.ts';
 import { bpfObjectPath, loadNative, type NativeHandle, type NativeLoader } from './native.ts';
@@ -117,7 +118,7 @@ export class TcpTracer extends EventEmitter<TracerEvents> {
     this.#clockOffsetNs = native.clockOffsetNs();
     this.#stopped = new Promise((resolve) => (this.#resolveStopped = resolve));
     this.#room = opts.room;
-    const ringbufBytes = opts.ringbufBytes ?? 8 << 20;
+    const ringbufBytes = opts.ringbufBytes ?? DEFAULT_RINGBUF_BYTES;
     let cgroupMap: bpf.MapRef | undefined;
     let mntnsMap: bpf.MapRef | undefined;
     try {
@@ -134,7 +135,7 @@ export class TcpTracer extends EventEmitter<TracerEvents> {
           mntnsMapFd: mntnsMap?.fd,
           ringbufBytes,
           wakeupBytes: opts.wakeupBytes ?? Math.min(64 << 10, ringbufBytes / 8),
-          pollMs: opts.pollMs ?? 100,
+          pollMs: opts.pollMs ?? DEFAULT_POLL_MS,
           libbpfDebug: process.env.TCPTRACER_LIBBPF_DEBUG ? 1 : 0,
           excludePid: opts.traceSelf ? 0 : process.pid,
           failed: opts.failed ? 1 : 0,

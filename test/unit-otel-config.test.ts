@@ -15,8 +15,7 @@ import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
-import { DEFAULT_OTLP_RINGBUF_BYTES } from '../src/options.ts';
-import { DEFAULT_EXPORT_BATCH_SIZE } from '../src/otlp/config.ts';
+import { DEFAULT_EXPORT_BATCH_SIZE, DEFAULT_OTLP_RINGBUF_BYTES } from '../src/defaults.ts';
 import { TRACER_START_CAPABILITIES } from './helpers/dockerfile.ts';
 import { connectionSpanSize, logRecordSize } from './helpers/otlp-size.ts';
 

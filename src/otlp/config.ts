@@ -10,6 +10,7 @@
  * specification defines them. An empty variable counts as unset. Any value
  * that cannot be used throws a {@link UsageError} naming its source.
  */
+import { DEFAULT_EXPORT_BATCH_SIZE, DEFAULT_OTLP_QUEUE_SIZE } from '../defaults.ts';
 import { UsageError } from '../errors.ts';
 
 export type OtlpCompression = 'gzip' | 'none';
@@ -60,7 +61,7 @@ export interface OtlpConfig {
   readonly spanServiceName: SpanServiceName;
   /**
    * Most items held per signal (queued + being exported) before new ones are
-   * dropped. Default 4096 ({@link DEFAULT_QUEUE_SIZE}).
+   * dropped. Default 4096 ({@link DEFAULT_OTLP_QUEUE_SIZE}).
    *
    * The kernel's ring buffer is the queue that absorbs bursts (its size is the
    * CLI's `--ringbuf-size`): the tracer reads from it only as fast as this
@@ -102,8 +103,6 @@ export interface OtlpFlags {
 export const DEFAULT_OTLP_ENDPOINT = 'http://localhost:4317';
 export const DEFAULT_SERVICE_NAME = 'tcptracer';
 /** See {@link OtlpConfig.maxQueueSize}. */
-export const DEFAULT_QUEUE_SIZE = 4096;
-export const DEFAULT_EXPORT_BATCH_SIZE = 512;
 export const DEFAULT_SIGNALS: readonly OtlpSignal[] = ['logs', 'traces'];
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -155,7 +154,7 @@ export function resolveOtlpConfig(flags: OtlpFlags = {}, env: Env = process.env)
   const logs = target('logs');
   const traces = target('traces');
   const resourceAttributes = parseKeyValues(first(undefined, '', 'OTEL_RESOURCE_ATTRIBUTES'), false);
-  const maxQueueSize = parseCount(first(flags.queueSize, '--otlp-queue-size', 'TCPTRACER_OTLP_QUEUE_SIZE', 'OTEL_BLRP_MAX_QUEUE_SIZE'), DEFAULT_QUEUE_SIZE);
+  const maxQueueSize = parseCount(first(flags.queueSize, '--otlp-queue-size', 'TCPTRACER_OTLP_QUEUE_SIZE', 'OTEL_BLRP_MAX_QUEUE_SIZE'), DEFAULT_OTLP_QUEUE_SIZE);
   const batch = first(undefined, '', 'OTEL_BLRP_MAX_EXPORT_BATCH_SIZE');
   const maxExportBatchSize = parseCount(batch, Math.min(DEFAULT_EXPORT_BATCH_SIZE, maxQueueSize));
   if (maxExportBatchSize > maxQueueSize) {

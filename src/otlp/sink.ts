@@ -29,13 +29,15 @@ import type { Resource } from '@opentelemetry/resources';
 import type { ConnectionRef, TcpEvent } from '../types.ts';
 import { PACKAGE_NAME, packageVersion } from '../version.ts';
 import type { OtlpConfig, OtlpTarget } from './config.ts';
-import { OpenConnections, SpanQueue } from './traces/connections.ts';
+import { LogQueue } from './logs/queue.ts';
+import { OpenConnections } from './traces/connections.ts';
+import { SpanQueue } from './traces/queue.ts';
 import type { LogItem, SpanItem } from './wire/requests.ts';
 import { RetryingExporter } from './export/retry.ts';
 import type { ExportFailure, RetryPolicy } from './export/retry.ts';
 import { createOtlpGrpcLogExporter, createOtlpGrpcTraceExporter } from './export/grpc.ts';
 import { BoundedBatchProcessor } from './export/processor.ts';
-import type { DeferredItems, ItemExporter } from './export/processor.ts';
+import type { ItemExporter } from './export/processor.ts';
 import { detectHost, SpanResources, tracerResource } from './resources.ts';
 
 export interface OtlpSinkOptions {
@@ -112,7 +114,7 @@ class Pipeline<T extends { readonly resource: Resource }> {
 export class OtlpSink {
   private readonly cfg: OtlpConfig;
   private readonly logs: Pipeline<LogItem> | undefined;
-  private readonly logQueue: EventQueue | undefined;
+  private readonly logQueue: LogQueue | undefined;
   private readonly traces: Pipeline<SpanItem> | undefined;
   private readonly spanQueue: SpanQueue | undefined;
   private readonly spanResources: SpanResources | undefined;
@@ -143,7 +145,7 @@ export class OtlpSink {
       const retrying = exporter(cfg.logs, createOtlpGrpcLogExporter);
       const processor = new BoundedBatchProcessor(retrying, batching);
       this.logs = new Pipeline(processor, retrying);
-      this.logQueue = new EventQueue(tracerResource(cfg, version, host), (item) => {
+      this.logQueue = new LogQueue(tracerResource(cfg, version, host), (item) => {
         processor.add(item);
       });
       processor.attach(this.logQueue);
@@ -312,60 +314,6 @@ export class OtlpSink {
     const undelivered = failed() - before;
     await settleWithin(Promise.all(pipelines.map((p) => p.shutdown())), 1000);
     return { undelivered };
-  }
-}
-
-/** A FIFO of events waiting to be made into log records, in the arrays they came in. */
-class EventQueue implements DeferredItems {
-  private readonly resource: Resource;
-  private readonly add: (item: LogItem) => void;
-  private readonly chunks: { readonly events: readonly TcpEvent[]; readonly observedNs: bigint }[] = [];
-  /** Index in chunks[0] of its first event still queued. */
-  private next = 0;
-  size = 0;
-
-  /**
-   * @param resource the resource every record is exported under
-   * @param add where each record made goes (the processor)
-   */
-  constructor(resource: Resource, add: (item: LogItem) => void) {
-    this.resource = resource;
-    this.add = add;
-  }
-
-  push(events: readonly TcpEvent[], observedAt: HrTime): void {
-    this.chunks.push({ events, observedNs: BigInt(observedAt[0]) * 1_000_000_000n + BigInt(observedAt[1]) });
-    this.size += events.length;
-  }
-
-  emit(max: number): void {
-    let left = max;
-    while (left > 0) {
-      const chunk = this.chunks[0];
-      if (chunk === undefined) break;
-      const { events, observedNs } = chunk;
-      const end = Math.min(events.length, this.next + left);
-      const start = this.next;
-      // taken before emitting: a record that fails to be made is lost, not retried forever
-      this.size -= end - start;
-      left -= end - start;
-      if (end === events.length) {
-        this.chunks.shift();
-        this.next = 0;
-      } else {
-        this.next = end;
-      }
-      for (let i = start; i < end; i++) {
-        const event = events[i];
-        if (event !== undefined) this.add({ resource: this.resource, event, observedNs });
-      }
-    }
-  }
-
-  clear(): void {
-    this.chunks.length = 0;
-    this.next = 0;
-    this.size = 0;
   }
 }
 

@@ -37,7 +37,6 @@ import { PACKAGE_NAME, packageVersion } from '../../version.ts';
 import type { OtlpSignal, OtlpTarget } from '../config.ts';
 import { LogsEncoder, SpansEncoder } from '../wire/requests.ts';
 import type { LogItem, SpanItem } from '../wire/requests.ts';
-import { describeExportError } from './retry.ts';
 import type { CountedExportResult, ItemExporter } from './processor.ts';
 import { tlsCredentials } from './tls.ts';
 
@@ -209,7 +208,7 @@ function readPem(path: string | undefined, variable: string): Buffer | undefined
     try {
       pem = readFileSync(path);
     } catch (error) {
-      throw new UsageError(`${variable}: cannot read '${path}': ${describeExportError(error)}`);
+      throw new UsageError(`${variable}: cannot read '${path}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
     }
     pemCache.set(path, pem);
   }

@@ -26,7 +26,7 @@
 import { ExportResultCode } from '@opentelemetry/core';
 import type { ExportResult } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
-import { DEFAULT_EXPORT_BATCH_SIZE, DEFAULT_QUEUE_SIZE } from '../config.ts';
+import { DEFAULT_EXPORT_BATCH_SIZE, DEFAULT_MAX_CONCURRENT_EXPORTS, DEFAULT_OTLP_QUEUE_SIZE, DEFAULT_SCHEDULED_DELAY_MS } from '../../defaults.ts';
 
 export interface BoundedBatchOptions {
   /** Most items held, queued plus being exported. Default 4096 (see OtlpConfig.maxQueueSize). */
@@ -124,10 +124,10 @@ export class BoundedBatchProcessor<T extends HasResource> {
 
   constructor(exporter: ItemExporter<T>, options: BoundedBatchOptions = {}) {
     this.exporter = exporter;
-    this.maxQueueSize = options.maxQueueSize ?? DEFAULT_QUEUE_SIZE;
+    this.maxQueueSize = options.maxQueueSize ?? DEFAULT_OTLP_QUEUE_SIZE;
     this.batchSize = Math.min(options.maxExportBatchSize ?? DEFAULT_EXPORT_BATCH_SIZE, this.maxQueueSize);
-    this.delayMs = options.scheduledDelayMs ?? 1000;
-    this.maxConcurrent = options.maxConcurrentExports ?? 2;
+    this.delayMs = options.scheduledDelayMs ?? DEFAULT_SCHEDULED_DELAY_MS;
+    this.maxConcurrent = options.maxConcurrentExports ?? DEFAULT_MAX_CONCURRENT_EXPORTS;
   }
 
   counts(): ProcessorCounts {
