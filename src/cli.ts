@@ -4,6 +4,7 @@
  * Errors are one line on stderr: exit 2 for usage, 1 for the environment.
  */
 import { EnvironmentError, UsageError } from './errors.ts';
+import { visible } from './escape.ts';
 import { encodeLines, formatLostLine, jsonLine, MAX_JSON_LINE_BYTES, MAX_TABLE_LINE_BYTES, TableFormatter } from './format.ts';
 import { DEFAULT_OTLP_RINGBUF_BYTES, DEFAULT_RINGBUF_BYTES, HELP, parseCli, type CliOptions } from './options.ts';
 import { describeOtlpConfig, resolveOtlpConfig } from './otlp/config.ts';
@@ -11,6 +12,7 @@ import { formatDropReport, startDropReporter } from './otlp/report.ts';
 import type { OtlpSink } from './otlp/service.ts';
 import { IdentityResolver } from './identity/resolver.ts';
 import { loadNative } from './native.ts';
+import { Output } from './output.ts';
 import { dropPrivileges, lookupUser, setNoNewPrivs } from './privileges.ts';
 import { TcpTracer } from './tracer.ts';
 import type { TcpEvent } from './types.ts';
@@ -18,7 +20,12 @@ import { packageVersion, unsupportedNode } from './version.ts';
 
 const BANNER = 'Tracing TCP established connections. Ctrl-C to end.';
 const DROP_REPORT_MS = 5000;
+/** How long SIGTERM may spend writing what the ring buffer still holds to the table / NDJSON (OTLP: its shutdown timeout). */
+const OUTPUT_SHUTDOWN_MS = 5000;
+/** Past the shutdown deadline and this much more, the process ends whatever is still running. */
+const SHUTDOWN_GRACE_MS = 2000;
 
+/** Runs the tracer until SIGINT/SIGTERM or the reader's EPIPE; throws what ends it otherwise. */
 async function run(opts: CliOptions): Promise<void> {
   // OTLP settings first: a bad OTEL_* value is a usage error before anything loads
   const otlp = opts.otlp
@@ -32,41 +39,51 @@ async function run(opts: CliOptions): Promise<void> {
   if (nnp) process.stderr.write(`tcptracer: ${nnp}\n`);
   // container and pod of each event, from its cgroup, before any output sees it
   const identity = opts.identity ? new IdentityResolver({ maxWaitMs: opts.identityWaitMs }) : undefined;
-  // what the export queue can take, less what waits for its identity
-  const room = sink ? (): number => sink.room() - (identity?.pending ?? 0) : undefined;
+  const output = opts.quiet ? undefined : new Output(process.stdout);
+  // what the consumers can take, less what waits for its identity: the ring buffer is their queue
+  const room =
+    sink || output
+      ? (): number => Math.min(sink ? sink.room() : Infinity, output ? output.room() : Infinity) - (identity?.pending ?? 0)
+      : undefined;
   const tracer = TcpTracer.open({
     ...opts,
     ringbufBytes: opts.ringbufBytes ?? (sink ? DEFAULT_OTLP_RINGBUF_BYTES : DEFAULT_RINGBUF_BYTES),
-    // the ring buffer is the export queue: read it only as fast as the sink takes events
+    // read the ring buffer only as fast as the export queue and the output take events
     room,
   });
-  // everything that needs root is done: the probe is attached, maps and TLS files are open
-  dropPrivileges(account);
+  try {
+    // everything that needs root is done: the probe is attached, maps and TLS files are open
+    dropPrivileges(account);
+  } catch (e) {
+    // never left running privileged: detach, and the caller exits
+    await Promise.race([tracer.stop(), sleep(1000)]);
+    throw e;
+  }
   if (sink && otlp) {
-    process.stderr.write(`tcptracer: ${describeOtlpConfig(otlp)}\n`);
+    process.stderr.write(`tcptracer: ${visible(describeOtlpConfig(otlp))}\n`);
     sink.onRoom(() => {
       tracer.replenish();
     });
   }
-  const write = (data: string | Buffer): void => {
-    process.stdout.write(data);
-  };
+  output?.onRoom(() => {
+    tracer.replenish();
+  });
   let onEvents: ((batch: readonly TcpEvent[]) => void) | undefined;
-  if (opts.json) {
+  if (opts.json && output) {
     process.stderr.write(`${BANNER}\n`);
     onEvents = (batch) => {
-      write(encodeLines(batch, jsonLine, MAX_JSON_LINE_BYTES));
+      output.write(encodeLines(batch, jsonLine, MAX_JSON_LINE_BYTES), batch.length);
     };
-  } else if (!opts.quiet) {
+  } else if (output) {
     const table = new TableFormatter({
       timestamp: opts.timestamp,
       verbose: opts.verbose,
       netnsFiltered: opts.netns !== undefined,
       failed: opts.failed,
     });
-    write(`${BANNER}\n${table.header()}\n`);
+    output.write(`${BANNER}\n${table.header()}\n`, 0);
     onEvents = (batch) => {
-      write(encodeLines(batch, (e) => table.row(e), MAX_TABLE_LINE_BYTES));
+      output.write(encodeLines(batch, (e) => table.row(e), MAX_TABLE_LINE_BYTES), batch.length);
     };
   } else {
     process.stderr.write(`${BANNER}\n`);
@@ -74,6 +91,8 @@ async function run(opts: CliOptions): Promise<void> {
   const deliver = (batch: TcpEvent[]): void => {
     sink?.emit(batch);
     onEvents?.(batch);
+    // a batch the identity lookup held back frees room when it leaves
+    if (identity) tracer.replenish();
   };
   tracer.on('events', (batch) => {
     if (identity) identity.enrich(batch, deliver);
@@ -105,32 +124,46 @@ async function run(opts: CliOptions): Promise<void> {
   errorWatch.unref();
   const stopDropReport = sink ? startDropReporter(sink, (l) => process.stderr.write(`tcptracer: ${l}\n`), DROP_REPORT_MS) : undefined;
 
+  let failure: Error | undefined;
   await new Promise<void>((resolve, reject) => {
     tracer.on('error', reject);
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
-    // `tcptracer | head`: the reader went away; stop as on Ctrl-C
-    process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'EPIPE') resolve();
-      else reject(new EnvironmentError(`writing output: ${e.message}`));
-    });
+    // `tcptracer | head`: the reader went away; stop as on Ctrl-C. Any other write error ends the tracer.
+    output?.done.then(resolve, reject);
+  }).catch((e: unknown) => {
+    failure = e instanceof Error ? e : new Error(String(e));
   });
+  // whatever the output or the exporter are doing, the process ends within the deadline (a second signal: at once)
+  const shutdownMs = failure ? 0 : (otlp?.shutdownTimeoutMs ?? OUTPUT_SHUTDOWN_MS);
+  setTimeout(() => {
+    process.stderr.write(`tcptracer: shutdown did not finish within ${shutdownMs + SHUTDOWN_GRACE_MS} ms: exiting\n`);
+    process.exit(1);
+  }, shutdownMs + SHUTDOWN_GRACE_MS).unref();
   clearInterval(reporter);
   clearInterval(errorWatch);
   stopDropReport?.();
-  // OTLP: what the ring buffer still holds goes out at the exporter's pace, within the shutdown deadline
-  const deadline = performance.now() + (otlp?.shutdownTimeoutMs ?? 0);
-  const drops = await tracer.stop({ drainDeadlineMs: otlp?.shutdownTimeoutMs });
+  // what the ring buffer still holds goes out at the consumers' pace, within the shutdown deadline
+  const deadline = performance.now() + shutdownMs;
+  const drops = await tracer.stop({ drainDeadlineMs: shutdownMs });
   identity?.flush();
   identity?.close();
   const line = formatLostLine(drops);
   if (line) process.stderr.write(`${line}\n`);
+  const unwritten = output && (await output.flush(deadline - performance.now()), output.unwritten);
+  if (unwritten && !failure) process.stderr.write(`tcptracer: ${unwritten} events not written (the output did not take them before the shutdown deadline)\n`);
   if (sink) {
     const { undelivered } = await sink.shutdown(Math.max(0, deadline - performance.now()));
     if (undelivered) process.stderr.write(`tcptracer: otlp: ${undelivered} records could not be delivered before the shutdown deadline\n`);
     const report = formatDropReport(sink.stats());
     if (report) process.stderr.write(`tcptracer: ${report}\n`);
   }
+  if (failure instanceof EnvironmentError && unwritten) throw new EnvironmentError(`${failure.message} (${unwritten} events not written)`);
+  if (failure) throw failure;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
 async function main(): Promise<number> {
@@ -144,7 +177,7 @@ async function main(): Promise<number> {
     opts = parseCli(process.argv.slice(2));
   } catch (e) {
     if (e instanceof UsageError) {
-      process.stderr.write(`tcptracer: error: ${e.message} (see tcptracer --help)\n`);
+      process.stderr.write(`tcptracer: error: ${visible(e.message)} (see tcptracer --help)\n`);
       return 2;
     }
     throw e;
@@ -157,17 +190,20 @@ async function main(): Promise<number> {
     process.stdout.write(`tcptracer ${packageVersion()}\n`);
     return 0;
   }
+  let code = 0;
   try {
     await run(opts);
-    return 0;
   } catch (e) {
     if (e instanceof EnvironmentError || e instanceof UsageError) {
-      process.stderr.write(`tcptracer: ${e.message}\n`);
-      return e instanceof UsageError ? 2 : 1;
+      process.stderr.write(`tcptracer: ${visible(e.message)}\n`);
+      code = e instanceof UsageError ? 2 : 1;
+    } else {
+      process.stderr.write(`tcptracer: internal error: ${(e as Error).stack ?? String(e)}\n`);
+      code = 1;
     }
-    process.stderr.write(`tcptracer: internal error: ${(e as Error).stack ?? String(e)}\n`);
-    return 1;
   }
+  // once the probe may have been attached, nothing (a stalled stdout, a drain thread, an exporter) keeps the process alive
+  process.exit(code);
 }
 
 process.exitCode = await main();
