@@ -9,6 +9,7 @@ import { encodeLines, formatLostLine, jsonLine, MAX_JSON_LINE_BYTES, MAX_TABLE_L
 import { DEFAULT_OTLP_RINGBUF_BYTES, DEFAULT_RINGBUF_BYTES, HELP, parseCli, type CliOptions } from './options.ts';
 import { describeOtlpConfig, resolveOtlpConfig } from './otlp/config.ts';
 import { formatDropReport, startDropReporter } from './otlp/report.ts';
+import { checkTlsFiles } from './otlp/tls-files.ts';
 import type { OtlpSink } from './otlp/service.ts';
 import { IdentityResolver } from './identity/resolver.ts';
 import { loadNative } from './native.ts';
@@ -31,6 +32,8 @@ async function run(opts: CliOptions): Promise<void> {
   const otlp = opts.otlp
     ? resolveOtlpConfig({ endpoint: opts.otlpEndpoint, queueSize: opts.otlpQueueSize, signals: opts.otlpSignals })
     : undefined;
+  // TLS files that would fail every export, or throw inside gRPC: one line now
+  if (otlp) checkTlsFiles(otlp);
   // the OpenTelemetry SDK and gRPC (~30 MB of RSS) load only in OTLP mode
   const sink: OtlpSink | undefined = otlp ? new (await import('./otlp/service.ts')).OtlpSink(otlp) : undefined;
   const account = lookupUser(opts.user);
@@ -60,7 +63,7 @@ async function run(opts: CliOptions): Promise<void> {
     throw e;
   }
   if (sink && otlp) {
-    process.stderr.write(`tcptracer: ${visible(describeOtlpConfig(otlp))}\n`);
+    process.stderr.write(`tcptracer: ${describeOtlpConfig(otlp)}\n`);
     sink.onRoom(() => {
       tracer.replenish();
     });
