@@ -11,7 +11,7 @@ import { describeOtlpConfig, resolveOtlpConfig } from './otlp/config.ts';
 import { formatDropReport, startDropReporter } from './otlp/report.ts';
 import { checkTlsFiles } from './otlp/tls-files.ts';
 import type { OtlpSink } from './otlp/service.ts';
-import { IdentityResolver } from './identity/resolver.ts';
+import { checkCgroupRoot, IdentityResolver } from './identity/resolver.ts';
 import { loadNative } from './native.ts';
 import { Output } from './output.ts';
 import { dropPrivileges, lookupUser, setNoNewPrivs } from './privileges.ts';
@@ -41,6 +41,7 @@ async function run(opts: CliOptions): Promise<void> {
   const nnp = setNoNewPrivs(() => loadNative().noNewPrivs());
   if (nnp) process.stderr.write(`tcptracer: ${nnp}\n`);
   // container and pod of each event, from its cgroup, before any output sees it
+  if (opts.identity) checkCgroupRoot();
   const identity = opts.identity ? new IdentityResolver({ maxWaitMs: opts.identityWaitMs }) : undefined;
   const output = opts.quiet ? undefined : new Output(process.stdout);
   // what the consumers can take, less what waits for its identity: the ring buffer is their queue
