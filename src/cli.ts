@@ -76,7 +76,7 @@ async function run(opts: CliOptions): Promise<void> {
   if (opts.json && output) {
     process.stderr.write(`${BANNER}\n`);
     onEvents = (batch) => {
-      output.write(encodeLines(batch, jsonLine, MAX_JSON_LINE_BYTES), batch.length);
+      output.write(batch.length, () => encodeLines(batch, jsonLine, MAX_JSON_LINE_BYTES));
     };
   } else if (output) {
     const table = new TableFormatter({
@@ -85,9 +85,9 @@ async function run(opts: CliOptions): Promise<void> {
       netnsFiltered: opts.netns !== undefined,
       failed: opts.failed,
     });
-    output.write(`${BANNER}\n${table.header()}\n`, 0);
+    output.write(0, () => `${BANNER}\n${table.header()}\n`);
     onEvents = (batch) => {
-      output.write(encodeLines(batch, (e) => table.row(e), MAX_TABLE_LINE_BYTES), batch.length);
+      output.write(batch.length, () => encodeLines(batch, (e) => table.row(e), MAX_TABLE_LINE_BYTES));
     };
   } else {
     process.stderr.write(`${BANNER}\n`);
@@ -149,12 +149,15 @@ async function run(opts: CliOptions): Promise<void> {
   stopDropReport?.();
   // what the ring buffer still holds goes out at the consumers' pace, within the shutdown deadline
   const deadline = performance.now() + shutdownMs;
+  // past it, the ring buffer is read at once: what a reader still behind cannot take is counted, not buffered
+  const pastDeadline = setTimeout(() => output?.deadlinePassed(), shutdownMs);
   const drops = await tracer.stop({ drainDeadlineMs: shutdownMs });
   identity?.flush();
   identity?.close();
   const line = formatLostLine(drops);
   if (line) process.stderr.write(`${line}\n`);
   const unwritten = output && (await output.flush(deadline - performance.now()), output.unwritten);
+  clearTimeout(pastDeadline);
   if (unwritten && !failure) process.stderr.write(`tcptracer: ${unwritten} events not written (the output did not take them before the shutdown deadline)\n`);
   if (sink) {
     const { undelivered } = await sink.shutdown(Math.max(0, deadline - performance.now()));

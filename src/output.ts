@@ -12,8 +12,8 @@
  * A write error ends the output: EPIPE (the reader went away, `tcptracer |
  * head`) as a normal end, anything else (ENOSPC, EIO...) as a failure. Events
  * that never reached the stream's file (failed, still buffered at exit, or
- * refused once the buffer holds `hardLimitBytes`, after the shutdown deadline
- * released the ring buffer at once) are counted: {@link Output.unwritten}.
+ * refused after the shutdown deadline while the reader is behind, or once the
+ * buffer holds `hardLimitBytes`) are counted: {@link Output.unwritten}.
  */
 import type { Writable } from 'node:stream';
 import { EnvironmentError } from './errors.ts';
@@ -35,6 +35,7 @@ export class Output {
   #unwritten = 0;
   #ended = false;
   #failed = false;
+  #pastDeadline = false;
   readonly done: Promise<void>;
 
   constructor(stream: Writable, options: OutputOptions = {}) {
@@ -68,18 +69,27 @@ export class Output {
     this.#stream.on('drain', listener);
   }
 
-  /** Writes `data`, which holds `events` events; counted as unwritten until the stream has written it. */
-  write(data: string | Buffer, events: number): void {
+  /**
+   * Writes `events` events, encoded by `encode` only when they can be written;
+   * counted as unwritten until the stream has written them.
+   */
+  write(events: number, encode: () => string | Buffer): void {
     // the reader is gone (EPIPE: it wanted no more), or the output failed (counted): the CLI is stopping
     if (this.#ended && !this.#failed) return;
-    if (this.#failed || this.#stream.writableLength >= this.#hardLimit) {
+    const length = this.#stream.writableLength;
+    if (this.#failed || length >= this.#hardLimit || (this.#pastDeadline && length > 0)) {
       this.#unwritten += events;
       return;
     }
     this.#unwritten += events;
-    this.#stream.write(data, (err) => {
+    this.#stream.write(encode(), (err) => {
       if (!err) this.#unwritten -= events;
     });
+  }
+
+  /** The shutdown deadline passed: while the reader is still behind, events are only counted, not buffered. */
+  deadlinePassed(): void {
+    this.#pastDeadline = true;
   }
 
   /** Events not (yet) written to the stream's file. */
