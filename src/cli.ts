@@ -129,16 +129,21 @@ async function run(opts: CliOptions): Promise<void> {
   const stopDropReport = sink ? startDropReporter(sink, (l) => process.stderr.write(`tcptracer: ${l}\n`), DROP_REPORT_MS) : undefined;
 
   let failure: Error | undefined;
+  let stop = (): void => undefined;
   await new Promise<void>((resolve, reject) => {
+    stop = resolve;
     tracer.on('error', reject);
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
     // `tcptracer | head`: the reader went away; stop as on Ctrl-C. Any other write error ends the tracer.
     output?.done.then(resolve, reject);
   }).catch((e: unknown) => {
     failure = e instanceof Error ? e : new Error(String(e));
   });
-  // whatever the output or the exporter are doing, the process ends within the deadline (a second signal: at once)
+  // from now on SIGINT and SIGTERM, either one, end the process at once (their default action)
+  process.off('SIGINT', stop);
+  process.off('SIGTERM', stop);
+  // and whatever the output or the exporter are doing, it ends within the deadline
   const shutdownMs = failure ? 0 : (otlp?.shutdownTimeoutMs ?? OUTPUT_SHUTDOWN_MS);
   setTimeout(() => {
     process.stderr.write(`tcptracer: shutdown did not finish within ${shutdownMs + SHUTDOWN_GRACE_MS} ms: exiting\n`);

@@ -82,6 +82,20 @@ describe('kernel: fails safe', suite, () => {
       `rows ${rows} + lost ${lost} + unwritten ${unwritten} = ${total}, expected ${4 * connections}: ${stderr}`);
   });
 
+  test('while SIGTERM waits for a stalled reader, a second signal (SIGINT) ends the process at once', async () => {
+    const tracer = await startTracer(['-N', String(ns.inode), '--no-identity'], { json: false, stdout: 'stalled' });
+    const server = await startPeer(ns, ['server', '127.0.0.1', '7805', '2000', 'tt-fs2-srv']);
+    const client = await startPeer(ns, ['client', '127.0.0.1', '7805', '2000', 'tt-fs2-cli', '16']);
+    assert.equal(await within(client.exited, 120_000, 'the client'), 0);
+    assert.equal(await within(server.exited, 60_000, 'the server'), 0);
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => tracer.child.once('exit', (_code, signal) => { resolve(signal); }));
+    tracer.child.kill('SIGTERM');
+    // 8000 rows do not fit the pipe: the shutdown waits for the reader, up to its 5 s deadline
+    await new Promise((r) => setTimeout(r, 1000));
+    tracer.child.kill('SIGINT');
+    assert.equal(await within(exited, 60_000, "the tracer's exit"), 'SIGINT', tracer.stderr());
+  });
+
   test('a hostile COMM (newline, ESC, OSC, CR, BS, DEL, C1, U+202E) is escaped in the table, with and without -v', async () => {
     const names = ['a\nC  1 fake 4 ', '\x1b]0;x\x07\u202e\u009b\r\b\x7f'];
     for (const verbose of [[], ['-v']]) {
