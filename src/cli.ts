@@ -23,7 +23,7 @@ const BANNER = 'Tracing TCP established connections. Ctrl-C to end.';
 const DROP_REPORT_MS = 5000;
 /** How long SIGTERM may spend writing what the ring buffer still holds to the table / NDJSON (OTLP: its shutdown timeout). */
 const OUTPUT_SHUTDOWN_MS = 5000;
-/** Past the shutdown deadline and this much more, the process ends whatever is still running. */
+/** Past the shutdown deadline (and an OTLP export's own deadline) and this much more, the process ends whatever is still running. */
 const SHUTDOWN_GRACE_MS = 2000;
 
 /** Runs the tracer until SIGINT/SIGTERM or the reader's EPIPE; throws what ends it otherwise. */
@@ -95,12 +95,20 @@ async function run(opts: CliOptions): Promise<void> {
   const deliver = (batch: TcpEvent[]): void => {
     sink?.emit(batch);
     onEvents?.(batch);
-    // a batch the identity lookup held back frees room when it leaves
-    if (identity) tracer.replenish();
+  };
+  // batches the identity lookup held back free room when they leave: grant it once all of them are out
+  const replenishLater = (): void => {
+    queueMicrotask(() => {
+      tracer.replenish();
+    });
   };
   tracer.on('events', (batch) => {
-    if (identity) identity.enrich(batch, deliver);
-    else deliver(batch);
+    if (identity) {
+      identity.enrich(batch, (events) => {
+        deliver(events);
+        replenishLater();
+      });
+    } else deliver(batch);
   });
   if (!onEvents && sink && room) {
     // the export queue is the only consumer: what it has no room for is only counted
@@ -145,10 +153,12 @@ async function run(opts: CliOptions): Promise<void> {
   process.off('SIGTERM', stop);
   // and whatever the output or the exporter are doing, it ends within the deadline
   const shutdownMs = failure ? 0 : (otlp?.shutdownTimeoutMs ?? OUTPUT_SHUTDOWN_MS);
+  // (an export already sent may take its own deadline past the shutdown's)
+  const hardMs = shutdownMs + (otlp ? Math.max(otlp.logs.timeoutMs, otlp.traces.timeoutMs) : 0) + SHUTDOWN_GRACE_MS;
   setTimeout(() => {
-    process.stderr.write(`tcptracer: shutdown did not finish within ${shutdownMs + SHUTDOWN_GRACE_MS} ms: exiting\n`);
+    process.stderr.write(`tcptracer: shutdown did not finish within ${hardMs} ms: exiting\n`);
     process.exit(1);
-  }, shutdownMs + SHUTDOWN_GRACE_MS).unref();
+  }, hardMs).unref();
   clearInterval(reporter);
   clearInterval(errorWatch);
   stopDropReport?.();
