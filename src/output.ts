@@ -47,8 +47,11 @@ export class Output {
     this.done = new Promise((resolve, reject) => {
       stream.on('error', (e: NodeJS.ErrnoException) => {
         this.#ended = true;
-        if (e.code === 'EPIPE') resolve();
-        else {
+        if (e.code === 'EPIPE') {
+          // the reader stopped reading on purpose (`| head`): what it did not take is not a loss
+          this.#unwritten = 0;
+          resolve();
+        } else {
           this.#failed = true;
           reject(new EnvironmentError(`writing output: ${e.message}`));
         }

@@ -5,11 +5,26 @@
  * traced process cannot write control sequences into the table.
  */
 import assert from 'node:assert/strict';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { CLI, kernelSuite, lostEvents, NetNs, run, startPeer, startTracer, within } from './helpers/kernel.ts';
 
 const suite = kernelSuite();
+
+/** Whether the tracer, a child of `shell`, has given up root (so its probe is attached). */
+async function tracerDropped(shell: number): Promise<boolean> {
+  for (const task of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const status = await readFile(`/proc/${task}/status`, 'utf8');
+      if (new RegExp(`^PPid:\\t${shell}$`, 'm').test(status) && /^Uid:\t65534\t/m.test(status) && /^Name:\tnode/m.test(status)) return true;
+    } catch {
+      // gone
+    }
+  }
+  return false;
+}
 
 /** VmRSS of `pid` in MiB. */
 function rssMiB(pid: number): number {
@@ -44,6 +59,28 @@ describe('kernel: fails safe', suite, () => {
     } finally {
       closeSync(full);
     }
+  });
+
+  test('a reader that goes away (`| head -n 2`): the tracer stops, exit 0, no error and nothing counted', async () => {
+    const status = '${PIPESTATUS[0]}';
+    const child = spawn('bash', ['-c', `"$@" | head -n 2 >/dev/null; echo "exit ${status}" >&2`, 'bash', process.execPath, CLI, '-N', String(ns.inode), '--no-identity'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<void>((resolve) => child.once('exit', () => { resolve(); }));
+    try {
+      // the banner and header fill head's two lines; wait until the probe is attached (root dropped)
+      await within((async () => {
+        while (!(await tracerDropped(child.pid ?? 0))) await new Promise((r) => setTimeout(r, 50));
+      })(), 60_000, 'the tracer start');
+      const server = await startPeer(ns, ['server', '127.0.0.1', '7803', '1', 'tt-fsh-srv']);
+      const client = await startPeer(ns, ['client', '127.0.0.1', '7803', '1', 'tt-fsh-cli']);
+      assert.equal(await client.exited, 0);
+      assert.equal(await server.exited, 0);
+      await within(exited, 60_000, "the tracer's exit after its reader left");
+    } finally {
+      child.kill('SIGKILL');
+    }
+    assert.equal(stderr, 'exit 0\n');
   });
 
   test('a reader that stops: memory stays bounded, losses are counted, SIGTERM ends it within the deadline', async (t) => {
