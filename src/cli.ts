@@ -4,14 +4,17 @@
  * Errors are one line on stderr: exit 2 for usage, 1 for the environment.
  */
 import { EnvironmentError, UsageError } from './errors.ts';
+import { visible } from './escape.ts';
 import { encodeLines, formatLostLine, jsonLine, MAX_JSON_LINE_BYTES, MAX_TABLE_LINE_BYTES, TableFormatter } from './format.ts';
 import { DEFAULT_OTLP_RINGBUF_BYTES, DEFAULT_RINGBUF_BYTES } from './defaults.ts';
 import { HELP, parseCli, type CliOptions } from './options.ts';
 import { describeOtlpConfig, resolveOtlpConfig } from './otlp/config.ts';
 import { formatDropReport, startDropReporter, startExportFailureReporter } from './otlp/report.ts';
+import { checkTlsFiles } from './otlp/export/tls-files.ts';
 import type { OtlpSink } from './otlp/sink.ts';
-import { IdentityResolver } from './identity/resolver.ts';
+import { checkCgroupRoot, IdentityResolver } from './identity/resolver.ts';
 import { loadNative } from './native.ts';
+import { Output } from './output.ts';
 import { dropPrivileges, lookupUser, setNoNewPrivs } from './privileges.ts';
 import { TcpTracer } from './tracer.ts';
 import type { TcpEvent } from './types.ts';
@@ -19,12 +22,19 @@ import { packageVersion, unsupportedNode } from './version.ts';
 
 const BANNER = 'Tracing TCP established connections. Ctrl-C to end.';
 const DROP_REPORT_MS = 5000;
+/** How long SIGTERM may spend writing what the ring buffer still holds to the table / NDJSON (OTLP: its shutdown timeout). */
+const OUTPUT_SHUTDOWN_MS = 5000;
+/** Past the shutdown deadline (and an OTLP export's own deadline) and this much more, the process ends whatever is still running. */
+const SHUTDOWN_GRACE_MS = 2000;
 
+/** Runs the tracer until SIGINT/SIGTERM or the reader's EPIPE; throws what ends it otherwise. */
 async function run(opts: CliOptions): Promise<void> {
   // OTLP settings first: a bad OTEL_* value is a usage error before anything loads
   const otlp = opts.otlp
     ? resolveOtlpConfig({ endpoint: opts.otlpEndpoint, queueSize: opts.otlpQueueSize, signals: opts.otlpSignals })
     : undefined;
+  // TLS files that would fail every export, or throw inside gRPC: one line now
+  if (otlp) checkTlsFiles(otlp);
   // the OpenTelemetry SDK and gRPC (~30 MB of RSS) load only in OTLP mode
   const sink: OtlpSink | undefined = otlp ? new (await import('./otlp/sink.ts')).OtlpSink(otlp) : undefined;
   const account = lookupUser(opts.user);
@@ -32,42 +42,53 @@ async function run(opts: CliOptions): Promise<void> {
   const nnp = setNoNewPrivs(() => loadNative().noNewPrivs());
   if (nnp) process.stderr.write(`tcptracer: ${nnp}\n`);
   // container and pod of each event, from its cgroup, before any output sees it
+  if (opts.identity) checkCgroupRoot();
   const identity = opts.identity ? new IdentityResolver({ maxWaitMs: opts.identityWaitMs }) : undefined;
-  // what the export queue can take, less what waits for its identity
-  const room = sink ? (): number => sink.room() - (identity?.pending ?? 0) : undefined;
+  const output = opts.quiet ? undefined : new Output(process.stdout);
+  // what the consumers can take, less what waits for its identity: the ring buffer is their queue
+  const room =
+    sink || output
+      ? (): number => Math.min(sink ? sink.room() : Infinity, output ? output.room() : Infinity) - (identity?.pending ?? 0)
+      : undefined;
   const tracer = TcpTracer.open({
     ...opts,
     ringbufBytes: opts.ringbufBytes ?? (sink ? DEFAULT_OTLP_RINGBUF_BYTES : DEFAULT_RINGBUF_BYTES),
-    // the ring buffer is the export queue: read it only as fast as the sink takes events
+    // read the ring buffer only as fast as the export queue and the output take events
     room,
   });
-  // everything that needs root is done: the probe is attached, maps and TLS files are open
-  dropPrivileges(account);
+  try {
+    // everything that needs root is done: the probe is attached, maps and TLS files are open
+    dropPrivileges(account);
+  } catch (e) {
+    // never left running privileged: detach, and the caller exits
+    await Promise.race([tracer.stop(), sleep(1000)]);
+    throw e;
+  }
   if (sink && otlp) {
     process.stderr.write(`tcptracer: ${describeOtlpConfig(otlp)}\n`);
     sink.onRoom(() => {
       tracer.replenish();
     });
   }
-  const write = (data: string | Buffer): void => {
-    process.stdout.write(data);
-  };
+  output?.onRoom(() => {
+    tracer.replenish();
+  });
   let onEvents: ((batch: readonly TcpEvent[]) => void) | undefined;
-  if (opts.json) {
+  if (opts.json && output) {
     process.stderr.write(`${BANNER}\n`);
     onEvents = (batch) => {
-      write(encodeLines(batch, jsonLine, MAX_JSON_LINE_BYTES));
+      output.write(batch.length, () => encodeLines(batch, jsonLine, MAX_JSON_LINE_BYTES));
     };
-  } else if (!opts.quiet) {
+  } else if (output) {
     const table = new TableFormatter({
       timestamp: opts.timestamp,
       verbose: opts.verbose,
       netnsFiltered: opts.netns !== undefined,
       failed: opts.failed,
     });
-    write(`${BANNER}\n${table.header()}\n`);
+    output.write(0, () => `${BANNER}\n${table.header()}\n`);
     onEvents = (batch) => {
-      write(encodeLines(batch, (e) => table.row(e), MAX_TABLE_LINE_BYTES));
+      output.write(batch.length, () => encodeLines(batch, (e) => table.row(e), MAX_TABLE_LINE_BYTES));
     };
   } else {
     process.stderr.write(`${BANNER}\n`);
@@ -76,9 +97,19 @@ async function run(opts: CliOptions): Promise<void> {
     sink?.emit(batch);
     onEvents?.(batch);
   };
+  // batches the identity lookup held back free room when they leave: grant it once all of them are out
+  const replenishLater = (): void => {
+    queueMicrotask(() => {
+      tracer.replenish();
+    });
+  };
   tracer.on('events', (batch) => {
-    if (identity) identity.enrich(batch, deliver);
-    else deliver(batch);
+    if (identity) {
+      identity.enrich(batch, (events) => {
+        deliver(events);
+        replenishLater();
+      });
+    } else deliver(batch);
   });
   if (!onEvents && sink && room) {
     // the export queue is the only consumer: what it has no room for is only counted (and its connection followed)
@@ -100,32 +131,56 @@ async function run(opts: CliOptions): Promise<void> {
   const stopErrorReport = sink ? startExportFailureReporter(sink, (l) => process.stderr.write(`tcptracer: ${l}\n`), DROP_REPORT_MS) : undefined;
   const stopDropReport = sink ? startDropReporter(sink, (l) => process.stderr.write(`tcptracer: ${l}\n`), DROP_REPORT_MS) : undefined;
 
+  let failure: Error | undefined;
+  let stop = (): void => undefined;
   await new Promise<void>((resolve, reject) => {
+    stop = resolve;
     tracer.on('error', reject);
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-    // `tcptracer | head`: the reader went away; stop as on Ctrl-C
-    process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'EPIPE') resolve();
-      else reject(new EnvironmentError(`writing output: ${e.message}`));
-    });
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    // `tcptracer | head`: the reader went away; stop as on Ctrl-C. Any other write error ends the tracer.
+    output?.done.then(resolve, reject);
+  }).catch((e: unknown) => {
+    failure = e instanceof Error ? e : new Error(String(e));
   });
+  // from now on SIGINT and SIGTERM, either one, end the process at once (their default action)
+  process.off('SIGINT', stop);
+  process.off('SIGTERM', stop);
+  // and whatever the output or the exporter are doing, it ends within the deadline
+  const shutdownMs = failure ? 0 : (otlp?.shutdownTimeoutMs ?? OUTPUT_SHUTDOWN_MS);
+  // (an export already sent may take its own deadline past the shutdown's)
+  const hardMs = shutdownMs + (otlp ? Math.max(otlp.logs.timeoutMs, otlp.traces.timeoutMs) : 0) + SHUTDOWN_GRACE_MS;
+  setTimeout(() => {
+    process.stderr.write(`tcptracer: shutdown did not finish within ${hardMs} ms: exiting\n`);
+    process.exit(1);
+  }, hardMs).unref();
   clearInterval(reporter);
   stopErrorReport?.();
   stopDropReport?.();
-  // OTLP: what the ring buffer still holds goes out at the exporter's pace, within the shutdown deadline
-  const deadline = performance.now() + (otlp?.shutdownTimeoutMs ?? 0);
-  const drops = await tracer.stop({ drainDeadlineMs: otlp?.shutdownTimeoutMs });
+  // what the ring buffer still holds goes out at the consumers' pace, within the shutdown deadline
+  const deadline = performance.now() + shutdownMs;
+  // past it, the ring buffer is read at once: what a reader still behind cannot take is counted, not buffered
+  const pastDeadline = setTimeout(() => output?.deadlinePassed(), shutdownMs);
+  const drops = await tracer.stop({ drainDeadlineMs: shutdownMs });
   identity?.flush();
   identity?.close();
   const line = formatLostLine(drops);
   if (line) process.stderr.write(`${line}\n`);
+  const unwritten = output && (await output.flush(deadline - performance.now()), output.unwritten);
+  clearTimeout(pastDeadline);
+  if (unwritten && !failure) process.stderr.write(`tcptracer: ${unwritten} events not written (the output did not take them before the shutdown deadline)\n`);
   if (sink) {
     const { undelivered } = await sink.shutdown(Math.max(0, deadline - performance.now()));
     if (undelivered) process.stderr.write(`tcptracer: otlp: ${undelivered} records could not be delivered before the shutdown deadline\n`);
     const report = formatDropReport(sink.stats());
     if (report) process.stderr.write(`tcptracer: ${report}\n`);
   }
+  if (failure instanceof EnvironmentError && unwritten) throw new EnvironmentError(`${failure.message} (${unwritten} events not written)`);
+  if (failure) throw failure;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
 async function main(): Promise<number> {
@@ -139,7 +194,7 @@ async function main(): Promise<number> {
     opts = parseCli(process.argv.slice(2));
   } catch (e) {
     if (e instanceof UsageError) {
-      process.stderr.write(`tcptracer: error: ${e.message} (see tcptracer --help)\n`);
+      process.stderr.write(`tcptracer: error: ${visible(e.message)} (see tcptracer --help)\n`);
       return 2;
     }
     throw e;
@@ -152,17 +207,20 @@ async function main(): Promise<number> {
     process.stdout.write(`tcptracer ${packageVersion()}\n`);
     return 0;
   }
+  let code = 0;
   try {
     await run(opts);
-    return 0;
   } catch (e) {
     if (e instanceof EnvironmentError || e instanceof UsageError) {
-      process.stderr.write(`tcptracer: ${e.message}\n`);
-      return e instanceof UsageError ? 2 : 1;
+      process.stderr.write(`tcptracer: ${visible(e.message)}\n`);
+      code = e instanceof UsageError ? 2 : 1;
+    } else {
+      process.stderr.write(`tcptracer: internal error: ${(e as Error).stack ?? String(e)}\n`);
+      code = 1;
     }
-    process.stderr.write(`tcptracer: internal error: ${(e as Error).stack ?? String(e)}\n`);
-    return 1;
   }
+  // once the probe may have been attached, nothing (a stalled stdout, a drain thread, an exporter) keeps the process alive
+  process.exit(code);
 }
 
 process.exitCode = await main();

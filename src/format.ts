@@ -1,8 +1,11 @@
 /**
  * Output formats: bcc tcptracer's table (same header, columns and widths, with
- * trailing blanks trimmed) and NDJSON.
+ * trailing blanks trimmed) and NDJSON. In the table, COMM (which any traced
+ * process sets) is made terminal-safe with {@link visible}; JSON escapes what
+ * JSON requires.
  */
 import { errnoName } from './errno.ts';
+import { visible } from './escape.ts';
 import type { DropCounters, TcpEvent, TcpEventType } from './types.ts';
 
 export interface TableOptions {
@@ -61,7 +64,7 @@ export class TableFormatter {
     line += o.verbose ? pad(e.type, 12) + ' ' : LETTER[e.type] + '  ';
     const v6 = e.ip === 6;
     line +=
-      pad(e.pid, 6) + ' ' + pad(e.comm, 16) + ' ' + (v6 ? '6  ' : '4  ') +
+      pad(e.pid, 6) + ' ' + pad(visible(e.comm), 16) + ' ' + (v6 ? '6  ' : '4  ') +
       pad(v6 ? `[${e.saddr}]` : e.saddr, 16) + ' ' + pad(v6 ? `[${e.daddr}]` : e.daddr, 16) + ' ' +
       pad(e.sport, 6) + ' ';
     if (!o.verbose) return line + String(e.dport);
@@ -101,8 +104,11 @@ export function encodeLines<T>(items: readonly T[], line: (item: T) => string, m
   return out.subarray(0, off);
 }
 
-/** Upper bounds of a line's UTF-8 bytes: 16 comm bytes may expand to 48 when not valid UTF-8. */
-export const MAX_TABLE_LINE_BYTES = 256;
+/**
+ * Upper bounds of a line's UTF-8 bytes: 16 comm bytes may expand to 48 when not
+ * valid UTF-8 (U+FFFD each), or to 64 in the table when each is escaped (`\x1b`).
+ */
+export const MAX_TABLE_LINE_BYTES = 320;
 export const MAX_JSON_LINE_BYTES = 640;
 
 /** One JSON object per event (--json). */

@@ -16,6 +16,9 @@
 import { readFileSync } from 'node:fs';
 import { EnvironmentError, UsageError } from './errors.ts';
 
+/** The largest uid or gid: 2^32 - 2. */
+const MAX_ID = 0xfffffffe;
+
 export interface Account {
   readonly name: string;
   readonly uid: number;
@@ -29,7 +32,11 @@ export function lookupUser(user: string, passwd: string = readPasswd()): Account
     if (name === undefined || uid === undefined || gid === undefined) continue;
     if (name === user || uid === user) return { name, uid: Number(uid), gid: Number(gid) };
   }
-  if (/^\d+$/.test(user)) return { name: user, uid: Number(user), gid: Number(user) };
+  if (/^\d+$/.test(user)) {
+    // (uid_t)-1 means "unchanged" to the kernel: not an account
+    if (Number(user) > MAX_ID) throw new UsageError(`argument --user: invalid uid '${user}' (expected at most ${MAX_ID})`);
+    return { name: user, uid: Number(user), gid: Number(user) };
+  }
   throw new UsageError(`argument --user: no user '${user}' in /etc/passwd`);
 }
 

@@ -16,12 +16,14 @@
  * whenever the room may have grown.
  */
 import { EventEmitter } from 'node:events';
+import { closeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import * as bpf from 'bpf';
 import { DEFAULT_POLL_MS, DEFAULT_RINGBUF_BYTES } from './defaults.ts';
 import { EnvironmentError } from './errors.ts';
 import { decodeBatch, decodeConnectionRefs, EVENT_LAYOUT } from './event.ts';
 import { bpfObjectPath, loadNative, type NativeHandle, type NativeLoader } from './native.ts';
+import { filterMapProblem } from './pinned.ts';
 import { checkHost, readHostFacts } from './preflight.ts';
 import type { ConnectionRef, DropCounters, TcpEvent } from './types.ts';
 
@@ -86,14 +88,13 @@ export function openPinnedFilterMap(flag: string, path: string): bpf.MapRef {
     const why = (e as NodeJS.ErrnoException).message;
     throw new EnvironmentError(`${flag} ${path}: cannot open pinned BPF map (${why})`);
   }
-  const ref = bpf.createMapRef(fd, { transfer: true });
-  if (ref.type !== bpf.MapType.HASH || ref.keySize !== 8) {
-    ref.close();
-    throw new EnvironmentError(
-      `${flag} ${path}: expected a BPF hash map with 8-byte keys, found type ${bpf.MapType[ref.type]} with ${ref.keySize}-byte keys`,
-    );
+  // what the object is, before node-bpf reads it as a map (a program's info read as a map's is nonsense)
+  const problem = filterMapProblem(fd);
+  if (problem) {
+    closeSync(fd);
+    throw new EnvironmentError(`${flag} ${path}: ${problem}`);
   }
-  return ref;
+  return bpf.createMapRef(fd, { transfer: true });
 }
 
 export class TcpTracer extends EventEmitter<TracerEvents> {

@@ -1,14 +1,16 @@
 /** The real CLI process: errors are one line on stderr with exit 2 (usage) or 1 (environment). */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 
 const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
 
-function cli(args: string[], wrap: string[] = []): { code: number | null; stdout: string; stderr: string } {
+function cli(args: string[], wrap: string[] = [], env: NodeJS.ProcessEnv = {}): { code: number | null; stdout: string; stderr: string } {
   const argv = [...wrap, process.execPath, CLI, ...args];
-  const r = spawnSync(argv[0] ?? '', argv.slice(1), { encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync(argv[0] ?? '', argv.slice(1), { encoding: 'utf8', timeout: 30_000, killSignal: 'SIGKILL', env: { ...process.env, ...env } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -18,6 +20,38 @@ test('usage errors: one line, exit 2, no stack trace', () => {
     assert.equal(r.code, 2, args.join(' '));
     assert.match(r.stderr, /^tcptracer: error: .+ \(see tcptracer --help\)\n$/);
     assert.equal(r.stdout, '');
+  }
+});
+
+test('values that cannot be used, caught before anything loads: one line, no stack trace', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tt-cli-'));
+  try {
+    const garbage = join(dir, 'garbage.pem');
+    writeFileSync(garbage, 'not PEM\n');
+    const cert = join(dir, 'cert.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', cert, '-days', '1', '-subj', '/CN=tt'], { stdio: 'ignore' });
+    const tls = ['--otlp', '-q', '--otlp-endpoint', 'https://127.0.0.1:9'];
+    const cases: [string[], NodeJS.ProcessEnv, number, RegExp][] = [
+      [['--otlp', '-q'], { OTEL_EXPORTER_OTLP_HEADERS: 'k=%C3%A9' }, 2, /^tcptracer: OTEL_EXPORTER_OTLP_HEADERS: the value of 'k' is not a valid gRPC metadata value/],
+      [['--otlp', '-q'], { OTEL_EXPORTER_OTLP_HEADERS: 'k=a%0Ab' }, 2, /^tcptracer: OTEL_EXPORTER_OTLP_HEADERS: the value of 'k' is not a valid gRPC metadata value/],
+      [tls, { OTEL_EXPORTER_OTLP_CERTIFICATE: garbage }, 2, /^tcptracer: OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE \/ OTEL_EXPORTER_OTLP_CERTIFICATE: '.*' holds no PEM certificate/],
+      [tls, { OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: cert, OTEL_EXPORTER_OTLP_CLIENT_KEY: garbage }, 2, /^tcptracer: OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY \/ OTEL_EXPORTER_OTLP_CLIENT_KEY: '.*' is not an unencrypted PEM private key/],
+      [tls, { OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: garbage, OTEL_EXPORTER_OTLP_CLIENT_KEY: join(dir, 'key.pem') }, 2, /^tcptracer: OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE .*holds no PEM certificate/],
+      [['--user', '4294967295'], {}, 2, /^tcptracer: argument --user: invalid uid '4294967295'/],
+      [['--user', 'a\nb'], {}, 2, /^tcptracer: argument --user: no user 'a\\nb'/],
+      [[], { TCPTRACER_CGROUP_ROOT: join(dir, 'nowhere') }, 1, /^tcptracer: TCPTRACER_CGROUP_ROOT=.*nowhere: not a cgroup v2 directory/],
+      [[], { TCPTRACER_CGROUP_ROOT: dir }, 1, /^tcptracer: TCPTRACER_CGROUP_ROOT=.*: not a cgroup v2 directory/],
+    ];
+    for (const [args, env, code, message] of cases) {
+      const r = cli(args, [], env);
+      const what = `${JSON.stringify(env)} ${args.join(' ')}: ${r.stderr}`;
+      assert.equal(r.code, code, what);
+      assert.match(r.stderr, message, what);
+      assert.equal(r.stderr.split('\n').length, 2, `one line: ${what}`);
+      assert.doesNotMatch(r.stderr, /internal error|\n\s+at /, what);
+    }
+  } finally {
+    rmSync(dir, { recursive: true });
   }
 });
 

@@ -8,7 +8,7 @@ import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import * as bpf from 'bpf';
-import { cgroup2Root, CLI, kernelSuite, removeCgroup, NetNs, run, sh, startPeer, startTracer, type JsonEvent, type Peer } from './helpers/kernel.ts';
+import { cgroup2Root, CLI, kernelSuite, ROOT, removeCgroup, NetNs, run, sh, startPeer, startTracer, type JsonEvent, type Peer } from './helpers/kernel.ts';
 
 const suite = kernelSuite();
 
@@ -159,6 +159,26 @@ describe('kernel: filters', suite, () => {
       assert.equal(wrong.stderr, `tcptracer: --mntnsmap ${map}: expected a BPF hash map with 8-byte keys, found type HASH with 4-byte keys\n`);
     } finally {
       rmSync(map);
+    }
+  });
+
+  test('a pinned program, a bloom filter, a path with a newline: named as what they are, on one line', () => {
+    const base = `/sys/fs/bpf/tt-${randomBytes(4).toString('hex')}`;
+    try {
+      sh('bpftool', ['prog', 'load', `${ROOT}build/Release/tcptracer.bpf.o`, `${base}-prog`]);
+      sh('bpftool', ['map', 'create', `${base}-bloom`, 'type', 'bloom_filter', 'key', '0', 'value', '8', 'entries', '128', 'name', 'tt_bloom']);
+      const prog = run(process.execPath, [CLI, '--cgroupmap', `${base}-prog`]);
+      assert.equal(prog.code, 1);
+      assert.equal(prog.stderr, `tcptracer: --cgroupmap ${base}-prog: expected a BPF hash map with 8-byte keys, found a BPF program\n`);
+      const bloom = run(process.execPath, [CLI, '--mntnsmap', `${base}-bloom`]);
+      assert.equal(bloom.code, 1);
+      assert.equal(bloom.stderr, `tcptracer: --mntnsmap ${base}-bloom: expected a BPF hash map with 8-byte keys, found type BLOOM_FILTER with 0-byte keys\n`);
+      const newline = run(process.execPath, [CLI, '--cgroupmap', `${base}\nx`]);
+      assert.equal(newline.code, 1);
+      assert.match(newline.stderr, /^tcptracer: --cgroupmap \/sys\/fs\/bpf\/tt-[0-9a-f]+\\nx: cannot open pinned BPF map [^\n]*\n$/);
+    } finally {
+      rmSync(`${base}-prog`, { force: true });
+      rmSync(`${base}-bloom`, { force: true });
     }
   });
 });

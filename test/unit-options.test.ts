@@ -92,5 +92,9 @@ test('--user names an account of /etc/passwd or a uid', async () => {
   assert.deepEqual(lookupUser('998', passwd), { name: 'tracer', uid: 998, gid: 997 });
   assert.deepEqual(lookupUser('4242', passwd), { name: '4242', uid: 4242, gid: 4242 });
   assert.throws(() => lookupUser('nosuch', passwd), (e: unknown) => e instanceof UsageError && /--user: no user 'nosuch'/.test(e.message));
+  assert.deepEqual(lookupUser('4294967294', passwd), { name: '4294967294', uid: 4294967294, gid: 4294967294 });
+  for (const uid of ['4294967295', '99999999999']) {
+    assert.throws(() => lookupUser(uid, passwd), (e: unknown) => e instanceof UsageError && /--user: invalid uid '\d+' \(expected at most 4294967294\)/.test(e.message), uid);
+  }
   assert.equal(parseCli(['--user', 'root']).user, 'root');
 });

@@ -168,6 +168,9 @@ describe('resolveOtlpConfig', () => {
     ['an unknown signal variable', {}, { TCPTRACER_OTLP_SIGNALS: 'spans' }, /TCPTRACER_OTLP_SIGNALS: unknown signal 'spans'/],
     ['no signal at all', { signals: ',' }, {}, /--otlp-signals: name at least one signal/],
     ['a bad span service name choice', {}, { TCPTRACER_SPAN_SERVICE_NAME: 'pod' }, /TCPTRACER_SPAN_SERVICE_NAME/],
+    ['a header value that is not ASCII', {}, { OTEL_EXPORTER_OTLP_HEADERS: 'k=%C3%A9' }, /^OTEL_EXPORTER_OTLP_HEADERS: the value of 'k' is not a valid gRPC metadata value/],
+    ['a header value with a newline', {}, { OTEL_EXPORTER_OTLP_LOGS_HEADERS: 'k=a%0Ab' }, /^OTEL_EXPORTER_OTLP_LOGS_HEADERS: the value of 'k' is not/],
+    ['a header value with a control character', {}, { OTEL_EXPORTER_OTLP_TRACES_HEADERS: 'k=a%7Fb' }, /^OTEL_EXPORTER_OTLP_TRACES_HEADERS: the value of 'k' is not/],
   ];
   for (const [name, flags, env, message] of bad) {
     it(`rejects ${name} with a UsageError naming its source`, () => {
@@ -179,6 +182,13 @@ describe('resolveOtlpConfig', () => {
     assert.throws(() => resolveOtlpConfig({}, { OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer%zzTOPSECRET' }), (err: unknown) => {
       return err instanceof UsageError && !err.message.includes('TOPSECRET');
     });
+    assert.throws(() => resolveOtlpConfig({}, { OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer%0ATOPSECRET' }), (err: unknown) => {
+      return err instanceof UsageError && !err.message.includes('TOPSECRET');
+    });
+  });
+
+  it('takes printable ASCII header values, spaces and punctuation included', () => {
+    assert.deepEqual(resolveOtlpConfig({}, { OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer%20a.b~c!%22' }).logs.headers, { authorization: 'Bearer a.b~c!"' });
   });
 });
 
@@ -191,6 +201,9 @@ describe('describeOtlpConfig', () => {
     });
     const line = describeOtlpConfig(cfg);
     assert.doesNotMatch(line, /\n/);
+    const named = describeOtlpConfig(resolveOtlpConfig({}, { OTEL_SERVICE_NAME: 'edge\ntcptracer: forged\x1b[2J', OTEL_RESOURCE_ATTRIBUTES: 'a%0Ab=1' }));
+    assert.doesNotMatch(named, /[\p{Cc}]/u, 'a newline or ESC in OTEL_SERVICE_NAME or an attribute name is escaped');
+    assert.ok(named.includes('service.name=edge\\ntcptracer: forged\\x1b[2J') && named.includes('resource attributes a\\nb'), named);
     assert.doesNotMatch(line, /TOPSECRET|tenant42|SECRETNODE/);
     assert.match(line, /^otlp: logs -> https:\/\/collector:4317 /);
     for (const part of ['logs -> https://collector:4317', 'traces -> https://collector:4317', 'tls', 'gzip', 'authorization=<redacted>', 'x-scope-orgid=<redacted>', 'k8s.node.name', 'queue 4096']) {

@@ -12,9 +12,10 @@
  * Entries of cgroups that no longer exist are swept out periodically, and the
  * cache never holds more than `maxEntries` ids.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { opendir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { EnvironmentError } from '../errors.ts';
 import type { TcpEvent } from '../types.ts';
 import { cgroup2Mount, cgroupV2Path, identityFromCgroupPath, NO_IDENTITY, type WorkloadIdentity } from './runtime.ts';
 
@@ -53,6 +54,21 @@ export function findCgroup2Root(): string | undefined {
     return cgroup2Mount(readFileSync('/proc/self/mounts', 'utf8'));
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * TCPTRACER_CGROUP_ROOT, when set, must be a cgroup v2 directory (it has
+ * cgroup.controllers): pointing anywhere else, every lookup would quietly find
+ * nothing. Throws an EnvironmentError naming it.
+ */
+export function checkCgroupRoot(root: string | undefined = process.env.TCPTRACER_CGROUP_ROOT): void {
+  if (!root) return;
+  try {
+    statSync(join(root, 'cgroup.controllers'));
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not a cgroup v2 directory (no cgroup.controllers)' : (e as Error).message;
+    throw new EnvironmentError(`TCPTRACER_CGROUP_ROOT=${root}: ${why}`);
   }
 }
 

@@ -12,6 +12,7 @@
  */
 import { DEFAULT_EXPORT_BATCH_SIZE, DEFAULT_OTLP_QUEUE_SIZE } from '../defaults.ts';
 import { UsageError } from '../errors.ts';
+import { visible } from '../escape.ts';
 
 export type OtlpCompression = 'gzip' | 'none';
 
@@ -178,7 +179,7 @@ export function resolveOtlpConfig(flags: OtlpFlags = {}, env: Env = process.env)
  * One line for the startup banner, e.g. `otlp: logs -> http://c:4317 (grpc
  * plaintext, ...), traces -> http://c:4317 (...); queue ...`. Header and
  * resource attribute values are left out (they may hold credentials): only
- * their names are shown.
+ * their names are shown. Control characters are escaped ({@link visible}).
  */
 export function describeOtlpConfig(cfg: OtlpConfig): string {
   const resource = Object.keys(cfg.resourceAttributes).join(',') || 'none';
@@ -186,7 +187,8 @@ export function describeOtlpConfig(cfg: OtlpConfig): string {
     .map((signal) => (cfg.signals.includes(signal) ? `${signal} -> ${describeTarget(cfg[signal])}` : `${signal} off`))
     .join(', ');
   const spans = cfg.signals.includes('traces') ? `, spans under ${cfg.spanServiceName === 'process' ? "each process's service.name" : 'the tracer\'s service.name'}` : '';
-  return (
+  // one line whatever OTEL_SERVICE_NAME or the attribute names hold
+  return visible(
     `otlp: ${signals}; queue ${cfg.maxQueueSize} per signal, batch ${cfg.maxExportBatchSize}, delay ${cfg.scheduledDelayMs} ms, ` +
     `shutdown ${cfg.shutdownTimeoutMs} ms; service.name=${cfg.serviceName}${spans}, resource attributes ${resource}`
   );
@@ -269,6 +271,7 @@ function parseCount(setting: Setting | undefined, fallback: number): number {
 }
 
 const METADATA_KEY = /^[0-9a-z_.-]+$/;
+const METADATA_VALUE = /^[ -~]*$/;
 
 /**
  * Parses `k1=v1,k2=v2` (W3C-baggage-like, as OTEL_EXPORTER_OTLP_HEADERS and
@@ -296,6 +299,10 @@ function parseKeyValues(setting: Setting | undefined, asHeaders: boolean): Recor
       key = key.toLowerCase();
       if (!METADATA_KEY.test(key) || key.endsWith('-bin')) {
         throw new UsageError(`${setting.source}: '${key}' is not a valid gRPC metadata key`);
+      }
+      // gRPC sends only printable ASCII in a text header; the value is a secret: not shown
+      if (!METADATA_VALUE.test(value)) {
+        throw new UsageError(`${setting.source}: the value of '${key}' is not a valid gRPC metadata value (printable ASCII only)`);
       }
     }
     out[key] = value;

@@ -202,55 +202,96 @@ export interface JsonEvent {
 
 export interface TracerRun {
   child: ChildProcess;
-  /** Signal (SIGINT by default), wait for exit; the parsed events, stderr and exit code. */
+  /** Signal (SIGINT by default), wait for exit; the parsed events (with --json), stderr and exit code. */
   stop(signal?: NodeJS.Signals): Promise<{ events: JsonEvent[]; stderr: string; code: number | null }>;
   /** stderr so far */
   stderr(): string;
+  /** stdout so far (with `stdout: 'stalled'`: nothing is read before the tracer exits) */
+  stdout(): string;
+}
+
+export interface TracerStart {
+  /** --json is added unless false. */
+  json?: boolean;
+  env?: NodeJS.ProcessEnv;
+  /**
+   * The tracer's stdout: read as it comes (default); `stalled`, a pipe that
+   * nobody reads until the tracer has exited; or a file descriptor.
+   */
+  stdout?: 'stalled' | number;
 }
 
 /**
  * Run the real CLI with the given flags (and --json unless `json: false`);
- * resolves once it is tracing (its banner went to stderr).
+ * resolves once it is tracing (its banner went to stderr, or stdout with the table).
  */
-export async function startTracer(flags: string[], opts: { json?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<TracerRun> {
+export async function startTracer(flags: string[], opts: TracerStart = {}): Promise<TracerRun> {
   const args = opts.json === false ? flags : ['--json', ...flags];
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
+  const out = typeof opts.stdout === 'number' ? opts.stdout : 'pipe';
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', out, 'pipe'], env: opts.env ?? process.env });
   track(child);
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code); }));
   await new Promise<void>((resolve, reject) => {
     // a hang detector, not a speed check: under emulation (test/vm) the OTLP CLI takes ~10 s to start
     const timer = setTimeout(() => { reject(new Error(`tracer did not start: ${stderr}`)); }, 60_000);
-    child.stderr.on('data', (d: Buffer) => {
+    const ready = (): void => {
+      clearTimeout(timer);
+      clearInterval(dropped);
+      resolve();
+    };
+    const read = (): void => {
+      child.stdout?.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (stdout.includes('Ctrl-C to end.')) ready(); // the table's banner
+      });
+    };
+    // at its exit, before node resumes (and so empties) a stream nobody listens to
+    if (opts.stdout === 'stalled') child.once('exit', read);
+    else read();
+    // stdout not read: the banner cannot be seen; the tracer drops root once the probe is attached
+    const dropped = setInterval(() => {
+      if (opts.stdout !== undefined && /^Uid:\t65534\t/.test(readStatus(child.pid))) ready();
+    }, 50);
+    child.stderr?.on('data', (d: Buffer) => {
       stderr += d.toString();
-      if (stderr.includes('Ctrl-C to end.')) {
-        clearTimeout(timer);
-        resolve();
-      }
+      if (stderr.includes('Ctrl-C to end.')) ready();
     });
     void exited.then((code) => {
       clearTimeout(timer);
+      clearInterval(dropped);
       reject(new Error(`tracer exited (${code}) before tracing: ${stderr}`));
     });
   });
   return {
     child,
     stderr: () => stderr,
+    stdout: () => stdout,
     async stop(signal: NodeJS.Signals = 'SIGINT') {
       child.kill(signal);
       const code = await within(exited, 180_000, `the tracer's exit after ${signal}`).catch((e: unknown) => {
         child.kill('SIGKILL');
         throw new Error(`${(e as Error).message}; its stderr: ${stderr}`);
       });
-      const events = stdout
+      // what a stalled pipe still held
+      if (opts.stdout === 'stalled') await new Promise<void>((resolve) => { child.stdout?.once('close', resolve); });
+      const events = opts.json === false ? [] : stdout
         .split('\n')
         .filter((l) => l.trim())
         .map((l) => JSON.parse(l) as JsonEvent);
       return { events, stderr, code };
     },
   };
+}
+
+/** /proc/PID/status's Uid line, or '' once the process is gone. */
+function readStatus(pid: number | undefined): string {
+  try {
+    return /^Uid:.*$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[0] ?? '';
+  } catch {
+    return '';
+  }
 }
 
 /**
@@ -276,9 +317,9 @@ export async function within<T>(p: Promise<T>, ms: number, what: string): Promis
   }
 }
 
-/** Run a command and return {code, stdout, stderr}. */
-export function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', env: env ?? process.env, timeout: 30_000 });
+/** Run a command and return {code, stdout, stderr}; `fds` become its descriptors 3, 4... */
+export function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv, fds: number[] = []): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', env: env ?? process.env, timeout: 30_000, killSignal: 'SIGKILL', stdio: ['ignore', 'pipe', 'pipe', ...fds] });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
