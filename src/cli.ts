@@ -111,13 +111,6 @@ async function run(opts: CliOptions): Promise<void> {
       });
     } else deliver(batch);
   });
-  if (!onEvents && sink && room) {
-    // the export queue is the only consumer: what it has no room for is only counted (and its connection followed)
-    tracer.limitDecoding(room);
-    tracer.on('skipped', (refs) => {
-      sink.refuse(refs);
-    });
-  }
 
   let reported = '';
   const reporter = setInterval(() => {

@@ -5,7 +5,7 @@
  * offsets the compiled loader reports, so the two cannot drift apart silently.
  */
 import { endianness } from 'node:os';
-import type { ConnectionEnd, ConnectionRef, ConnectionRole, TcpEvent, TcpEventType } from './types.ts';
+import type { ConnectionEnd, ConnectionRole, TcpEvent, TcpEventType } from './types.ts';
 
 export const EVENT_LAYOUT = {
   size: 128,
@@ -123,28 +123,22 @@ export function formatIPv6(b: Uint8Array, off: number): string {
   return `${hex(0, bestStart)}::${hex(bestStart + bestLen, 8)}`;
 }
 
-/** Result of decoding one batch: the events, records that could not be decoded, and records left undecoded. */
+/** Result of decoding one batch: the events, and records that could not be decoded. */
 export interface DecodedBatch {
   readonly events: TcpEvent[];
   readonly malformed: number;
-  /** Records after the first `maxEvents` events, not looked at. */
-  readonly undecoded: number;
 }
 
 /**
  * Decode a batch of records as handed over by the loader.
  * @param clockOffsetNs CLOCK_REALTIME - CLOCK_MONOTONIC, to turn kernel time into wall clock.
- * @param maxEvents stop after this many events; the records after them are only counted.
  */
-export function decodeBatch(buf: Buffer, clockOffsetNs: bigint, maxEvents = Infinity): DecodedBatch {
+export function decodeBatch(buf: Buffer, clockOffsetNs: bigint): DecodedBatch {
   const size = EVENT_LAYOUT.size;
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const events: TcpEvent[] = [];
   let malformed = buf.byteLength % size === 0 ? 0 : 1;
   for (let off = 0; off + size <= buf.byteLength; off += size) {
-    if (events.length >= maxEvents) {
-      return { events, malformed, undecoded: Math.floor((buf.byteLength - off) / size) };
-    }
     const type = TYPES[view.getUint8(off + F.type[0])];
     const role = ROLES[view.getUint8(off + F.role[0])];
     const family = view.getUint16(off + F.family[0], LE);
@@ -182,42 +176,5 @@ export function decodeBatch(buf: Buffer, clockOffsetNs: bigint, maxEvents = Infi
       podUid: undefined,
     });
   }
-  return { events, malformed, undecoded: 0 };
-}
-
-/**
- * The {@link ConnectionRef} of each record of `buf` from record number `first`
- * on (the ones decodeBatch left undecoded): a few fixed fields each, no
- * strings unless the record has no ISNs. Malformed records are counted.
- */
-export function decodeConnectionRefs(buf: Buffer, first: number): { refs: ConnectionRef[]; malformed: number } {
-  const size = EVENT_LAYOUT.size;
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const refs: ConnectionRef[] = [];
-  let malformed = 0;
-  for (let off = first * size; off + size <= buf.byteLength; off += size) {
-    const type = TYPES[view.getUint8(off + F.type[0])];
-    const role = ROLES[view.getUint8(off + F.role[0])];
-    const family = view.getUint16(off + F.family[0], LE);
-    if (type === undefined || role === undefined || (family !== AF_INET && family !== AF_INET6)) {
-      malformed++;
-      continue;
-    }
-    const localIsn = view.getUint32(off + F.local_isn[0], LE);
-    const peerIsn = view.getUint32(off + F.peer_isn[0], LE);
-    const v4 = family === AF_INET;
-    const addresses = localIsn === 0 && peerIsn === 0;
-    refs.push({
-      type,
-      role,
-      saddr: !addresses ? '' : v4 ? ipv4(buf, view, off + F.saddr[0]) : formatIPv6(buf, off + F.saddr[0]),
-      daddr: !addresses ? '' : v4 ? ipv4(buf, view, off + F.daddr[0]) : formatIPv6(buf, off + F.daddr[0]),
-      sport: view.getUint16(off + F.sport[0], LE),
-      dport: view.getUint16(off + F.dport[0], LE),
-      netns: view.getUint32(off + F.netns[0], LE),
-      localIsn,
-      peerIsn,
-    });
-  }
-  return { refs, malformed };
+  return { events, malformed };
 }

@@ -21,11 +21,11 @@ import { constants as osConstants } from 'node:os';
 import * as bpf from 'bpf';
 import { DEFAULT_POLL_MS, DEFAULT_RINGBUF_BYTES } from './defaults.ts';
 import { EnvironmentError } from './errors.ts';
-import { decodeBatch, decodeConnectionRefs, EVENT_LAYOUT } from './event.ts';
+import { decodeBatch, EVENT_LAYOUT } from './event.ts';
 import { bpfObjectPath, loadNative, type NativeHandle, type NativeLoader } from './native.ts';
 import { filterMapProblem } from './pinned.ts';
 import { checkHost, readHostFacts } from './preflight.ts';
-import type { ConnectionRef, DropCounters, TcpEvent } from './types.ts';
+import type { DropCounters, TcpEvent } from './types.ts';
 
 export interface TracerOptions {
   /** Only this process id (tgid). Default: all. */
@@ -71,8 +71,6 @@ export interface StopOptions {
 interface TracerEvents {
   /** A batch of events, in kernel order; the array is the listener's to keep. */
   events: [batch: TcpEvent[]];
-  /** Records not decoded in full because of {@link TcpTracer.limitDecoding}: only their connection, in kernel order. */
-  skipped: [refs: ConnectionRef[]];
   error: [err: Error];
 }
 
@@ -106,7 +104,6 @@ export class TcpTracer extends EventEmitter<TracerEvents> {
   #resolveStopped!: () => void;
   #stopping = false;
   #finalDrops: (DropCounters & { malformed: number }) | undefined;
-  #decodeLimit: ((records: number) => number) | undefined;
   readonly #room: (() => number) | undefined;
   /** Paced mode: records granted to the drain thread so far, and received. */
   #granted = 0;
@@ -201,27 +198,10 @@ export class TcpTracer extends EventEmitter<TracerEvents> {
     }
     const records = Math.floor(batch.byteLength / EVENT_LAYOUT.size);
     this.#received += records;
-    const max = this.#decodeLimit ? this.#decodeLimit(records) : records;
-    const { events, malformed, undecoded } = decodeBatch(batch, this.#clockOffsetNs, max);
+    const { events, malformed } = decodeBatch(batch, this.#clockOffsetNs);
     this.#malformed += malformed;
     if (events.length) this.emit('events', events);
-    if (undecoded) {
-      // the consumer still follows connections through what it refuses (an OTLP span per connection)
-      const skipped = decodeConnectionRefs(batch, records - undecoded);
-      this.#malformed += skipped.malformed;
-      this.emit('skipped', skipped.refs);
-    }
     this.replenish();
-  }
-
-  /**
-   * Decode at most `limit(n)` of the n records of each batch and report the
-   * others with a 'skipped' event instead, as their connection refs only. For
-   * a sole consumer that would refuse them anyway (a full export queue):
-   * decoding what is dropped costs the CPU that delivering the rest needs.
-   */
-  limitDecoding(limit: (records: number) => number): void {
-    this.#decodeLimit = limit;
   }
 
   /** CLOCK_REALTIME - CLOCK_MONOTONIC used to timestamp events; refresh after clock steps. */

@@ -90,14 +90,6 @@ export interface TcpEvent {
   podUid: string | undefined;
 }
 
-/**
- * What a record read but not decoded in full still says: its type and which
- * connection it belongs to (src/otlp/traces/connections.ts keys on these), so that a
- * consumer can follow connections through events it refuses. The addresses
- * are '' unless both ISNs are 0 (the key then needs them).
- */
-export type ConnectionRef = Pick<TcpEvent, 'type' | 'role' | 'saddr' | 'daddr' | 'sport' | 'dport' | 'netns' | 'localIsn' | 'peerIsn'>;
-
 /** Counters of everything that was lost, from the kernel to the exporter. */
 export interface DropCounters {
   /** Events the kernel could not put into the ring buffer (it was full). */

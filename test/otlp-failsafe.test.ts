@@ -3,8 +3,7 @@
  * each way a collector can fail (nothing listening, holding connections,
  * answering garbage, closing at once, speaking HTTP/1.1, UNAVAILABLE,
  * RESOURCE_EXHAUSTED, slow), OtlpSink is fed connections the way the CLI feeds
- * it (decoded events it may refuse, and refs of events left undecoded because
- * it had no room), then shut down; for log records and for spans,
+ * it (events it may refuse for want of room), then shut down; for log records and for spans,
  * delivered + counted as dropped == generated, and what the collector kept is
  * exactly what the sink counts as exported.
  */
@@ -63,21 +62,10 @@ function workload(): TcpEvent[] {
   return [...connections(CLOSED), ...open];
 }
 
-/**
- * Feeds `events` as the CLI does, in chunks: every other chunk decoded only
- * as far as the sink has room, the rest refused as refs (the tracer's
- * limitDecoding), the others emitted whole (the sink refuses what does not fit).
- */
+/** Feeds `events` as the CLI does, in chunks, whole: the sink refuses and counts what does not fit. */
 async function feed(sink: OtlpSink, events: readonly TcpEvent[]): Promise<void> {
-  for (let i = 0, n = 0; i < events.length; i += CHUNK, n++) {
-    const chunk = events.slice(i, i + CHUNK);
-    if (n % 2 === 0) {
-      const fit = Math.max(0, Math.min(chunk.length, sink.room()));
-      sink.emit(chunk.slice(0, fit));
-      sink.refuse(chunk.slice(fit));
-    } else {
-      sink.emit(chunk);
-    }
+  for (let i = 0; i < events.length; i += CHUNK) {
+    sink.emit(events.slice(i, i + CHUNK));
     await sleep(10);
   }
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeBatch, decodeConnectionRefs, EVENT_LAYOUT, formatIPv6 } from '../src/event.ts';
+import { decodeBatch, EVENT_LAYOUT, formatIPv6 } from '../src/event.ts';
 import { encode, type RawEvent } from './fixtures/raw-records.ts';
 
 const base: RawEvent = {
@@ -75,34 +75,3 @@ test('name and address caches never return another record\'s strings', () => {
   }
 });
 
-test('decoding can stop after a number of events: the rest are counted, not decoded', () => {
-  const raws: RawEvent[] = [];
-  for (let i = 0; i < 10; i++) raws.push({ ...base, sport: 1000 + i });
-  const buf = encode(raws);
-  const some = decodeBatch(buf, 0n, 4);
-  assert.deepEqual(
-    some.events.map((e) => e.sport),
-    [1000, 1001, 1002, 1003],
-  );
-  assert.equal(some.undecoded, 6);
-  assert.equal(decodeBatch(buf, 0n, 0).undecoded, 10);
-  const all = decodeBatch(buf, 0n);
-  assert.equal(all.events.length, 10);
-  assert.equal(all.undecoded, 0);
-});
-
-test('records left undecoded still give their connection refs, the same fields the decoder reads', () => {
-  const raws: RawEvent[] = [];
-  for (let i = 0; i < 6; i++) raws.push({ ...base, type: i % 2 === 0 ? 1 : 3, sport: 1000 + i, localIsn: 100 + i, peerIsn: 200 + i });
-  raws.push({ ...base, type: 3, saddr: '::1', daddr: '::2', localIsn: 0, peerIsn: 0 });
-  const buf = encode(raws);
-  const { events } = decodeBatch(buf, 0n);
-  const { refs, malformed } = decodeConnectionRefs(buf, 2);
-  assert.equal(malformed, 0);
-  const pick = ({ type, role, sport, dport, netns, localIsn, peerIsn }: (typeof refs)[number]): unknown[] => [type, role, sport, dport, netns, localIsn, peerIsn];
-  assert.deepEqual(refs.map(pick), events.slice(2).map(pick));
-  // addresses only where the key needs them: no ISNs
-  assert.deepEqual(refs.map((r) => [r.saddr, r.daddr]), [['', ''], ['', ''], ['', ''], ['', ''], ['::1', '::2']]);
-  const bad = Buffer.concat([buf, Buffer.alloc(EVENT_LAYOUT.size)]);
-  assert.deepEqual([decodeConnectionRefs(bad, 7).refs.length, decodeConnectionRefs(bad, 7).malformed], [0, 1]);
-});

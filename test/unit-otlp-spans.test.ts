@@ -141,40 +141,25 @@ describe('logContext', () => {
 describe('OpenConnections', () => {
   it('pairs each close with its open, bounded, and ends the rest at shutdown', () => {
     const open = new OpenConnections(2);
-    assert.equal(open.observe(connect, true), undefined);
-    assert.equal(open.observe(accept, true), undefined);
-    assert.equal(open.observe(tcpEvent({ sport: 1 }), true), undefined);
+    assert.equal(open.observe(connect), undefined);
+    assert.equal(open.observe(accept), undefined);
+    assert.equal(open.observe(tcpEvent({ sport: 1 })), undefined);
     assert.deepEqual([open.size, open.overflow], [2, 1]);
-    assert.deepEqual(open.observe(close, true), { event: close, opened: connect, end: 'fin' });
-    assert.equal(open.observe(tcpEvent({ type: 'failed' }), true), undefined);
-    assert.deepEqual(open.observe(tcpEvent({ type: 'close', sport: 1 }), true), { event: tcpEvent({ type: 'close', sport: 1 }), opened: undefined, end: undefined });
-    assert.deepEqual(open.stopAll(5n), { endings: [{ event: accept, opened: accept, end: 'tracer_stopped', stoppedAtNs: 5n }], unmade: 0 });
+    assert.deepEqual(open.observe(close), { event: close, opened: connect, end: 'fin' });
+    assert.equal(open.observe(tcpEvent({ type: 'failed' })), undefined);
+    assert.deepEqual(open.observe(tcpEvent({ type: 'close', sport: 1 })), { event: tcpEvent({ type: 'close', sport: 1 }), opened: undefined, end: undefined });
+    assert.deepEqual(open.stopAll(5n), [{ event: accept, opened: accept, end: 'tracer_stopped', stoppedAtNs: 5n }]);
     assert.equal(open.size, 0);
   });
 
-  it('follows connections through refs: one span due per connection, made when it can be, null when not', () => {
+  it('after stopAll: the close of a connection it ended is no second span; anything else is due at once, unmade', () => {
     const open = new OpenConnections();
     const other = (e: TcpEvent): TcpEvent => ({ ...e, sport: 2, localIsn: 9, peerIsn: 10 });
-    const third = (e: TcpEvent): TcpEvent => ({ ...e, sport: 3, localIsn: 11, peerIsn: 12 });
-    // open and close both seen as refs only: one span due, not makeable
-    assert.equal(open.observe(connect, false), undefined);
-    assert.equal(open.observe(close, false), null);
-    // open a ref, close decoded: made from the close alone
-    assert.equal(open.observe(other(connect), false), undefined);
-    assert.deepEqual(open.observe(other(close), true), { event: other(close), opened: undefined, end: 'fin' });
-    // open decoded, close a ref: due, not makeable, and not ended again at stopAll
-    assert.equal(open.observe(third(connect), true), undefined);
-    assert.equal(open.observe(third(close), false), null);
-    // still open at stopAll: a ref cannot be made, a decoded one can
-    assert.equal(open.observe(accept, false), undefined);
-    assert.equal(open.observe(other(accept), true), undefined);
-    const { endings, unmade } = open.stopAll(7n);
-    assert.deepEqual([endings.map((e) => e.event), unmade], [[other(accept)], 1]);
-    // after stopAll: the close of a connection it ended is no second span; anything else is due at once
-    assert.equal(open.observe({ ...accept, type: 'close' }, true), undefined);
-    assert.equal(open.observe({ ...other(accept), type: 'close' }, false), undefined);
-    assert.equal(open.observe(third(connect), true), null);
-    assert.equal(open.observe(third(close), true), null);
+    assert.equal(open.observe(accept), undefined);
+    assert.deepEqual(open.stopAll(7n).map((e) => e.event), [accept]);
+    assert.equal(open.observe({ ...accept, type: 'close' }), undefined);
+    assert.equal(open.observe(other(connect)), null);
+    assert.equal(open.observe(other(close)), null);
   });
 });
 

@@ -26,7 +26,7 @@
 import type { HrTime } from '@opentelemetry/api';
 import { hrTime } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
-import type { ConnectionRef, TcpEvent } from '../types.ts';
+import type { TcpEvent } from '../types.ts';
 import { PACKAGE_NAME, packageVersion } from '../version.ts';
 import type { OtlpConfig, OtlpTarget } from './config.ts';
 import { LogQueue } from './logs/queue.ts';
@@ -181,7 +181,7 @@ export class OtlpSink {
       this.logs.offer(count, accepted);
       if (accepted > 0) this.logQueue.push(accepted < count ? events.slice(0, accepted) : events.slice(), observedAt);
     }
-    this.follow(events, true);
+    this.follow(events);
     if (accepted > 0) this.logs?.processor.offered();
   }
   /**
@@ -211,30 +211,17 @@ export class OtlpSink {
   }
 
   /**
-   * Events read but refused without being decoded (the caller found no
-   * {@link room}): each is counted as a dropped log record, and its
-   * connection followed, so that the connection's span is still made or
-   * counted as dropped exactly once.
-   */
-  refuse(refs: readonly ConnectionRef[]): void {
-    if (refs.length === 0) return;
-    this.logs?.offer(refs.length, 0);
-    this.follow(refs, false);
-  }
-
-  /**
-   * Follows each event's connection (decoded events, `full`, or refs only):
-   * a span due is queued while the span queue has room and it can be made,
+   * Follows each event's connection: a span due is queued while the span queue has room and it can be made,
    * else counted as dropped (droppedQueueFull), so that every connection
    * that had a connect, accept or close ends as a span delivered or counted.
    */
-  private follow(events: readonly ConnectionRef[], full: boolean): void {
+  private follow(events: readonly TcpEvent[]): void {
     if (this.traces === undefined || this.spanQueue === undefined) return;
     const room = this.traces.processor.room();
     let due = 0;
     let queued = 0;
     for (const event of events) {
-      const span = this.connections.observe(event, full);
+      const span = this.connections.observe(event);
       if (span === undefined) continue;
       due++;
       if (span !== null && queued < room) {
@@ -294,10 +281,10 @@ export class OtlpSink {
 
   private async shutdownOnce(deadlineMs: number): Promise<{ undelivered: number }> {
     if (this.traces !== undefined && this.spanQueue !== undefined) {
-      const { endings, unmade } = this.connections.stopAll(BigInt(Date.now()) * 1_000_000n);
+      const endings = this.connections.stopAll(BigInt(Date.now()) * 1_000_000n);
       const fit = Math.min(endings.length, this.traces.processor.room());
       for (let i = 0; i < fit; i++) this.spanQueue.push(endings[i] as (typeof endings)[number]);
-      this.traces.offer(endings.length + unmade, fit);
+      this.traces.offer(endings.length, fit);
       if (fit > 0) this.traces.processor.offered();
     }
     this.closing = true;

@@ -8,12 +8,10 @@
  * alone), so that at shutdown the connections still open can be ended as
  * spans marked `tracer_stopped` (each entry holds the connect/accept event:
  * about 20-30 MB at the bound). It follows every event the tracer read, also
- * those the export queue refused or the tracer did not decode (their refs), so
- * that each connection's span is made or counted as dropped exactly once. {@link SpanQueue} holds the connections whose
- * span is due and makes the spans only when the processor is about to export
- * them (the deferred-items mechanism of processor.ts).
+ * those the export queue refused, so that each connection's span is made or
+ * counted as dropped exactly once. The spans due wait in ./queue.ts.
  */
-import type { ConnectionRef, TcpEvent } from '../../types.ts';
+import type { TcpEvent } from '../../types.ts';
 import type { ConnectionEnding } from './span.ts';
 
 /** Most open connections remembered. */
@@ -27,7 +25,7 @@ export const MAX_OPEN_CONNECTIONS = 65_536;
  * also share their span ids (src/otlp/traces/ids.ts). Without ISNs (both 0: a kernel
  * that did not report them) the addresses are in.
  */
-function key(event: ConnectionRef): string {
+function key(event: TcpEvent): string {
   const { localIsn, peerIsn, netns } = event;
   if (localIsn === 0 && peerIsn === 0) return `${netns} ${event.role} ${event.saddr} ${event.sport} ${event.daddr} ${event.dport}`;
   return String.fromCharCode(
@@ -45,15 +43,14 @@ function key(event: ConnectionRef): string {
 
 /**
  * What following one event says about spans: none due (undefined), a span due
- * that can be made from what was seen (a ConnectionEnding), or a span due that
- * cannot be made (null: the close was not decoded, or the tracer has
- * stopped), which the caller counts as dropped.
+ * (a ConnectionEnding), or a span due that cannot be made any more (null: the
+ * tracer has stopped), which the caller counts as dropped.
  */
 export type SpanDue = ConnectionEnding | null | undefined;
 
 export class OpenConnections {
-  /** Open connections: the connect/accept event, or null when only its ref was seen. */
-  private readonly open = new Map<string, TcpEvent | null>();
+  /** Open connections: their connect/accept event. */
+  private readonly open = new Map<string, TcpEvent>();
   private readonly max: number;
   private overflowCount = 0;
   /** After {@link stopAll}: the keys it ended, whose closes are no second span. */
@@ -74,13 +71,13 @@ export class OpenConnections {
   }
 
   /**
-   * Follows one event, decoded (`full`) or only its ref: remembers a
-   * connect/accept, forgets it at its close and says what span is due then.
+   * Follows one event: remembers a connect/accept, forgets it at its close
+   * and says what span is due then.
    * Every connection it sees a connect, accept or close of gets exactly one
    * SpanDue that is not undefined, here or from {@link stopAll} (except those
    * past the map's bound still open at stopAll: {@link overflow}).
    */
-  observe(event: ConnectionRef, full: boolean): SpanDue {
+  observe(event: TcpEvent): SpanDue {
     switch (event.type) {
       case 'connect':
       case 'accept': {
@@ -88,7 +85,7 @@ export class OpenConnections {
         if (this.stopped !== undefined) return null;
         const k = key(event);
         if (this.open.size >= this.max && !this.open.has(k)) this.overflowCount++;
-        else this.open.set(k, full ? (event as TcpEvent) : null);
+        else this.open.set(k, event);
         return undefined;
       }
       case 'close': {
@@ -96,9 +93,8 @@ export class OpenConnections {
         if (this.stopped?.delete(k) === true) return undefined;
         const opened = this.open.get(k);
         this.open.delete(k);
-        if (!full || this.stopped !== undefined) return null;
-        const close = event as TcpEvent;
-        return { event: close, opened: opened ?? undefined, end: close.end };
+        if (this.stopped !== undefined) return null;
+        return { event, opened, end: event.end };
       }
       default:
         return undefined;
@@ -107,18 +103,13 @@ export class OpenConnections {
 
   /**
    * Ends every open connection at `stoppedAtNs` (ns since the epoch) and
-   * forgets it: `endings` of those whose connect/accept was decoded, and how
-   * many others (`unmade`: only their ref seen) are due but cannot be made.
+   * forgets it: the endings of their spans.
    */
-  stopAll(stoppedAtNs: bigint): { endings: ConnectionEnding[]; unmade: number } {
+  stopAll(stoppedAtNs: bigint): ConnectionEnding[] {
     const endings: ConnectionEnding[] = [];
-    let unmade = 0;
-    for (const event of this.open.values()) {
-      if (event === null) unmade++;
-      else endings.push({ event, opened: event, end: 'tracer_stopped', stoppedAtNs });
-    }
+    for (const event of this.open.values()) endings.push({ event, opened: event, end: 'tracer_stopped', stoppedAtNs });
     this.stopped = new Set(this.open.keys());
     this.open.clear();
-    return { endings, unmade };
+    return endings;
   }
 }
