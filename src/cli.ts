@@ -15,6 +15,7 @@ import type { OtlpSink } from './otlp/sink.ts';
 import { checkCgroupRoot, IdentityResolver } from './identity/resolver.ts';
 import { loadNative } from './native.ts';
 import { Output } from './output.ts';
+import { Pacing } from './pacing.ts';
 import { dropPrivileges, lookupUser, setNoNewPrivs } from './privileges.ts';
 import { TcpTracer } from './tracer.ts';
 import type { TcpEvent } from './types.ts';
@@ -45,16 +46,12 @@ async function run(opts: CliOptions): Promise<void> {
   if (opts.identity) checkCgroupRoot();
   const identity = opts.identity ? new IdentityResolver({ maxWaitMs: opts.identityWaitMs }) : undefined;
   const output = opts.quiet ? undefined : new Output(process.stdout);
-  // what the consumers can take, less what waits for its identity: the ring buffer is their queue
-  const room =
-    sink || output
-      ? (): number => Math.min(sink ? sink.room() : Infinity, output ? output.room() : Infinity) - (identity?.pending ?? 0)
-      : undefined;
+  // the ring buffer is the consumers' queue: read only what they take, less what waits for its identity
+  const pacing = new Pacing([sink, output], () => identity?.pending ?? 0);
   const tracer = TcpTracer.open({
     ...opts,
     ringbufBytes: opts.ringbufBytes ?? (sink ? DEFAULT_OTLP_RINGBUF_BYTES : DEFAULT_RINGBUF_BYTES),
-    // read the ring buffer only as fast as the export queue and the output take events
-    room,
+    room: pacing.room,
   });
   try {
     // everything that needs root is done: the probe is attached, maps and TLS files are open
@@ -64,15 +61,8 @@ async function run(opts: CliOptions): Promise<void> {
     await Promise.race([tracer.stop(), sleep(1000)]);
     throw e;
   }
-  if (sink && otlp) {
-    process.stderr.write(`tcptracer: ${describeOtlpConfig(otlp)}\n`);
-    sink.onRoom(() => {
-      tracer.replenish();
-    });
-  }
-  output?.onRoom(() => {
-    tracer.replenish();
-  });
+  if (otlp) process.stderr.write(`tcptracer: ${describeOtlpConfig(otlp)}\n`);
+  pacing.drive(tracer);
   let onEvents: ((batch: readonly TcpEvent[]) => void) | undefined;
   if (opts.json && output) {
     process.stderr.write(`${BANNER}\n`);
@@ -97,17 +87,11 @@ async function run(opts: CliOptions): Promise<void> {
     sink?.emit(batch);
     onEvents?.(batch);
   };
-  // batches the identity lookup held back free room when they leave: grant it once all of them are out
-  const replenishLater = (): void => {
-    queueMicrotask(() => {
-      tracer.replenish();
-    });
-  };
   tracer.on('events', (batch) => {
     if (identity) {
       identity.enrich(batch, (events) => {
         deliver(events);
-        replenishLater();
+        pacing.released();
       });
     } else deliver(batch);
   });
