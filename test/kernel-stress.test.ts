@@ -17,7 +17,7 @@ import { spawnSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { describe, test, type TestContext } from 'node:test';
 import { TestCollector, SPAN_KIND, type Value } from './fixtures/otlp-collector.ts';
-import { kernelSuite, lostEvents, NetNs, startTracer, type JsonEvent, type TracerRun } from './helpers/kernel.ts';
+import { kernelSuite, lostEvents, NetNs, skippedRuns, startTracer, type JsonEvent, type TracerRun } from './helpers/kernel.ts';
 import { BASE_PORT, checkStress, parseStressOutput, SERVER_PORT, stressBinary, type SeenEvent, type StressRun } from './helpers/stress.ts';
 
 const suite = kernelSuite();
@@ -59,12 +59,12 @@ function runWorkload(ns: NetNs, seed: number, family: 4 | 6): Round {
 }
 
 /** What the round's events must be; the kernel's own counts for the connections never queued. */
-function assertExact(t: TestContext, round: Round, events: readonly SeenEvent[], lost: number): void {
+function assertExact(t: TestContext, round: Round, events: readonly SeenEvent[], lost: number, skipped: number): void {
   const { run, seed, family } = round;
   const accepted = run.connections.filter((c) => c.server).length;
-  t.diagnostic(`seed ${seed} IPv${family}: ${run.connections.length} connections in ${run.wallMs} ms, ${accepted} accepted, ${round.neverQueued} reset before queued, ${events.length} events, ${lost} lost`);
+  t.diagnostic(`seed ${seed} IPv${family}: ${run.connections.length} connections in ${run.wallMs} ms, ${accepted} accepted, ${round.neverQueued} reset before queued, ${events.length} events, ${lost} lost, ${skipped} probe runs skipped`);
   assert.equal(accepted + round.neverQueued, run.connections.length, 'the server accepted every connection the kernel queued');
-  const problems = checkStress(run, events, lost);
+  const problems = checkStress(run, events, lost, skipped);
   assert.deepEqual(problems.slice(0, 20), [], `seed ${seed} (TCPTRACER_STRESS_SEEDS=${seed} reproduces the mix): ${problems.length} problems`);
 }
 
@@ -91,8 +91,8 @@ describe('kernel: stress, every interleaving', suite, () => {
         const round = runWorkload(ns, seed, n % 2 ? 6 : 4);
         const { events, stderr, code } = await tracer.stop();
         assert.equal(code, 0, stderr);
-        assert.doesNotMatch(stderr, /skipped|untracked/, 'no probe run skipped');
-        assertExact(t, round, events.map(fromJson), lostEvents(stderr) ?? 0);
+        assert.doesNotMatch(stderr, /untracked/, 'every socket tracked');
+        assertExact(t, round, events.map(fromJson), lostEvents(stderr) ?? 0, skippedRuns(stderr));
       } finally {
         tracer?.child.kill('SIGKILL');
         ns.delete();
@@ -114,7 +114,7 @@ describe('kernel: stress, every interleaving', suite, () => {
         await collector.waitForSpans(sides, 30_000).catch(() => undefined);
         const { stderr, code } = await tracer.stop('SIGTERM');
         assert.equal(code, 0, stderr);
-        assert.doesNotMatch(stderr, /skipped|untracked|dropped [1-9]|lost/, 'nothing dropped or lost on the way');
+        assert.doesNotMatch(stderr, /untracked|dropped [1-9]|lost/, 'nothing dropped or lost on the way');
         // one span per side: a CLIENT span per connection, a SERVER span per accepted one;
         // close records carry no end reason, their side's span does
         const spans = new Map<string, { count: number; end?: string; error?: string }>();
@@ -141,11 +141,14 @@ describe('kernel: stress, every interleaving', suite, () => {
             error: span?.error,
           };
         });
-        assertExact(t, round, records, 0);
+        assertExact(t, round, records, 0, skippedRuns(stderr));
         const sideCount = (c: StressRun['connections'][number]): [string, number][] => [[`${c.i} client`, 1], ...(c.server ? [[`${c.i} server`, 1] as [string, number]] : [])];
         const expected = new Map(round.run.connections.flatMap(sideCount));
-        assert.deepEqual([...spans].filter(([k, v]) => expected.get(k) !== v.count).slice(0, 20), [], `seed ${seed}: one span per connection side`);
-        assert.equal(spans.size, expected.size, `seed ${seed}: a span for every connection side`);
+        // a probe run the kernel reported skipping may have cost a side its span, never doubled one
+        const wrong = [...expected].filter(([k]) => spans.get(k)?.count !== 1).map(([k]) => `${k}: ${spans.get(k)?.count ?? 0} spans`);
+        const extra = [...spans.keys()].filter((k) => !expected.has(k));
+        assert.deepEqual(extra, [], `seed ${seed}: no span for a side that never was`);
+        assert.ok(wrong.every((w) => w.endsWith(': 0 spans')) && wrong.length <= skippedRuns(stderr), `seed ${seed}: one span per connection side: ${wrong.slice(0, 20).join(', ')}`);
       } finally {
         tracer?.child.kill('SIGKILL');
         collector.stop();

@@ -304,6 +304,16 @@ export function lostEvents(stderr: string): number | undefined {
   return last ? Number(last[1]) : undefined;
 }
 
+/**
+ * Runs of the probe the kernel skipped (a BPF program of ours was already
+ * running on that CPU: a softirq interrupting it), from the tracer's last
+ * report of them; 0 when none was reported.
+ */
+export function skippedRuns(stderr: string): number {
+  const last = [...stderr.matchAll(/(\d+) probe runs skipped/g)].at(-1);
+  return last ? Number(last[1]) : 0;
+}
+
 /** `p`, or an error naming `what` after `ms`: a wait in a test that cannot hang. */
 export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -110,11 +110,14 @@ function allowedEnds(s: Scenario, role: 'client' | 'server'): string[] {
 }
 
 /**
- * Every way the events break the invariant, as lines (empty: exact). `lost`
- * is the number of events the tracer reported lost: that many may be
- * missing, never doubled or misattributed.
+ * Every way the events break the invariant, as lines (empty: exact). What the
+ * tracer reported may excuse gaps, never a doubled or misattributed event:
+ * `lost` events the ring buffer had no room for may be missing; each of the
+ * `skipped` probe runs the kernel reported skipping may have cost one
+ * transition of one socket, so up to two of its events (an open and its
+ * close) or the reason its close gives (a close seen only at destruction).
  */
-export function checkStress(run: StressRun, events: readonly SeenEvent[], lost = 0): string[] {
+export function checkStress(run: StressRun, events: readonly SeenEvent[], lost = 0, skipped = 0): string[] {
   const problems: string[] = [];
   const sides = new Map<string, SeenEvent[]>();
   for (const e of events) {
@@ -127,6 +130,8 @@ export function checkStress(run: StressRun, events: readonly SeenEvent[], lost =
   }
   let missing = 0;
   const gaps: string[] = [];
+  /** closes seen only at destruction: what a skipped transition leaves */
+  const ends: string[] = [];
   const describe = (list: readonly SeenEvent[]): string =>
     list.map((e) => `${e.type}[pid ${e.pid} tid ${e.tid}${e.end ? ` ${e.end}${e.error ? ` ${e.error}` : ''}` : ''}]`).join(' ') || 'nothing';
   const expect = (c: StressConnection, role: 'client' | 'server', open: 'connect' | 'accept', who: { pid: number; tid: number }, opener: number): void => {
@@ -151,7 +156,7 @@ export function checkStress(run: StressRun, events: readonly SeenEvent[], lost =
     if (threadMatters && x.tid !== who.tid) problems.push(`${what}: close names thread ${x.tid}, not the closing thread ${who.tid}`);
     const end = `${x.end}${x.error ? ` ${x.error}` : ''}`;
     const allowed = allowedEnds(c.scenario, role);
-    if (!allowed.includes(end)) problems.push(`${what}: close ended "${end}", expected ${allowed.join(' or ')}`);
+    if (!allowed.includes(end)) (x.end === 'destroyed' ? ends : problems).push(`${what}: close ended "${end}", expected ${allowed.join(' or ')}`);
   };
   for (const c of run.connections) {
     // the killed child connected and was closed by the kernel as it died
@@ -159,7 +164,8 @@ export function checkStress(run: StressRun, events: readonly SeenEvent[], lost =
     if (c.server) expect(c, 'server', 'accept', c.server, run.serverPid);
   }
   for (const [key, list] of sides) problems.push(`connection ${key}: ${describe(list)}, for a side that ${key.endsWith('server') ? 'was never accepted' : 'never connected'}`);
-  // events the tracer reported lost may be missing; none may be doubled or wrong
-  if (missing === lost) return problems;
-  return [...problems, ...gaps, `${missing} events missing, ${lost} reported lost`];
+  // what was reported lost or skipped may excuse gaps, nothing else
+  const gapsExcused = missing === lost || missing <= lost + 2 * skipped;
+  if (gapsExcused && ends.length <= skipped) return problems;
+  return [...problems, ...gaps, ...ends, `${missing} events missing, ${lost} reported lost, ${skipped} probe runs reported skipped`];
 }
