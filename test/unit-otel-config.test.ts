@@ -299,9 +299,11 @@ describe('otel-config/k8s/daemonset.yaml', () => {
     const extract = obj(k8s['extract']);
     const metadata = list(extract['metadata']).map(str);
     const fromOf = (key: string): string[] => list(extract[key]).map((x) => str(obj(x)['from']) || 'pod');
-    // contrib processor/k8sattributesprocessor README, "Role-based access control".
+    // contrib processor/k8sattributesprocessor v1.0.0 README, "Role-based access control", and
+    // internal/kube/client.go: the deployment name alone is derived from the pod's ReplicaSet owner.
     const needed = new Set(['/pods', '/namespaces']);
-    if (metadata.some((m) => /^k8s\.(deployment|replicaset)\./.test(m))) needed.add('apps/replicasets');
+    const fromWorkload = [...fromOf('labels'), ...fromOf('annotations')].some((f) => f === 'deployment' || f === 'replicaset');
+    if (metadata.some((m) => /^k8s\.(deployment\.uid|replicaset\.)/.test(m)) || fromWorkload) needed.add('apps/replicasets');
     if (metadata.includes('k8s.node.uid') || [...fromOf('labels'), ...fromOf('annotations')].includes('node')) needed.add('/nodes');
     if (metadata.some((m) => m.startsWith('k8s.cronjob.'))) needed.add('batch/jobs');
     const granted = new Set<string>();
