@@ -22,8 +22,11 @@ export const CONFIG_DIR = `${ROOT}otel-config`;
 export function otelSkipReason(): string | undefined {
   const missing = [OTELCOL, JAEGER].filter((p) => !existsSync(p));
   if (missing.length === 0) return undefined;
-  const go = spawnSync('go', ['env', 'GOVERSION'], { encoding: 'utf8' });
-  const version = go.status === 0 ? go.stdout.trim() : undefined;
+  // Where scripts/build-otel.sh looks for Go, in its order.
+  const version = [process.env.GO, 'go', '/usr/local/go/bin/go']
+    .filter((g): g is string => Boolean(g))
+    .map((g) => spawnSync(g, ['env', 'GOVERSION'], { encoding: 'utf8' }))
+    .find((r) => r.status === 0)?.stdout.trim();
   if (version === undefined || !/^go1\.(2[6-9]|[3-9]\d)/.test(version)) {
     return `the Collector and Jaeger are built with Go 1.26 or newer, and ${version ?? 'no Go'} is here`;
   }
