@@ -57,16 +57,12 @@ describe('the DaemonSet agent: k8s_attributes names the pod of a traced containe
       `extensions::health_check::endpoint=127.0.0.1:${await freePort()}`,
       // The fake API is reached through a kubeconfig instead of the pod's service account.
       'processors::k8s_attributes::auth_type=kubeConfig',
+      // Start only once the pod informer has synced: a record that came before would go unnamed.
+      'processors::k8s_attributes::wait_for_metadata=true',
       `exporters::otlp_grpc/gateway::endpoint=${gateway.endpoint.replace('http://', '')}`,
     ], { K8S_NODE_NAME: NODE, KUBECONFIG: join(dir, 'kubeconfig') });
     await agent.start();
-    // The pod informer lists at start; records that arrive before it has are not enriched.
-    const deadline = Date.now() + 30_000;
-    while (!api.listed('/api/v1/pods')) {
-      assert.ok(Date.now() < deadline, `k8s_attributes did not list pods: ${api.requests.join('; ')}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(api.listed('/api/v1/pods'), `k8s_attributes listed the node's pods before it was ready: ${api.requests.join('; ')}`);
     ns = new NetNs();
   });
   after(async () => {
