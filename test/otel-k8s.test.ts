@@ -43,6 +43,7 @@ describe('the DaemonSet agent: k8s_attributes names the pod of a traced containe
   const cgroups: string[] = [];
 
   before(async () => {
+    ns = new NetNs();
     api = new FakeKubeApi([pod]);
     await api.start();
     gateway = new TestCollector();
@@ -63,7 +64,6 @@ describe('the DaemonSet agent: k8s_attributes names the pod of a traced containe
     ], { K8S_NODE_NAME: NODE, KUBECONFIG: join(dir, 'kubeconfig') });
     await agent.start();
     assert.ok(api.listed('/api/v1/pods'), `k8s_attributes listed the node's pods before it was ready: ${api.requests.join('; ')}`);
-    ns = new NetNs();
   });
   after(async () => {
     await agent.stop();
