@@ -34,6 +34,7 @@ import type { LogItem, SpanItem } from './encode.ts';
 import { RetryingExporter } from './exporter.ts';
 import type { RetryPolicy } from './exporter.ts';
 import { createOtlpGrpcLogExporter, createOtlpGrpcTraceExporter } from './grpc.ts';
+import { createOtlpHttpLogExporter, createOtlpHttpTraceExporter } from './http.ts';
 import { BoundedBatchProcessor } from './processor.ts';
 import type { DeferredItems, ItemExporter } from './processor.ts';
 import { detectHost, SpanResources, tracerResource } from './resources.ts';
@@ -140,7 +141,7 @@ export class OtlpSink {
       maxConcurrentExports: options.maxConcurrentExports,
     };
     if (cfg.signals.includes('logs')) {
-      const retrying = exporter(cfg.logs, createOtlpGrpcLogExporter);
+      const retrying = exporter(cfg.logs, cfg.logs.protocol === 'grpc' ? createOtlpGrpcLogExporter : createOtlpHttpLogExporter);
       const processor = new BoundedBatchProcessor(retrying, batching);
       this.logs = new Pipeline(processor, retrying);
       this.logQueue = new EventQueue(tracerResource(cfg, version, host), (item) => {
@@ -149,7 +150,7 @@ export class OtlpSink {
       processor.attach(this.logQueue);
     }
     if (cfg.signals.includes('traces')) {
-      const retrying = exporter(cfg.traces, createOtlpGrpcTraceExporter);
+      const retrying = exporter(cfg.traces, cfg.traces.protocol === 'grpc' ? createOtlpGrpcTraceExporter : createOtlpHttpTraceExporter);
       const processor = new BoundedBatchProcessor(retrying, batching);
       this.traces = new Pipeline(processor, retrying);
       const resources = new SpanResources(cfg, version, host);
