@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the two programs the Collector and Jaeger tests run, into build/otel/:
+# Builds the two programs the Collector and Jaeger tests run, into tools/bin/:
 #   otelcol-tcptracer  the Collector of otel-config/builder-config.yaml (sources in tools/otelcol)
 #   jaeger             Jaeger v2, the Go tool of tools/jaeger/go.mod
 # Each is rebuilt only when it is missing or when what it is built from changed (go.mod, go.sum,
@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-OUT=build/otel
+OUT=tools/bin   # git-ignored; not under build/, which node-gyp rebuild (npm run build) removes
 GO_MIN=1.26
 FLAGS=(-trimpath -ldflags='-s -w')
 

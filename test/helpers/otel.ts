@@ -14,8 +14,8 @@ import { parseAllDocuments } from 'yaml';
 import { decodeExportRequest, type ReceivedLogRecord } from '../fixtures/otlp-collector.ts';
 import { ROOT, within } from './kernel.ts';
 
-export const OTELCOL = `${ROOT}build/otel/otelcol-tcptracer`;
-export const JAEGER = `${ROOT}build/otel/jaeger`;
+export const OTELCOL = `${ROOT}tools/bin/otelcol-tcptracer`;
+export const JAEGER = `${ROOT}tools/bin/jaeger`;
 export const CONFIG_DIR = `${ROOT}otel-config`;
 
 /** Why the Collector/Jaeger tests cannot run here, or undefined when they can. */

@@ -1,6 +1,6 @@
 module tcptracer-otel/tools/jaeger
 // Jaeger v2 (jaegertracing/jaeger v1.75.0 = Jaeger 2.12) as a Go tool, for the tests only
-// (scripts/build-otel.sh builds it into build/otel/jaeger). A module of its own: Jaeger pins
+// (scripts/build-otel.sh builds it into tools/bin/jaeger). A module of its own: Jaeger pins
 // Collector v0.139.0, and sharing tools/otelcol's module would lift it to ours (from v0.140.0 the
 // service needs a telemetry factory that Jaeger's components do not set: read in the sources, not tried).
 
