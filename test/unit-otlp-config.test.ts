@@ -6,6 +6,7 @@ import { describeOtlpConfig, resolveOtlpConfig } from '../src/otlp/config.ts';
 describe('resolveOtlpConfig', () => {
   it('has the documented defaults', () => {
     const target = {
+      protocol: 'grpc',
       endpoint: 'http://localhost:4317',
       insecure: true,
       certificatePath: undefined,
@@ -113,6 +114,7 @@ describe('resolveOtlpConfig', () => {
     };
     const cfg = resolveOtlpConfig({}, env);
     assert.deepEqual(cfg.traces, {
+      protocol: 'grpc',
       endpoint: 'https://jaeger:4317',
       insecure: false,
       certificatePath: '/traces/ca.pem',

@@ -16,6 +16,9 @@ import { visible } from '../escape.ts';
 
 export type OtlpCompression = 'gzip' | 'none';
 
+/** OTEL_EXPORTER_OTLP_[SIGNAL_]PROTOCOL: OTLP over gRPC (default) or over HTTP with protobuf bodies. */
+export type OtlpProtocol = 'grpc' | 'http/protobuf';
+
 /** What is exported: `logs` (a record per event), `traces` (a span per connection). */
 export type OtlpSignal = 'logs' | 'traces';
 
@@ -28,7 +31,13 @@ export type SpanServiceName = 'process' | 'tracer';
 
 /** Where and how one signal is sent. */
 export interface OtlpTarget {
-  /** Collector URL, `http://host:port` (plaintext) or `https://host:port` (TLS). Default `http://localhost:4317`. */
+  /** Default `grpc`. */
+  readonly protocol: OtlpProtocol;
+  /**
+   * gRPC: the collector, `http://host:port` (plaintext) or `https://host:port` (TLS), default
+   * `http://localhost:4317`. HTTP: the full URL of the signal, default `http://localhost:4318/v1/logs`
+   * (or `/v1/traces`); a base endpoint (the flag, OTEL_EXPORTER_OTLP_ENDPOINT) gets that path appended.
+   */
   readonly endpoint: string;
   /** True when the channel is plaintext (endpoint scheme `http`). */
   readonly insecure: boolean;
@@ -102,6 +111,8 @@ export interface OtlpFlags {
 }
 
 export const DEFAULT_OTLP_ENDPOINT = 'http://localhost:4317';
+/** The default base endpoint over HTTP (`/v1/logs`, `/v1/traces` appended). */
+export const DEFAULT_OTLP_HTTP_ENDPOINT = 'http://localhost:4318';
 export const DEFAULT_SERVICE_NAME = 'tcptracer';
 /** See {@link OtlpConfig.maxQueueSize}. */
 export const DEFAULT_SIGNALS: readonly OtlpSignal[] = ['logs', 'traces'];
@@ -132,11 +143,14 @@ export function resolveOtlpConfig(flags: OtlpFlags = {}, env: Env = process.env)
     const prefix = SIGNAL_PREFIX[signal];
     const otlp = (suffix: string): Setting | undefined => first(undefined, '', prefix + suffix, GENERIC + suffix);
     const insecureFlag = otlp('INSECURE');
-    const { endpoint, insecure } = parseEndpoint(
-      first(flags.endpoint, '--otlp-endpoint', `${prefix}ENDPOINT`, `${GENERIC}ENDPOINT`),
-      insecureFlag === undefined ? false : parseBoolean(insecureFlag),
-    );
+    const protocol = parseProtocol(otlp('PROTOCOL'));
+    const endpointSetting = first(flags.endpoint, '--otlp-endpoint', `${prefix}ENDPOINT`, `${GENERIC}ENDPOINT`);
+    const insecureIfNoScheme = insecureFlag === undefined ? false : parseBoolean(insecureFlag);
+    const { endpoint, insecure } = protocol === 'grpc'
+      ? parseEndpoint(endpointSetting, insecureIfNoScheme)
+      : parseHttpEndpoint(endpointSetting, insecureIfNoScheme, signal, endpointSetting?.source === `${prefix}ENDPOINT`);
     return {
+      protocol,
       endpoint,
       insecure,
       certificatePath: otlp('CERTIFICATE')?.value,
@@ -197,7 +211,7 @@ export function describeOtlpConfig(cfg: OtlpConfig): string {
 function describeTarget(t: OtlpTarget): string {
   const headers = Object.keys(t.headers).map((k) => `${k}=<redacted>`).join(',') || 'none';
   const tls = t.insecure ? 'plaintext' : `tls${t.certificatePath === undefined ? '' : ' (custom CA)'}${t.clientKeyPath === undefined ? '' : ' (client cert)'}`;
-  return `${t.endpoint} (grpc ${tls}, compression ${t.compression}, timeout ${t.timeoutMs} ms, headers ${headers})`;
+  return `${t.endpoint} (${t.protocol} ${tls}, compression ${t.compression}, timeout ${t.timeoutMs} ms, headers ${headers})`;
 }
 
 function parseSignals(setting: Setting | undefined): readonly OtlpSignal[] {
@@ -224,8 +238,39 @@ function parseSpanServiceName(setting: Setting | undefined): SpanServiceName {
 
 const SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i;
 
+function parseProtocol(setting: Setting | undefined): OtlpProtocol {
+  if (setting === undefined) return 'grpc';
+  const v = setting.value.toLowerCase();
+  if (v === 'grpc' || v === 'http/protobuf') return v;
+  throw new UsageError(`${setting.source}: expected grpc or http/protobuf, got '${setting.value}'`);
+}
+
+/**
+ * An OTLP/HTTP signal URL: a signal's own variable is the full URL, as given; a base endpoint
+ * (the flag, the generic variable, the default) gets `v1/<signal>` appended to its path.
+ */
+function parseHttpEndpoint(setting: Setting | undefined, insecureIfNoScheme: boolean, signal: OtlpSignal, full: boolean): { endpoint: string; insecure: boolean } {
+  const url = parseUrl(setting, DEFAULT_OTLP_HTTP_ENDPOINT, insecureIfNoScheme);
+  if (url.search !== '' || url.hash !== '') {
+    throw new UsageError(`${setting?.source ?? 'default endpoint'}: an OTLP/HTTP endpoint takes no query or fragment`);
+  }
+  if (!full) url.pathname = `${url.pathname.replace(/\/+$/, '')}/v1/${signal}`;
+  return { endpoint: url.href, insecure: url.protocol === 'http:' };
+}
+
 function parseEndpoint(setting: Setting | undefined, insecureIfNoScheme: boolean): { endpoint: string; insecure: boolean } {
+  const url = parseUrl(setting, DEFAULT_OTLP_ENDPOINT, insecureIfNoScheme);
   const raw = setting?.value ?? DEFAULT_OTLP_ENDPOINT;
+  const source = setting?.source ?? 'default endpoint';
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '') {
+    throw new UsageError(`${source}: an OTLP/gRPC endpoint takes no path, query or fragment (got '${raw}')`);
+  }
+  return { endpoint: `${url.protocol}//${url.host}`, insecure: url.protocol === 'http:' };
+}
+
+/** An http(s) URL without credentials, from `setting` or `fallback`; no scheme: https, or http when insecure. */
+function parseUrl(setting: Setting | undefined, fallback: string, insecureIfNoScheme: boolean): URL {
+  const raw = setting?.value ?? fallback;
   const source = setting?.source ?? 'default endpoint';
   const hasScheme = SCHEME.test(raw);
   let url: URL;
@@ -240,10 +285,7 @@ function parseEndpoint(setting: Setting | undefined, insecureIfNoScheme: boolean
   if (url.username !== '' || url.password !== '') {
     throw new UsageError(`${source}: credentials in the endpoint are not supported; use OTEL_EXPORTER_OTLP_HEADERS`);
   }
-  if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '') {
-    throw new UsageError(`${source}: an OTLP/gRPC endpoint takes no path, query or fragment (got '${raw}')`);
-  }
-  return { endpoint: `${url.protocol}//${url.host}`, insecure: url.protocol === 'http:' };
+  return url;
 }
 
 function parseBoolean(setting: Setting): boolean {

@@ -36,6 +36,7 @@ import type { LogItem, SpanItem } from './wire/requests.ts';
 import { RetryingExporter } from './export/retry.ts';
 import type { ExportFailure, RetryPolicy } from './export/retry.ts';
 import { createOtlpGrpcLogExporter, createOtlpGrpcTraceExporter } from './export/grpc.ts';
+import { createOtlpHttpLogExporter, createOtlpHttpTraceExporter } from './export/http.ts';
 import { BoundedBatchProcessor } from './export/processor.ts';
 import type { ItemExporter } from './export/processor.ts';
 import { detectHost, SpanResources, tracerResource } from './resources.ts';
@@ -142,7 +143,7 @@ export class OtlpSink {
       maxConcurrentExports: options.maxConcurrentExports,
     };
     if (cfg.signals.includes('logs')) {
-      const retrying = exporter(cfg.logs, createOtlpGrpcLogExporter);
+      const retrying = exporter(cfg.logs, cfg.logs.protocol === 'grpc' ? createOtlpGrpcLogExporter : createOtlpHttpLogExporter);
       const processor = new BoundedBatchProcessor(retrying, batching);
       this.logs = new Pipeline(processor, retrying);
       this.logQueue = new LogQueue(tracerResource(cfg, version, host), (item) => {
@@ -151,7 +152,7 @@ export class OtlpSink {
       processor.attach(this.logQueue);
     }
     if (cfg.signals.includes('traces')) {
-      const retrying = exporter(cfg.traces, createOtlpGrpcTraceExporter);
+      const retrying = exporter(cfg.traces, cfg.traces.protocol === 'grpc' ? createOtlpGrpcTraceExporter : createOtlpHttpTraceExporter);
       const processor = new BoundedBatchProcessor(retrying, batching);
       this.traces = new Pipeline(processor, retrying);
       const resources = new SpanResources(cfg, version, host);

@@ -20,7 +20,6 @@
  * belongs to the result that follows, and {@link OtlpGrpcExporter} adds
  * `rejected` and the collector's message to that result.
  */
-import { readFileSync } from 'node:fs';
 import { ExportResultCode } from '@opentelemetry/core';
 import type { IOtlpExportDelegate } from '@opentelemetry/otlp-exporter-base';
 import {
@@ -32,12 +31,12 @@ import {
 import type { OTLPGRPCExporterConfigNode } from '@opentelemetry/otlp-grpc-exporter-base';
 import { ProtobufLogsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import type { ISerializer } from '@opentelemetry/otlp-transformer';
-import { UsageError } from '../../errors.ts';
 import { PACKAGE_NAME, packageVersion } from '../../version.ts';
 import type { OtlpSignal, OtlpTarget } from '../config.ts';
 import { LogsEncoder, SpansEncoder } from '../wire/requests.ts';
 import type { LogItem, SpanItem } from '../wire/requests.ts';
 import type { CountedExportResult, ItemExporter } from './processor.ts';
+import { readTlsFile, tlsVariable } from './tls-files.ts';
 import { tlsCredentials } from './tls.ts';
 
 /** A decoded partial_success: what the collector refused, and why. */
@@ -173,14 +172,13 @@ export function createOtlpGrpcTraceExporter(target: OtlpTarget, userAgent: strin
 function grpcOptions(target: OtlpTarget, signal: OtlpSignal, userAgent: string): OTLPGRPCExporterConfigNode {
   const metadata = createEmptyMetadata();
   for (const [key, value] of Object.entries(target.headers)) metadata.set(key, value);
-  const variable = (name: string): string => `OTEL_EXPORTER_OTLP_${signal.toUpperCase()}_${name} / OTEL_EXPORTER_OTLP_${name}`;
   const credentials = target.insecure
     ? createInsecureCredentials()
     : tlsCredentials(
         target.endpoint,
-        readPem(target.certificatePath, variable('CERTIFICATE')),
-        readPem(target.clientKeyPath, variable('CLIENT_KEY')),
-        readPem(target.clientCertificatePath, variable('CLIENT_CERTIFICATE')),
+        readTlsFile(target.certificatePath, tlsVariable(signal, 'CERTIFICATE')),
+        readTlsFile(target.clientKeyPath, tlsVariable(signal, 'CLIENT_KEY')),
+        readTlsFile(target.clientCertificatePath, tlsVariable(signal, 'CLIENT_CERTIFICATE')),
       );
   return {
     url: target.endpoint,
@@ -192,25 +190,4 @@ function grpcOptions(target: OtlpTarget, signal: OtlpSignal, userAgent: string):
     timeoutMillis: target.timeoutMs,
     userAgent,
   };
-}
-
-/**
- * TLS files by path, read once: a replacement exporter (after a long outage)
- * reuses what the first one read, since by then the tracer may have dropped
- * the privileges that file needed (src/privileges.ts).
- */
-const pemCache = new Map<string, Buffer>();
-
-function readPem(path: string | undefined, variable: string): Buffer | undefined {
-  if (path === undefined) return undefined;
-  let pem = pemCache.get(path);
-  if (pem === undefined) {
-    try {
-      pem = readFileSync(path);
-    } catch (error) {
-      throw new UsageError(`${variable}: cannot read '${path}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-    }
-    pemCache.set(path, pem);
-  }
-  return pem;
 }

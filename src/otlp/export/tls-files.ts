@@ -15,12 +15,33 @@ import type { OtlpConfig, OtlpSignal, OtlpTarget } from '../config.ts';
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
 
+/**
+ * TLS files by path, read once: at start (checked here, before the drop of
+ * privileges, src/privileges.ts); the exporters, and a replacement exporter
+ * after a long outage, reuse what was read.
+ */
+const files = new Map<string, Buffer>();
+
 function read(path: string, variable: string): Buffer {
+  let pem = files.get(path);
+  if (pem !== undefined) return pem;
   try {
-    return readFileSync(path);
+    pem = readFileSync(path);
   } catch (e) {
     throw new UsageError(`${variable}: cannot read '${path}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
+  files.set(path, pem);
+  return pem;
+}
+
+/** The TLS file at `path` (undefined: none set), read once; `variable` names the setting in errors. */
+export function readTlsFile(path: string | undefined, variable: string): Buffer | undefined {
+  return path === undefined ? undefined : read(path, variable);
+}
+
+/** The environment variables that set `name` (CERTIFICATE, CLIENT_KEY, ...) for `signal`, for messages. */
+export function tlsVariable(signal: OtlpSignal, name: string): string {
+  return `OTEL_EXPORTER_OTLP_${signal.toUpperCase()}_${name} / OTEL_EXPORTER_OTLP_${name}`;
 }
 
 /** The first line of a crypto error (OpenSSL's reason), without its stack. */
