@@ -55,7 +55,7 @@
 # ---- build: everything from source with the project's own commands ----
 FROM node:26-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends clang llvm libbpf-dev libelf-dev zlib1g-dev make g++ python3 \
+ && apt-get install -y --no-install-recommends clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev make g++ python3 \
  && rm -rf /var/lib/apt/lists/*
 # node-gyp: use the headers shipped in the image instead of downloading them.
 ENV npm_config_nodedir=/usr/local

@@ -20,7 +20,7 @@ import { constants as osConstants } from 'node:os';
 import * as bpf from 'bpf';
 import { EnvironmentError } from './errors.ts';
 import { decodeBatch, decodeConnectionRefs, EVENT_LAYOUT } from './event.ts';
-import { bpfObjectPath, loadNative, type NativeHandle, type NativeLoader } from './native.ts';
+import { loadNative, type NativeHandle, type NativeLoader } from './native.ts';
 import { checkHost, readHostFacts } from './preflight.ts';
 import type { ConnectionRef, DropCounters, TcpEvent } from './types.ts';
 
@@ -125,7 +125,6 @@ export class TcpTracer extends EventEmitter<TracerEvents> {
       if (opts.mntnsMap) mntnsMap = openPinnedFilterMap('--mntnsmap', opts.mntnsMap);
       this.#handle = native.open(
         {
-          objectPath: bpfObjectPath(),
           pid: opts.pid,
           uid: opts.uid,
           netns: opts.netns,
