@@ -77,7 +77,7 @@ const char *tracer_libbpf_last_line(void)
 	return out;
 }
 
-/* A signal (e.g. SIGPROF from node --cpu-prof) interrupts the verifier: EAGAIN. So none comes. */
+/* A signal (e.g. SIGPROF from node --cpu-prof) would interrupt the verifier (EAGAIN): none is let in. */
 static int load_with_signals_blocked(struct tcptracer_bpf *skel)
 {
 	sigset_t all, old;
