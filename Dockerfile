@@ -55,7 +55,7 @@
 # ---- build: everything from source with the project's own commands ----
 FROM node:26-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends clang llvm libbpf-dev libelf-dev zlib1g-dev make g++ python3 \
+ && apt-get install -y --no-install-recommends clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev make g++ python3 \
  && rm -rf /var/lib/apt/lists/*
 # node-gyp: use the headers shipped in the image instead of downloading them.
 ENV npm_config_nodedir=/usr/local
@@ -69,7 +69,8 @@ COPY src/ src/
 RUN npm run build \
  && npm prune --omit=dev
 
-# ---- runtime: Node, the three shared libraries the loader links, and the build outputs ----
+# ---- runtime: Node, the three shared libraries the loader links, and the build outputs (the loader
+# embeds the BPF object: its libbpf skeleton) ----
 FROM node:26-bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libbpf1 libelf1 zlib1g \
@@ -78,6 +79,6 @@ WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules/ node_modules/
 COPY --from=build /app/dist/ dist/
-COPY --from=build /app/build/Release/tcptracer_loader.node /app/build/Release/tcptracer.bpf.o build/Release/
+COPY --from=build /app/build/Release/tcptracer_loader.node build/Release/
 ENV NODE_ENV=production
 ENTRYPOINT ["node", "dist/src/cli.js", "--otlp", "-q"]

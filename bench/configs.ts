@@ -70,7 +70,6 @@ export interface Env {
   floor: string;
   /** bench/out/loadgen */
   loadgen: string;
-  bpfObject: string;
   btScript: string;
   receiver: ReceiverClient | undefined;
   startTimeoutMs: number;
@@ -313,7 +312,7 @@ async function otlpTracer(env: Env, signals: 'logs' | 'logs,traces', label: stri
 }
 
 async function floorTracer(env: Env): Promise<Running> {
-  const child = start(env.floor, [env.bpfObject, '--comm', env.comm]);
+  const child = start(env.floor, ['--comm', env.comm]);
   await awaitBanner(child, () => child.stderr(), env, LABELS.floor);
   const lastCount = (): number => {
     const m = /count (\d+)\n(?![\s\S]*count \d+)/.exec(child.stdout());

@@ -2,11 +2,12 @@
 /*
  * floor - the cheapest possible consumer of the tracer's probe, for bench/run.ts.
  *
- *   floor OBJECT [--comm COMM] [--check]
+ *   floor [--comm COMM] [--check]
  *
- * Loads the SAME compiled object the CLI loads (build/Release/tcptracer.bpf.o)
- * with the same settings as the Node-API loader (bpf/loader/tcptracer_loader.c)
- * uses by default: `cfg` written into .rodata via BTF (all filters off,
+ * Loads the SAME compiled object the CLI loads, through the same libbpf
+ * skeleton (build/Release/obj/gen/tcptracer.skel.h, which embeds
+ * build/Release/tcptracer.bpf.o), with the settings the Node-API loader
+ * (bpf/loader/tracer.c) uses by default: `cfg` in its .rodata (all filters off,
  * wakeup_data_bytes 64 KiB), ring buffer 8 MiB, 100 ms poll with a consume when
  * the poll times out. Each record is only counted (by type, and whether its comm
  * is COMM; the per-type counts are of COMM's events). This is what draining the kernel costs when user space does nothing.
@@ -38,9 +39,7 @@
 #include <linux/types.h>
 
 #include "tcptracer.h"
-#include "loader/set_config.h"
-
-#define MAX_LINKS 8
+#include "tcptracer.skel.h"
 
 static volatile sig_atomic_t stopping;
 static unsigned long long total, matched, malformed, by_type[5]; /* by_type: matched events only */
@@ -146,50 +145,36 @@ static int die(const char *what, int err)
 int main(int argc, char **argv)
 {
 	struct tcptracer_config cfg = { .targ_uid = (__u32)-1, .wakeup_data_bytes = 64 << 10 };
-	struct bpf_link *links[MAX_LINKS];
-	struct bpf_object *obj;
+	struct tcptracer_bpf *skel;
 	struct bpf_program *prog;
-	struct bpf_map *events, *stats;
 	struct ring_buffer *rb;
 	unsigned long long printed = 0, lost = 0, map_full = 0, prog_misses = 0;
-	int nlinks = 0, err;
+	int err;
 
-	if (argc < 2) {
-		fprintf(stderr, "usage: floor OBJECT [--comm COMM]\n");
-		return 2;
-	}
-	for (int i = 2; i < argc; i++) {
+	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--comm") && i + 1 < argc)
 			strncpy(want_comm, argv[++i], TASK_COMM_LEN - 1);
 		else if (!strcmp(argv[i], "--check"))
 			check = 1;
 		else {
-			fprintf(stderr, "usage: floor OBJECT [--comm COMM] [--check]\n");
+			fprintf(stderr, "usage: floor [--comm COMM] [--check]\n");
 			return 2;
 		}
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 
-	obj = bpf_object__open_file(argv[1], NULL);
-	if (!obj)
+	skel = tcptracer_bpf__open();
+	if (!skel)
 		return die("opening BPF object", errno);
-	if ((err = tcptracer_set_config(obj, &cfg)))
-		return die("writing cfg into .rodata", err);
-	events = bpf_object__find_map_by_name(obj, "events");
-	if (!events || (err = bpf_map__set_max_entries(events, 8 << 20)))
-		return die("sizing the ring buffer", events ? err : ENOENT);
-	if ((err = bpf_object__load(obj)))
+	skel->rodata->cfg = cfg;
+	if ((err = bpf_map__set_max_entries(skel->maps.events, 8 << 20)))
+		return die("sizing the ring buffer", err);
+	if ((err = tcptracer_bpf__load(skel)))
 		return die("loading BPF program", err);
-	bpf_object__for_each_program(prog, obj) {
-		if (nlinks == MAX_LINKS)
-			return die("too many programs", E2BIG);
-		links[nlinks] = bpf_program__attach(prog);
-		if (!links[nlinks])
-			return die(bpf_program__section_name(prog), errno);
-		nlinks++;
-	}
-	rb = ring_buffer__new(bpf_map__fd(events), on_sample, NULL, NULL);
+	if ((err = tcptracer_bpf__attach(skel)))
+		return die("attaching", err);
+	rb = ring_buffer__new(bpf_map__fd(skel->maps.events), on_sample, NULL, NULL);
 	if (!rb)
 		return die("creating ring buffer", errno);
 	fprintf(stderr, "Tracing TCP established connections. Ctrl-C to end.\n");
@@ -207,12 +192,11 @@ int main(int argc, char **argv)
 			printed = total;
 		}
 	}
-	for (int i = 0; i < nlinks; i++)
-		bpf_link__destroy(links[i]);
+	tcptracer_bpf__detach(skel);
 	ring_buffer__consume(rb);
 	if (check)
 		report_still_open();
-	bpf_object__for_each_program(prog, obj) {
+	bpf_object__for_each_program(prog, skel->obj) {
 		struct bpf_prog_info info = {};
 		__u32 len = sizeof(info);
 
@@ -220,19 +204,18 @@ int main(int argc, char **argv)
 			prog_misses += info.recursion_misses;
 	}
 
-	stats = bpf_object__find_map_by_name(obj, "stats");
-	if (stats) {
+	{
 		__u32 k = TCPTRACER_STAT_RINGBUF_LOST;
 
-		bpf_map_lookup_elem(bpf_map__fd(stats), &k, &lost);
+		bpf_map_lookup_elem(bpf_map__fd(skel->maps.stats), &k, &lost);
 		k = TCPTRACER_STAT_SOCK_MAP_FULL;
-		bpf_map_lookup_elem(bpf_map__fd(stats), &k, &map_full);
+		bpf_map_lookup_elem(bpf_map__fd(skel->maps.stats), &k, &map_full);
 	}
 	printf("{\"events\":%llu,\"matched\":%llu,\"connect\":%llu,\"accept\":%llu,\"close\":%llu,"
 	       "\"ringbuf_lost\":%llu,\"sock_map_full\":%llu,\"prog_misses\":%llu,\"malformed\":%llu,"
 	       "\"anomalies\":%llu}\n",
 	       total, matched, by_type[1], by_type[2], by_type[3], lost, map_full, prog_misses, malformed, anomalies);
 	ring_buffer__free(rb);
-	bpf_object__close(obj);
+	tcptracer_bpf__destroy(skel);
 	return 0;
 }

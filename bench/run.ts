@@ -216,9 +216,9 @@ async function main(): Promise<number> {
   const opts = parseOptions();
   const { mode } = opts;
   if (process.getuid?.() !== 0) throw new BenchError('must run as root (it loads BPF programs and creates a network namespace): sudo npm run bench');
-  const bpfObject = join(ROOT, 'build/Release/tcptracer.bpf.o');
-  if (!existsSync(bpfObject) || !existsSync(join(ROOT, 'build/Release/tcptracer_loader.node'))) {
-    throw new BenchError('build/Release/tcptracer.bpf.o or tcptracer_loader.node missing: run "./scripts/setup.sh" (or "npm run build") first');
+  const skeleton = join(ROOT, 'build/Release/obj/gen/tcptracer.skel.h'); // the floor is compiled against it
+  if (!existsSync(skeleton) || !existsSync(join(ROOT, 'build/Release/tcptracer_loader.node'))) {
+    throw new BenchError('build/Release/obj/gen/tcptracer.skel.h or tcptracer_loader.node missing: run "./scripts/setup.sh" (or "npm run build") first');
   }
   if (!existsSync(opts.cli)) throw new BenchError(`--cli ${opts.cli}: no such file (for dist/src/cli.js run "npm run build" first)`);
   const budget = setTimeout(() => {
@@ -245,7 +245,6 @@ async function main(): Promise<number> {
     cli: [process.execPath, ...opts.nodeFlags, opts.cli],
     floor: join(OUT, 'floor'),
     loadgen: join(OUT, 'loadgen'),
-    bpfObject,
     btScript: join(ROOT, 'bench/tcptracer.bt'),
     receiver: undefined,
     startTimeoutMs: 30_000,

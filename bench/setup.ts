@@ -35,7 +35,8 @@ export function buildC(root: string, out: string): { floorError?: string } {
     throw new BenchError(`building bench/loadgen.c failed: ${((e as { stderr?: string }).stderr ?? String(e)).trim().split('\n')[0] ?? ''}`);
   }
   try {
-    sh(cc, ['-O2', '-Wall', `-I${join(root, 'bpf')}`, join(root, 'bench/floor.c'), '-o', join(out, 'floor'), '-lbpf', '-lelf', '-lz']);
+    // the skeleton `npm run build` generated: the same object the loader embeds
+    sh(cc, ['-O2', '-Wall', `-I${join(root, 'bpf')}`, `-I${join(root, 'build/Release/obj/gen')}`, join(root, 'bench/floor.c'), '-o', join(out, 'floor'), '-lbpf', '-lelf', '-lz']);
     return {};
   } catch (e) {
     return { floorError: `building bench/floor.c failed (libbpf-dev installed?): ${((e as { stderr?: string }).stderr ?? String(e)).trim().split('\n')[0] ?? ''}` };

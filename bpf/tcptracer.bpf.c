@@ -98,6 +98,13 @@
 
 const volatile struct tcptracer_config cfg = { .targ_uid = (__u32)-1 };
 
+/*
+ * Not read by the programs: it puts struct tcptracer_event into the object's
+ * BTF (a type used only through pointers in the programs leaves none), where
+ * the loader reads the layout it exports to src/event.ts's test. All zeros.
+ */
+const volatile struct tcptracer_event event_layout = {};
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* An event in the ring buffer: 8-byte header + record, rounded up to 8. */

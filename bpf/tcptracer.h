@@ -3,10 +3,11 @@
  * tcptracer.h - the one definition of what crosses from the kernel to user space.
  *
  * Included by the BPF program (tcptracer.bpf.c) and by the native loader
- * (loader/tcptracer_loader.c). The TypeScript decoder (src/event.ts) mirrors it;
- * test/unit-layout.test.ts compares both against the offsets the compiled loader
- * reports, and compiles this header with -Wpadded -Werror so no hidden padding
- * can creep in: every field is naturally aligned and the size is a multiple of 8.
+ * (loader/). The TypeScript decoder (src/event.ts) mirrors it;
+ * test/unit-layout.test.ts compares that mirror with struct tcptracer_event as
+ * the compiled probe's BTF lays it out (the loader exports it), and compiles
+ * this header with -Wpadded -Werror so no hidden padding can creep in: every
+ * field is naturally aligned and the size is a multiple of 8.
  */
 #ifndef TCPTRACER_H
 #define TCPTRACER_H

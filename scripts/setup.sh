@@ -2,8 +2,9 @@
 # Installs what tcptracer-otel needs on a Debian/Ubuntu machine, then builds it.
 # Idempotent: installs only what is missing. Run as root (or it uses sudo).
 #
-#   apt: clang (compiles bpf/*.bpf.c), libbpf-dev libelf-dev zlib1g-dev (the
-#        loader), g++ make python3 (node-gyp), bpftool (tests pin filter maps),
+#   apt: clang (compiles bpf/*.bpf.c), bpftool (generates the loader's libbpf
+#        skeleton; tests pin filter maps), libbpf-dev libelf-dev zlib1g-dev (the
+#        loader), g++ make python3 (node-gyp),
 #        bpftrace (the benchmark's peer), iproute2 util-linux (test namespaces),
 #        openssl (a test makes a TLS certificate)
 #   npm: the dependencies in package-lock.json, Node 26 LTS among them

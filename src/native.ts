@@ -1,6 +1,6 @@
 /**
- * Typed access to the Node-API loader (bpf/loader/tcptracer_loader.c), built by
- * node-gyp into build/Release together with the BPF object it loads.
+ * Typed access to the Node-API loader (bpf/loader/addon.c), built by node-gyp
+ * into build/Release with the BPF object embedded (its libbpf skeleton).
  */
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
@@ -9,7 +9,6 @@ import { fileURLToPath } from 'node:url';
 import { EnvironmentError } from './errors.ts';
 
 export interface NativeOpenOptions {
-  objectPath: string;
   pid?: number;
   uid?: number;
   netns?: number;
@@ -52,6 +51,7 @@ export interface NativeLoader {
   /** prctl(PR_SET_NO_NEW_PRIVS) for this thread and the threads it starts later; 0 or errno. */
   noNewPrivs(): number;
   clockOffsetNs(): bigint;
+  /** struct tcptracer_event as the probe's BTF describes it. */
   readonly eventLayout: EventLayout;
 }
 
@@ -73,8 +73,4 @@ let loaded: NativeLoader | undefined;
 export function loadNative(): NativeLoader {
   loaded ??= createRequire(import.meta.url)(join(buildDir(), 'tcptracer_loader.node')) as NativeLoader;
   return loaded;
-}
-
-export function bpfObjectPath(): string {
-  return join(buildDir(), 'tcptracer.bpf.o');
 }

@@ -22,7 +22,7 @@ import * as bpf from 'bpf';
 import { DEFAULT_POLL_MS, DEFAULT_RINGBUF_BYTES } from './defaults.ts';
 import { EnvironmentError } from './errors.ts';
 import { decodeBatch, EVENT_LAYOUT } from './event.ts';
-import { bpfObjectPath, loadNative, type NativeHandle, type NativeLoader } from './native.ts';
+import { loadNative, type NativeHandle, type NativeLoader } from './native.ts';
 import { filterMapProblem } from './pinned.ts';
 import { checkHost, readHostFacts } from './preflight.ts';
 import type { DropCounters, TcpEvent } from './types.ts';
@@ -124,7 +124,6 @@ export class TcpTracer extends EventEmitter<TracerEvents> {
       if (opts.mntnsMap) mntnsMap = openPinnedFilterMap('--mntnsmap', opts.mntnsMap);
       this.#handle = native.open(
         {
-          objectPath: bpfObjectPath(),
           pid: opts.pid,
           uid: opts.uid,
           netns: opts.netns,

@@ -1,7 +1,8 @@
 /**
  * The event layout is defined once, in bpf/tcptracer.h. The TypeScript decoder's
- * mirror must match what the C compiler made of it, and the struct must have no
- * hidden padding (another language decodes it).
+ * mirror must match what the BPF compiler made of it (the loader exports the
+ * struct's members from the probe's BTF), and the struct must have no hidden
+ * padding (another language decodes it).
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -15,7 +16,7 @@ import { loadNative } from '../src/native.ts';
 const ROOT = new URL('..', import.meta.url).pathname;
 const built = existsSync(join(ROOT, 'build/Release/tcptracer_loader.node'));
 
-test('src/event.ts matches the offsets and sizes the compiled loader reports', { skip: !built && 'npm run build first' }, () => {
+test("src/event.ts matches the offsets and sizes in the compiled probe's BTF", { skip: !built && 'npm run build first' }, () => {
   const native = loadNative().eventLayout;
   assert.equal(EVENT_LAYOUT.size, native.size);
   assert.deepEqual(

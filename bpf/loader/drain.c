@@ -2,10 +2,11 @@
 /*
  * drain.c - the drain thread: ring buffer records into batches, each handed
  * to JavaScript in one call through a thread-safe function with a bounded
- * queue, paced by JavaScript's grants when asked (see tcptracer_loader.c);
+ * queue, paced by JavaScript's grants when asked (see addon.c);
  * and the kernel's count of probe runs it skipped.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,10 @@
 #include <bpf/bpf.h>
 
 #include "drain.h"
+#include "tcptracer.skel.h"
+
+#define BATCH_FULL (-ENOSPC)
+#define CREDIT_SPENT (-EDQUOT) /* paced: the sample is consumed; nothing more may be read */
 
 int tracer_on_sample(void *ctx, void *data, size_t size)
 {
@@ -180,9 +185,9 @@ __u64 tracer_probe_missed(const struct tracer *t)
 	struct bpf_program *prog;
 	__u64 n = 0;
 
-	if (!t->obj)
+	if (!t->skel)
 		return 0;
-	bpf_object__for_each_program(prog, t->obj) {
+	bpf_object__for_each_program(prog, t->skel->obj) {
 		int fd = bpf_program__fd(prog);
 
 		if (fd >= 0)
