@@ -132,7 +132,7 @@ const missing = (s: Summary): number =>
   Math.abs(s.expected.connect - s.got.connect) + Math.abs(s.expected.accept - s.got.accept) + Math.abs(s.expected.close - s.got.close) + Math.abs((s.spansExpected ?? 0) - (s.spansReceived ?? 0));
 
 function mainTable(configs: readonly Summary[]): string[][] {
-  const t = [['configuration', 'conn/s', 'x untraced', 'loadgen µs/conn (vs untraced)', 'events received / expected', 'lost (ring buffer, other)', 'tracer µs/event (system)', 'by thread, µs/event', 'peak RSS MB (ring, anon)', 'catch-up s', 'other CPU %']];
+  const t = [['configuration', 'conn/s', 'x untraced', 'loadgen µs/conn (vs untraced)', 'events received / expected', 'lost (ring buffer, other)', 'tracer µs/event, of which system', 'by thread, µs/event', 'peak RSS MB (ring, anon)', 'catch-up s', 'other CPU %']];
   for (const s of configs) {
     if (!s.runs) {
       if (s.reason || s.failures.length) t.push([s.label, s.reason ? `unavailable: ${s.reason}` : 'failed (below)']);
@@ -148,7 +148,7 @@ function mainTable(configs: readonly Summary[]): string[][] {
       sp(s.loadgenUsPerConn, fixed(1)) + vs,
       traced ? ofExpected(s.receivedEvents, s.expectedEvents) : '-',
       traced ? losses(s) : '-',
-      traced ? `${sp(s.tracerUsPerEvent, fixed(2))} (${s.tracerSysUsPerEvent?.median.toFixed(2) ?? '-'})` : '-',
+      traced ? `${sp(s.tracerUsPerEvent, fixed(2))}, sys ${s.tracerSysUsPerEvent?.median.toFixed(2) ?? '-'}` : '-',
       threads || '-',
       traced ? rss(s) : '-',
       traced ? sp(s.catchUpS, fixed(1)) : '-',
