@@ -2,7 +2,7 @@
 /*
  * loadgen - TCP connect/accept/close load over loopback, for bench/run.ts.
  *
- *   loadgen --count N [--threads T] [--seconds S] [--netns] [--rate R | --reset-before-accept [--batch B]]
+ *   loadgen --count N [--threads T] [--seconds S] [--netns] [--rate R | --reset-before-accept | --reset-racing-accept]
  *
  * T worker threads (default: one per online CPU), each with its own listening
  * socket on 127.0.0.1 and, in a loop, one full connection at a time:
@@ -19,9 +19,9 @@
  * synchronously in the calling thread (softirq included), so T threads keep T
  * CPUs busy with kernel TCP work: this saturates the kernel, a Node loop does not.
  *
- * --reset-before-accept: each thread connects B clients (default 64) and
- * resets each at once (SO_LINGER {1, 0}; close: RST) while the server has not
- * accepted it yet, then accepts the batch (non-blocking, until B or 100 ms of
+ * --reset-before-accept: each thread connects 64 clients and resets each at
+ * once (SO_LINGER {1, 0}; close: RST) while the server has not accepted it
+ * yet, then accepts the batch (non-blocking, until all 64 or 100 ms of
  * nothing) and closes what it accepted. accept() returns the reset sockets
  * (state CLOSE), so every connection is C and X (client), then A and X
  * (server, both at accept); "accepted" in the output says how many the server
@@ -95,7 +95,7 @@ struct worker {
 
 static atomic_bool stop_now;
 static double deadline;
-static long batch; /* --reset-before-accept: connections per batch; 0: the normal loop */
+static long batch; /* --reset-before-accept: connections per batch (64); 0: the normal loop */
 static bool racing; /* --reset-racing-accept */
 static double rate; /* --rate: connections per second over all threads; 0: as fast as possible */
 static long nthreads;
@@ -208,6 +208,26 @@ static void *run(void *arg)
 	return NULL;
 }
 
+/* Connects to the worker's listener and resets at once (SO_LINGER {1, 0}; close: RST): 0, 1 if connect() failed, -1 if socket() did */
+static int connect_reset(struct worker *w)
+{
+	const struct linger rst = { .l_onoff = 1, .l_linger = 0 };
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (c < 0) {
+		note(w, "socket");
+		return -1;
+	}
+	if (connect(c, (struct sockaddr *)&w->addr, sizeof(w->addr))) {
+		note(w, "connect");
+		close(c);
+		return 1;
+	}
+	setsockopt(c, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+	close(c);
+	return 0;
+}
+
 /* An accepted socket: counted, and whether its reset came before accept() returned it. */
 static void accepted(struct worker *w, int a)
 {
@@ -224,7 +244,6 @@ static void accepted(struct worker *w, int a)
 static void *run_reset_before_accept(void *arg)
 {
 	struct worker *w = arg;
-	const struct linger rst = { .l_onoff = 1, .l_linger = 0 };
 
 	while (w->done < w->target && !atomic_load_explicit(&stop_now, memory_order_relaxed)) {
 		long n = w->target - w->done < batch ? w->target - w->done : batch, made = 0, got = 0;
@@ -234,20 +253,11 @@ static void *run_reset_before_accept(void *arg)
 			break;
 		}
 		for (long i = 0; i < n; i++) {
-			int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			int r = connect_reset(w);
 
-			if (c < 0) {
-				note(w, "socket");
+			if (r < 0)
 				break;
-			}
-			if (connect(c, (struct sockaddr *)&w->addr, sizeof(w->addr))) {
-				note(w, "connect");
-				close(c);
-				continue;
-			}
-			setsockopt(c, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
-			close(c);
-			made++;
+			made += !r;
 		}
 		while (got < made) {
 			struct pollfd p = { .fd = w->listener, .events = POLLIN };
@@ -306,32 +316,22 @@ static void *run_racing_server(void *arg)
 static void *run_racing_client(void *arg)
 {
 	struct worker *w = arg;
-	const struct linger rst = { .l_onoff = 1, .l_linger = 0 };
 	pthread_t server;
 
 	if (pthread_create(&server, NULL, run_racing_server, w))
 		fail("pthread_create");
 	pin(w->index);
 	while (w->done < w->target && w->errors <= 100) {
-		int c;
+		int r;
 
 		if ((w->done & 255) == 0 && now_s() > deadline) {
 			atomic_store(&stop_now, true);
 			break;
 		}
-		c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (c < 0) {
-			note(w, "socket");
+		r = connect_reset(w);
+		if (r < 0)
 			break;
-		}
-		if (connect(c, (struct sockaddr *)&w->addr, sizeof(w->addr))) {
-			note(w, "connect");
-			close(c);
-			continue;
-		}
-		setsockopt(c, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
-		close(c);
-		w->done++;
+		w->done += !r;
 	}
 	atomic_store(&w->client_done, true);
 	pthread_join(server, NULL);
@@ -359,21 +359,19 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--netns"))
 			netns = 1;
 		else if (!strcmp(argv[i], "--reset-before-accept"))
-			batch = batch ? batch : 64;
+			batch = 64;
 		else if (!strcmp(argv[i], "--reset-racing-accept"))
 			racing = true;
-		else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
-			batch = atol(argv[++i]);
 		else if (!strcmp(argv[i], "--rate") && i + 1 < argc)
 			rate = atof(argv[++i]);
 		else {
-			fprintf(stderr, "usage: loadgen --count N [--threads T] [--seconds S] [--netns] [--rate R | --reset-before-accept [--batch B] | --reset-racing-accept]\n"
+			fprintf(stderr, "usage: loadgen --count N [--threads T] [--seconds S] [--netns] [--rate R | --reset-before-accept | --reset-racing-accept]\n"
 					"  --rate R: R connections per second over all threads, each thread on absolute deadlines\n");
 			return 2;
 		}
 	}
-	if (count <= 0 || threads <= 0 || threads > 1024 || seconds <= 0 || batch < 0 || batch > 2048 || rate < 0) {
-		fprintf(stderr, "loadgen: --count and --threads must be positive, --rate not negative, --batch at most 2048\n");
+	if (count <= 0 || threads <= 0 || threads > 1024 || seconds <= 0 || rate < 0) {
+		fprintf(stderr, "loadgen: --count and --threads must be positive, --rate not negative\n");
 		return 2;
 	}
 	if ((rate > 0) + !!batch + racing > 1) {
@@ -400,7 +398,7 @@ int main(int argc, char **argv)
 		w->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 		w->addr.sin_port = 0;
 		if (bind(w->listener, (struct sockaddr *)&w->addr, sizeof(w->addr)) ||
-		    listen(w->listener, batch > 64 ? 2 * (int)batch : 128) ||
+		    listen(w->listener, 128) ||
 		    getsockname(w->listener, (struct sockaddr *)&w->addr, &len))
 			fail("listen on 127.0.0.1");
 		if (batch && fcntl(w->listener, F_SETFL, O_NONBLOCK))

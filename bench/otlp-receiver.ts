@@ -1,175 +1,148 @@
 /**
- * A minimal counting OTLP/gRPC receiver for the bench: implements
- * opentelemetry.proto.collector.logs.v1.LogsService/Export and
- * ...trace.v1.TraceService/Export on one server with @grpc/grpc-js (raw
- * Buffers, no protobuf library). Counts log records, the ones whose
- * process.executable.name is the workload's comm, per event name, and for those
- * the delay from the record's time_unix_nano (the kernel's timestamp) to
- * receipt; and spans, the workload's ones per kind (span.client, span.server).
+ * The bench's OTLP/gRPC receiver: LogsService/Export and TraceService/Export
+ * on one port (@grpc/grpc-js, raw buffers). It counts log records and spans,
+ * and those whose process.executable.name (the record's attribute, else its
+ * resource's) is the workload's comm: log records per event name, with the
+ * delay from each one's time_unix_nano (the kernel's time) to its receipt.
  *
- * Runs in a process of its own (forked by bench/run.ts, IPC messages below) so
- * that its CPU is not charged to the tracer or the bench; `ReceiverClient` is
- * the parent's side.
- *
- *   child -> parent  { type: 'ready', port }
- *   parent -> child  { cmd: 'reset' } | { cmd: 'stats' } | { cmd: 'exit' }
- *   child -> parent  { type: 'stats', stats: ReceiverStats } (answer to reset and stats)
+ * It reads the protobuf wire format itself, only the fields it counts, to stay
+ * far cheaper than the tracer it measures (test/fixtures/otlp-collector.ts
+ * decodes and keeps whole messages: several µs and hundreds of bytes a record).
+ * It runs in a process of its own, so that its CPU is nobody's but its own;
+ * `Receiver` is the bench's handle on it (IPC: reset, stats).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import { visitExportRequest } from './otlp-wire.ts';
-
-const LOGS_PATH = '/opentelemetry.proto.collector.logs.v1.LogsService/Export';
-const TRACES_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
 
 export interface ReceiverStats {
-  /** Log records received since the last reset. */
+  /** Log records since the reset; of those, the workload's; the workload's per event name. */
   records: number;
-  /** Of which with process.executable.name === the workload comm. */
   matched: number;
-  /** Matched records per event name (tcp.connect, tcp.accept, tcp.close). */
   byEvent: Record<string, number>;
-  /** Export calls. */
-  exports: number;
-  /** Wall-clock ms (Unix epoch) of the first and last matched record's receipt; 0 if none. */
-  firstAtMs: number;
+  /** Wall-clock ms (epoch) of the last receipt of a workload log record, of a workload span; 0 if none. */
   lastAtMs: number;
-  /** Kernel timestamp -> receipt delay of matched records, ms. */
+  spansLastAtMs: number;
+  /** Kernel time -> receipt of the workload's log records, ms (with stats(true) only: the sort is not cheap). */
   delayP50Ms: number;
   delayP99Ms: number;
-  delayMaxMs: number;
-  /** Spans received since the last reset, of which the workload's, and those per kind. */
   spans: number;
   spansMatched: number;
-  spansByKind: Record<string, number>;
-  /** Wall-clock ms (Unix epoch) of the last matched span's receipt; 0 if none. */
-  spansLastAtMs: number;
-  /** Receiver process CPU (user + system) since reset, s. */
+  /** The receiver's own CPU since the reset, s. */
   cpuS: number;
 }
 
-type Message = { cmd: 'reset' } | { cmd: 'stats' } | { cmd: 'exit' };
-type Reply = { type: 'ready'; port: number } | { type: 'stats'; stats: ReceiverStats };
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return 0;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i] ?? 0;
-}
-
-class Counter {
-  readonly #comm: string;
-  records = 0;
-  matched = 0;
-  exports = 0;
-  byEvent: Record<string, number> = {};
-  firstAtMs = 0;
-  lastAtMs = 0;
-  delays = new Float64Array(1 << 16);
-  nDelays = 0;
-  spans = 0;
-  spansMatched = 0;
-  spansByKind: Record<string, number> = {};
-  spansLastAtMs = 0;
-  cpuAtReset = process.cpuUsage();
-
-  constructor(comm: string) {
-    this.#comm = comm;
-  }
-
-  reset(): void {
-    this.records = 0;
-    this.matched = 0;
-    this.exports = 0;
-    this.byEvent = {};
-    this.firstAtMs = 0;
-    this.lastAtMs = 0;
-    this.nDelays = 0;
-    this.spans = 0;
-    this.spansMatched = 0;
-    this.spansByKind = {};
-    this.spansLastAtMs = 0;
-    this.cpuAtReset = process.cpuUsage();
-  }
-
-  onSpans(buf: Buffer): void {
-    const matched = this.spansMatched;
-    this.spans += visitExportRequest(
-      buf,
-      (_timeNs, comm, kind) => {
-        if (comm !== this.#comm) return;
-        this.spansMatched++;
-        this.spansByKind[kind] = (this.spansByKind[kind] ?? 0) + 1;
-      },
-      'traces',
-    );
-    if (this.spansMatched > matched) this.spansLastAtMs = performance.timeOrigin + performance.now();
-  }
-
-  onRequest(buf: Buffer): void {
-    const nowMs = performance.timeOrigin + performance.now();
-    this.exports++;
-    this.records += visitExportRequest(buf, (timeNs, comm, eventName) => {
-      if (comm !== this.#comm) return;
-      this.matched++;
-      this.byEvent[eventName] = (this.byEvent[eventName] ?? 0) + 1;
-      if (this.nDelays === this.delays.length) {
-        const bigger = new Float64Array(this.delays.length * 2);
-        bigger.set(this.delays);
-        this.delays = bigger;
-      }
-      this.delays[this.nDelays++] = nowMs - timeNs / 1e6;
-    });
-    if (this.matched) {
-      if (!this.firstAtMs) this.firstAtMs = nowMs;
-      this.lastAtMs = nowMs;
+/** Calls fn(field, wire type, start, end) for each field of the message in b[start, end). */
+function fields(b: Buffer, start: number, end: number, fn: (field: number, wire: number, s: number, e: number) => void): void {
+  let p = start;
+  const varint = (): number => {
+    let v = 0;
+    for (let mul = 1; ; mul *= 128) {
+      const x = b[p++] ?? 0;
+      v += (x & 0x7f) * mul;
+      if (x < 0x80 || p >= end) return v;
     }
-  }
-
-  stats(): ReceiverStats {
-    const sorted = this.delays.slice(0, this.nDelays).sort();
-    const cpu = process.cpuUsage(this.cpuAtReset);
-    return {
-      records: this.records,
-      matched: this.matched,
-      byEvent: { ...this.byEvent },
-      exports: this.exports,
-      firstAtMs: this.firstAtMs,
-      lastAtMs: this.lastAtMs,
-      delayP50Ms: percentile(sorted, 50),
-      delayP99Ms: percentile(sorted, 99),
-      delayMaxMs: percentile(sorted, 100),
-      spans: this.spans,
-      spansMatched: this.spansMatched,
-      spansByKind: { ...this.spansByKind },
-      spansLastAtMs: this.spansLastAtMs,
-      cpuS: (cpu.user + cpu.system) / 1e6,
-    };
+  };
+  while (p < end) {
+    const tag = varint();
+    const wire = tag & 7;
+    let s = p;
+    if (wire === 0) varint();
+    else if (wire === 1) p += 8;
+    else if (wire === 5) p += 4;
+    else if (wire === 2) {
+      const len = varint();
+      s = p;
+      p += len;
+    } else throw new Error(`unsupported wire type ${wire}`);
+    fn(tag >>> 3, wire, s, p);
   }
 }
 
-async function serve(comm: string): Promise<void> {
-  const counter = new Counter(comm);
+const COMM_KEY = Buffer.from('process.executable.name');
+
+/** The value of a KeyValue if its key is process.executable.name. */
+function commOf(b: Buffer, s: number, e: number): string | undefined {
+  let isComm = false;
+  let comm: string | undefined;
+  fields(b, s, e, (f, _w, vs, ve) => {
+    if (f === 1) isComm = ve - vs === COMM_KEY.length && b.compare(COMM_KEY, 0, COMM_KEY.length, vs, ve) === 0;
+    else if (f === 2 && isComm) fields(b, vs, ve, (g, _x, ss, se) => (comm = g === 1 ? b.toString('utf8', ss, se) : comm));
+  });
+  return comm;
+}
+
+/**
+ * For each log record of an ExportLogsServiceRequest, or span of an
+ * ExportTraceServiceRequest: visit(time ns, comm, event name). Both nest alike:
+ * request.resource_* = 1 { resource = 1 { attributes = 1 }, scope_* = 2 { records = 2 } };
+ * LogRecord: time_unix_nano = 1, attributes = 6, event_name = 12; Span: end_time_unix_nano = 8, attributes = 9.
+ */
+function visit(b: Buffer, signal: 'logs' | 'traces', fn: (timeNs: number, comm: string, name: string) => void): number {
+  const [TIME, ATTRS, NAME] = signal === 'logs' ? [1, 6, 12] : [8, 9, -1];
+  let n = 0;
+  fields(b, 0, b.length, (f, _w, rs, re) => {
+    if (f !== 1) return;
+    let resourceComm = '';
+    fields(b, rs, re, (g, _x, s, e) => {
+      if (g === 1) fields(b, s, e, (h, _y, as, ae) => (resourceComm = (h === 1 && commOf(b, as, ae)) || resourceComm));
+      if (g !== 2) return;
+      fields(b, s, e, (h, _y, ls, le) => {
+        if (h !== 2) return;
+        n++;
+        let time = 0;
+        let comm: string | undefined;
+        let name = '';
+        fields(b, ls, le, (i, wire, vs, ve) => {
+          if (i === TIME && wire === 1) time = b.readUInt32LE(vs) + b.readUInt32LE(vs + 4) * 2 ** 32;
+          else if (i === NAME && wire === 2) name = b.toString('utf8', vs, ve);
+          else if (i === ATTRS && wire === 2) comm ??= commOf(b, vs, ve);
+        });
+        fn(time, comm ?? resourceComm, name);
+      });
+    });
+  });
+  return n;
+}
+
+function serve(comm: string): void {
+  let s: ReceiverStats;
+  let delays: number[];
+  let cpu0: NodeJS.CpuUsage;
+  const reset = (): void => {
+    s = { records: 0, matched: 0, byEvent: {}, lastAtMs: 0, spansLastAtMs: 0, delayP50Ms: 0, delayP99Ms: 0, spans: 0, spansMatched: 0, cpuS: 0 };
+    delays = [];
+    cpu0 = process.cpuUsage();
+  };
+  reset();
+  const onLogs = (b: Buffer): void => {
+    const now = performance.timeOrigin + performance.now();
+    s.records += visit(b, 'logs', (t, c, name) => {
+      if (c !== comm) return;
+      s.matched++;
+      s.byEvent[name] = (s.byEvent[name] ?? 0) + 1;
+      s.lastAtMs = now;
+      delays.push(now - t / 1e6);
+    });
+  };
+  const onSpans = (b: Buffer): void => {
+    const now = performance.timeOrigin + performance.now();
+    s.spans += visit(b, 'traces', (_t, c) => {
+      if (c !== comm) return;
+      s.spansMatched++;
+      s.spansLastAtMs = now;
+    });
+  };
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 << 20 });
-  const identity = (b: Buffer): Buffer => b;
-  const service = (path: string, onRequest: (b: Buffer) => void): void => {
+  const raw = (x: Buffer): Buffer => x;
+  for (const [path, on] of [['logs.v1.LogsService', onLogs], ['trace.v1.TraceService', onSpans]] as const) {
+    const method = { path: `/opentelemetry.proto.collector.${path}/Export`, requestStream: false, responseStream: false };
     server.addService(
-      {
-        Export: {
-          path,
-          requestStream: false,
-          responseStream: false,
-          requestSerialize: identity,
-          requestDeserialize: identity,
-          responseSerialize: identity,
-          responseDeserialize: identity,
-        },
-      },
+      { Export: { ...method, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw } },
       {
         Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => {
           try {
-            onRequest(call.request);
+            on(call.request);
             done(null, Buffer.alloc(0));
           } catch (e) {
             done({ code: grpc.status.INVALID_ARGUMENT, details: (e as Error).message });
@@ -177,85 +150,57 @@ async function serve(comm: string): Promise<void> {
         },
       },
     );
-  };
-  service(LOGS_PATH, (b) => {
-    counter.onRequest(b);
-  });
-  service(TRACES_PATH, (b) => {
-    counter.onSpans(b);
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => {
-      if (err) reject(err);
-      else resolve(p);
-    });
-  });
-  const send = (m: Reply): void => {
-    process.send?.(m);
-  };
-  process.on('message', (m: Message) => {
-    if (m.cmd === 'reset') {
-      counter.reset();
-      send({ type: 'stats', stats: counter.stats() });
-    } else if (m.cmd === 'stats') {
-      send({ type: 'stats', stats: counter.stats() });
-    } else {
-      server.forceShutdown();
-      process.exit(0);
-    }
+  }
+  process.on('message', (m: 'reset' | 'stats' | 'final') => {
+    if (m === 'reset') reset();
+    const sorted = m === 'final' ? Float64Array.from(delays).sort() : new Float64Array();
+    const at = (q: number): number => sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] ?? 0;
+    const cpu = process.cpuUsage(cpu0);
+    process.send?.({ ...s, delayP50Ms: at(0.5), delayP99Ms: at(0.99), cpuS: (cpu.user + cpu.system) / 1e6 });
   });
   process.on('disconnect', () => process.exit(0));
-  send({ type: 'ready', port });
+  server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => {
+    if (err) throw err;
+    process.send?.(port);
+  });
 }
 
-/** The bench's handle on a receiver process. */
-export class ReceiverClient {
-  readonly child: ChildProcess;
-  readonly port: number;
+/** The bench's handle on a receiver process counting the records of processes named `comm`. */
+export class Receiver {
+  readonly #child: ChildProcess;
+  readonly endpoint: string;
   #pending: ((s: ReceiverStats) => void)[] = [];
 
   private constructor(child: ChildProcess, port: number) {
-    this.child = child;
-    this.port = port;
-    child.on('message', (m: Reply) => {
-      if (m.type === 'stats') this.#pending.shift()?.(m.stats);
-    });
+    this.#child = child;
+    this.endpoint = `http://127.0.0.1:${port}`;
+    child.on('message', (m: ReceiverStats) => this.#pending.shift()?.(m));
   }
 
-  get endpoint(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  /** Forks a receiver counting records of processes named `comm`; resolves once it listens. */
-  static async start(comm: string, timeoutMs = 15_000): Promise<ReceiverClient> {
+  static async start(comm: string): Promise<Receiver> {
     const child = fork(fileURLToPath(import.meta.url), ['--serve', comm], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const port = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(new Error(`OTLP receiver did not start within ${timeoutMs} ms`));
-      }, timeoutMs);
-      child.once('message', (m: Reply) => {
-        clearTimeout(timer);
-        if (m.type === 'ready') resolve(m.port);
-        else reject(new Error('OTLP receiver: unexpected first message'));
-      });
+      child.once('message', resolve);
       child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`OTLP receiver exited (code ${code ?? 'signal'}) before listening`));
+        reject(new Error(`the OTLP receiver exited (${code ?? 'signal'}) before listening`));
       });
+      setTimeout(() => {
+        reject(new Error('the OTLP receiver did not listen within 15 s'));
+      }, 15_000).unref();
     });
-    return new ReceiverClient(child, port);
+    return new Receiver(child, port);
   }
 
-  #ask(cmd: 'reset' | 'stats'): Promise<ReceiverStats> {
+  #ask(m: 'reset' | 'stats' | 'final'): Promise<ReceiverStats> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        reject(new Error('OTLP receiver did not answer within 10 s'));
+        reject(new Error('the OTLP receiver did not answer within 10 s'));
       }, 10_000);
       this.#pending.push((s) => {
         clearTimeout(timer);
         resolve(s);
       });
-      this.child.send({ cmd } satisfies Message);
+      this.#child.send(m);
     });
   }
 
@@ -263,16 +208,14 @@ export class ReceiverClient {
     return this.#ask('reset');
   }
 
-  stats(): Promise<ReceiverStats> {
-    return this.#ask('stats');
+  /** With `delays`, the delay percentiles too. */
+  stats(delays = false): Promise<ReceiverStats> {
+    return this.#ask(delays ? 'final' : 'stats');
   }
 
   stop(): void {
-    if (this.child.connected) this.child.send({ cmd: 'exit' } satisfies Message);
-    setTimeout(() => this.child.kill('SIGKILL'), 2000).unref();
+    if (this.#child.connected) this.#child.disconnect();
   }
 }
 
-if (process.argv[2] === '--serve' && process.argv[1] === fileURLToPath(import.meta.url)) {
-  await serve(process.argv[3] ?? '');
-}
+if (process.argv[2] === '--serve' && import.meta.main) serve(process.argv[3] ?? '');

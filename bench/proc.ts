@@ -1,90 +1,65 @@
 /**
- * Process plumbing for the bench: spawning children that are always killed
- * when the bench ends (normally, on error, or on a signal), waiting for a line
- * of output with a deadline, and reading /proc (CPU time per thread, peak RSS).
+ * Process plumbing: children that are always killed when the bench ends,
+ * waiting with a deadline, and /proc readings (CPU per thread, RSS, the BPF
+ * ring buffer's mapping).
  */
-import { spawn, execFileSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
+/** USER_HZ: the unit of /proc's CPU times on every Linux architecture. */
+const HZ = 100;
 const children = new Set<ChildProcess>();
 
-/** Kills every child still running (SIGKILL: used on the way out). */
 export function killAll(): void {
-  for (const c of children) {
-    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  }
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   children.clear();
 }
-
-let hooked = false;
-function hookExit(): void {
-  if (hooked) return;
-  hooked = true;
-  process.on('exit', killAll);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.on(sig, () => {
-      killAll();
-      process.stderr.write(`bench: interrupted (${sig})\n`);
-      process.exit(130);
-    });
-  }
+process.on('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    killAll();
+    process.stderr.write(`bench: interrupted (${sig})\n`);
+    process.exit(130);
+  });
 }
 
-/** A child whose stderr (and optionally stdout) is kept, bounded, for banners and messages. */
+/** A child whose stdout and stderr (when piped) are kept, their last 256 KiB. */
 export interface Child {
   readonly proc: ChildProcess;
   readonly pid: number;
-  /** Everything written to stderr so far (last 256 KiB). */
   stderr(): string;
-  /** Everything written to stdout so far (last 256 KiB), if stdout was piped. */
   stdout(): string;
-  /** Resolves with the exit code (or 128 + signal number, as a shell would). */
+  /** The exit code, or 128 + the signal's number. */
   readonly exited: Promise<number>;
   running(): boolean;
 }
 
-const KEEP = 256 << 10;
-
 export function start(cmd: string, args: readonly string[], opts: SpawnOptions = {}): Child {
-  hookExit();
   const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
   children.add(proc);
-  let err = '';
-  let out = '';
-  proc.stderr?.setEncoding('utf8');
-  proc.stderr?.on('data', (d: string) => {
-    err = (err + d).slice(-KEEP);
-  });
-  proc.stdout?.setEncoding('utf8');
-  proc.stdout?.on('data', (d: string) => {
-    out = (out + d).slice(-KEEP);
-  });
+  const kept = { out: '', err: '' };
+  proc.stdout?.setEncoding('utf8').on('data', (d: string) => (kept.out = (kept.out + d).slice(-(256 << 10))));
+  proc.stderr?.setEncoding('utf8').on('data', (d: string) => (kept.err = (kept.err + d).slice(-(256 << 10))));
   let done = false;
   const exited = new Promise<number>((resolve) => {
-    proc.on('error', (e) => {
-      err += `\n${e.message}`;
+    const end = (code: number): void => {
       done = true;
       children.delete(proc);
-      resolve(127);
+      resolve(code);
+    };
+    proc.on('error', (e) => {
+      kept.err += `\n${e.message}`;
+      end(127);
     });
     proc.on('close', (code, signal) => {
-      done = true;
-      children.delete(proc);
-      resolve(code ?? 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGINT' ? 2 : 15));
+      end(code ?? 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGINT' ? 2 : 15));
     });
   });
-  return {
-    proc,
-    pid: proc.pid ?? -1,
-    stderr: () => err,
-    stdout: () => out,
-    exited,
-    running: () => !done,
-  };
+  return { proc, pid: proc.pid ?? -1, stderr: () => kept.err, stdout: () => kept.out, exited, running: () => !done };
 }
 
-/** Waits until `test()` is true, polling every `everyMs`; false on timeout or when `alive()` turns false. */
+/** Polls `test` until it is true (true), or the deadline passes or `alive` turns false (false). */
 export async function waitFor(test: () => boolean, timeoutMs: number, alive: () => boolean = () => true, everyMs = 25): Promise<boolean> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
@@ -94,127 +69,95 @@ export async function waitFor(test: () => boolean, timeoutMs: number, alive: () 
   }
 }
 
-/** SIGINT, then SIGKILL after `graceMs`. Resolves with the exit code and whether it had to be killed. */
+/** SIGINT, then SIGKILL after `graceMs`. */
 export async function interrupt(c: Child, graceMs: number): Promise<{ code: number; killed: boolean }> {
   if (!c.running()) return { code: await c.exited, killed: false };
   c.proc.kill('SIGINT');
-  const timer = sleep(graceMs).then(() => 'timeout' as const);
-  const r = await Promise.race([c.exited, timer]);
+  const r = await Promise.race([c.exited, sleep(graceMs).then(() => 'timeout' as const)]);
   if (r !== 'timeout') return { code: r, killed: false };
   c.proc.kill('SIGKILL');
   return { code: await c.exited, killed: true };
 }
 
-let clkTck: number | undefined;
-/** Clock ticks per second for /proc/<pid>/stat times. */
-export function ticksPerSecond(): number {
-  if (clkTck === undefined) {
-    try {
-      clkTck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-    } catch {
-      clkTck = 100;
-    }
-  }
-  return clkTck;
-}
-
-/** utime + stime of a /proc/.../stat line, in ticks; the comm field may hold spaces and parentheses. */
+/** comm and utime + stime (ticks) of a /proc stat line; the comm may hold spaces and parentheses. */
 function statTicks(stat: string): { comm: string; ticks: number; user: number } {
-  const open = stat.indexOf('(');
   const close = stat.lastIndexOf(')');
-  const fields = stat.slice(close + 2).split(' ');
-  // fields[0] is field 3 (state): utime is field 14, stime field 15
-  const user = Number(fields[11]);
-  return { comm: stat.slice(open + 1, close), ticks: user + Number(fields[12]), user };
+  const f = stat.slice(close + 2).split(' ');
+  const user = Number(f[11]);
+  return { comm: stat.slice(stat.indexOf('(') + 1, close), ticks: user + Number(f[12]), user };
 }
 
+/** CPU seconds of a process (user + system, user alone) and per thread name; undefined once it is gone. */
 export interface CpuSample {
-  /** Whole process, user + system, seconds. */
   total: number;
-  /** Whole process, user mode only, seconds. */
   user: number;
-  /** Per thread name ("main" for the thread whose tid is the pid), seconds. */
   threads: Record<string, number>;
 }
 
-/** CPU time of a live process and of each of its threads; undefined if it is gone. */
 export function sampleCpu(pid: number): CpuSample | undefined {
-  const hz = ticksPerSecond();
   try {
     const main = statTicks(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-    const total = main.ticks / hz;
     const threads: Record<string, number> = {};
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       try {
         const { comm, ticks } = statTicks(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'));
-        // threads started by the main thread without a name of their own inherit its
-        // name: in the CLI that is the native loader's ring buffer drain thread
+        // unnamed threads inherit the main thread's name: in the CLI, the loader's drain thread
         const name = tid === String(pid) ? 'main' : comm === main.comm ? 'drain' : comm;
-        threads[name] = (threads[name] ?? 0) + ticks / hz;
+        threads[name] = (threads[name] ?? 0) + ticks / HZ;
       } catch {
-        // thread ended between readdir and read
+        // the thread ended meanwhile
       }
     }
-    return { total, user: main.user / hz, threads };
+    return { total: main.ticks / HZ, user: main.user / HZ, threads };
   } catch {
     return undefined;
   }
 }
 
-/** Busy CPU time of the whole machine (all CPUs, everything but idle and iowait), seconds. */
-export function machineBusyS(): number {
-  try {
-    const f = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
-    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
-    return (total - (f[3] ?? 0) - (f[4] ?? 0)) / ticksPerSecond();
-  } catch {
-    return 0;
-  }
+export function cpuDelta(a: CpuSample | undefined, b: CpuSample | undefined): CpuSample | undefined {
+  if (!a || !b) return undefined;
+  const threads = Object.fromEntries(Object.entries(b.threads).map(([k, v]) => [k, v - (a.threads[k] ?? 0)]));
+  return { total: b.total - a.total, user: b.user - a.user, threads };
 }
 
-/** Peak resident set size (VmHWM) in MB; undefined if the process is gone. */
-export function peakRssMB(pid: number): number | undefined {
+/** Busy CPU seconds of the whole machine (all but idle and iowait). */
+export function machineBusyS(): number {
+  const f = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1, 9).map(Number);
+  return (f.reduce((a, b) => a + b, 0) - (f[3] ?? 0) - (f[4] ?? 0)) / HZ;
+}
+
+/** A `kB` field of /proc/PID/status in MB (VmHWM: peak RSS; RssAnon), undefined once it is gone. */
+export function statusMB(pid: number, field: 'VmHWM' | 'RssAnon'): number | undefined {
   try {
-    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) / 1024 : undefined;
   } catch {
     return undefined;
   }
 }
 
-/**
- * The largest anonymous resident size (RssAnon: heap, stacks, buffers; not the
- * ring buffer's mapping nor the binaries) of `pid`, sampled every `everyMs`
- * until stop() is called, which returns it in MB (undefined if never read).
- */
-export function anonRssSampler(pid: number, everyMs = 200): { stop(): number | undefined } {
-  let peakKb: number | undefined;
+/** The largest RssAnon (heap and buffers: no file or ring buffer mapping) sampled every 200 ms until stop(), MB. */
+export function anonRssSampler(pid: number): { stop(): number | undefined } {
+  let peak: number | undefined;
   const sample = (): void => {
-    try {
-      const kb = Number(/^RssAnon:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
-      if (Number.isFinite(kb)) peakKb = Math.max(peakKb ?? 0, kb);
-    } catch {
-      // gone
-    }
+    const mb = statusMB(pid, 'RssAnon');
+    if (mb !== undefined) peak = Math.max(peak ?? 0, mb);
   };
   sample();
-  const timer = setInterval(sample, everyMs);
-  timer.unref();
+  const timer = setInterval(sample, 200).unref();
   return {
     stop: () => {
       sample();
       clearInterval(timer);
-      return peakKb === undefined ? undefined : peakKb / 1024;
+      return peak;
     },
   };
 }
 
 /**
- * Resident size of the process's BPF map mappings (smaps `anon_inode:bpf-map`:
- * in the CLI and the floor, the ring buffer), MB; undefined if it is gone. A
- * BPF ring buffer's data area is mapped twice in a row (so that a record can
- * wrap around), so once the reader went through all of it this is twice the
- * ring buffer's size, which is itself allocated (once) in the kernel.
+ * Resident size of the process's BPF map mappings, MB: the ring buffer's, in
+ * the CLI and the floor. Its data area is mapped twice in a row (a record may
+ * wrap), so once read through this is twice the ring's size.
  */
 export function bpfMappedMB(pid: number): number | undefined {
   try {
@@ -230,48 +173,23 @@ export function bpfMappedMB(pid: number): number | undefined {
   }
 }
 
-/**
- * Other processes holding BPF programs (e.g. another tracer attached to the
- * same tracepoints): they add kernel work to every connection and skew results.
- */
-export function foreignBpfHolders(exclude: ReadonlySet<number>): string[] {
+/** Processes other than the bench's that hold BPF programs: their probes would skew every figure. */
+export function foreignBpfHolders(): string[] {
+  const ours = new Set([process.pid, ...[...children].map((c) => c.pid)]);
   const out: string[] = [];
-  let pids: string[];
-  try {
-    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p));
-  } catch {
-    return out;
-  }
-  for (const p of pids) {
-    const pid = Number(p);
-    if (exclude.has(pid)) continue;
-    let progs = 0;
+  for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d) && !ours.has(Number(d)))) {
     try {
-      for (const fd of readdirSync(`/proc/${p}/fd`)) {
+      const progs = readdirSync(`/proc/${p}/fd`).filter((fd) => {
         try {
-          if (readlinkSync(`/proc/${p}/fd/${fd}`) === 'anon_inode:bpf-prog') progs++;
+          return readlinkSync(`/proc/${p}/fd/${fd}`) === 'anon_inode:bpf-prog';
         } catch {
-          // fd closed meanwhile
+          return false;
         }
-      }
+      }).length;
+      if (progs) out.push(`pid ${p} (${progs} BPF programs): ${readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ').trim().slice(0, 100)}`);
     } catch {
-      continue;
+      // gone, or not ours to read
     }
-    if (progs === 0) continue;
-    let cmd = '';
-    try {
-      cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ').trim().slice(0, 100);
-    } catch {
-      // gone
-    }
-    out.push(`pid ${p} (${progs} BPF programs): ${cmd}`);
   }
   return out;
-}
-
-/** Children of the bench itself (to exclude them from foreignBpfHolders). */
-export function ownPids(): Set<number> {
-  const s = new Set<number>([process.pid]);
-  for (const c of children) if (c.pid !== undefined) s.add(c.pid);
-  return s;
 }

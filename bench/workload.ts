@@ -1,72 +1,96 @@
 /**
- * One measured run: start a configuration's tracer, run bench/out/loadgen
- * (a workload: the main connect/accept/close loop, or a scenario's variant),
- * wait until the tracer caught up, sample its CPU and memory, stop it and
- * compare what it delivered with what the workload made.
- *
- * Expected events come from the load generator's own counts: a C and an X for
- * every connection it made, an A and an X for every one its server accepted
- * (in the main workload every connection is accepted: C, A, X, X); with spans,
- * one span per C and one per A.
+ * One measured run: start a configuration's tracer, run bench/out/loadgen,
+ * wait until the tracer caught up, sample its CPU and memory, stop it, and
+ * compare what it delivered with what the workload made. Expected, from the
+ * load generator's own counts: a C and an X per connection it made, an A and
+ * an X per connection its server accepted; with traces, a span per C and per A.
  */
 import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isOtlp, LABELS, StartError, startTracer, type ConfigName, type Env, type Running } from './configs.ts';
-import { anonRssSampler, bpfMappedMB, interrupt, machineBusyS, peakRssMB, sampleCpu, start, waitFor, type CpuSample } from './proc.ts';
-import type { RunResult } from './results.ts';
+import { isOtlp, LABELS, StartError, startTracer, type ConfigName, type Env, type Final, type Running } from './configs.ts';
+import { anonRssSampler, bpfMappedMB, cpuDelta, interrupt, machineBusyS, sampleCpu, start, statusMB, waitFor } from './proc.ts';
 
 export class BenchError extends Error {}
 
-export const log = (msg: string): void => {
-  process.stderr.write(`bench: ${msg}\n`);
-};
-
-export interface LoadgenResult {
-  connections: number;
-  /** Connections the server accepted (all of them, except with --reset-before-accept when some never came back). */
-  accepted?: number;
-  /** --reset-before-accept: accepted sockets already closed (TCP_CLOSE) when accept() returned them. */
-  closed_at_accept?: number;
-  wall_s: number;
-  user_s: number;
-  sys_s: number;
-  threads: number;
-  errors: number;
-  last_error: string;
-  timed_out: boolean;
-}
+export const log = (msg: string): void => void process.stderr.write(`bench: ${msg}\n`);
 
 export interface Workload {
-  /** The scenario's name; undefined for the main workload. */
-  scenario?: string;
   /** loadgen arguments besides --count, --seconds and --netns. */
   args: readonly string[];
   count: number;
   /** loadgen stops after this long whatever the count. */
   maxSeconds: number;
-  /** How long the tracer may take to catch up after the workload. */
+  /** How long the tracer may take to catch up afterwards. */
   maxCatchUpMs: number;
+}
+
+export type Counts = Record<'connect' | 'accept' | 'close', number>;
+export type Losses = Pick<Final, 'ringbufLost' | 'sockMapFull' | 'probeMissed' | 'otlpDropped' | 'peerLost' | 'malformed'>;
+
+export interface RunResult extends Losses {
+  config: ConfigName;
+  round: number;
+  /** paced: loadgen --rate. */
+  rate?: number;
+  ok: boolean;
+  error?: string;
+  connections: number;
+  accepted: number;
+  /** Reset scenarios: accepted sockets already closed (TCP_CLOSE) when accept() returned them. */
+  closedAtAccept: number;
+  wallS: number;
+  connPerSec: number;
+  loadgenUsPerConn: number;
+  /** CPU of everything but the workload, the tracer and the receiver while the load ran, % of all CPUs. */
+  otherCpuPct: number;
+  expected: Counts;
+  /** The workload's events delivered, per type, and all events delivered. */
+  got: Counts;
+  receivedTotal: number;
+  tracerUsPerEvent?: number;
+  tracerSysUsPerEvent?: number;
+  threadUsPerEvent?: Record<string, number>;
+  spansExpected?: number;
+  spansReceived?: number;
+  peakRssMB?: number;
+  /** The ring buffer's mapping in the RSS, MB. */
+  ringbufRssMB?: number;
+  peakAnonRssMB?: number;
+  catchUpS?: number;
+  /** OTLP: from the workload's start to the last record or span received, s; log records/s delivered; delays. */
+  lastRecordS?: number;
+  otlpRecordsPerSec?: number;
+  otlpDelayP50Ms?: number;
+  otlpDelayP99Ms?: number;
+}
+
+interface LoadgenResult {
+  connections: number;
+  accepted: number;
+  closed_at_accept: number;
+  wall_s: number;
+  user_s: number;
+  sys_s: number;
+  errors: number;
+  last_error: string;
 }
 
 export async function runLoadgen(env: Env, count: number, maxSeconds: number, args: readonly string[] = []): Promise<LoadgenResult> {
   const c = start(env.loadgen, ['--count', String(count), '--netns', '--seconds', String(maxSeconds), ...args]);
-  const done = await waitFor(() => !c.running(), (maxSeconds + 15) * 1000);
-  if (!done) {
+  if (!(await waitFor(() => !c.running(), (maxSeconds + 15) * 1000))) {
     await interrupt(c, 1000);
     throw new BenchError('loadgen did not finish in time');
   }
-  const code = await c.exited;
-  const line = c.stdout().trim().split('\n').at(-1) ?? '';
   try {
-    const r = JSON.parse(line) as LoadgenResult;
+    const r = JSON.parse(c.stdout().trim().split('\n').at(-1) ?? '') as LoadgenResult;
     if (r.connections === 0) throw new Error(r.last_error);
     return r;
   } catch (e) {
-    throw new BenchError(`loadgen failed (exit ${code}): ${c.stderr().trim() || (e as Error).message}`);
+    throw new BenchError(`loadgen failed (exit ${await c.exited}): ${c.stderr().trim() || (e as Error).message}`);
   }
 }
 
-/** Waits until the tracer delivers nothing more for its stable window; returns seconds until its last progress. */
+/** Waits until the tracer delivers nothing more for its stable window; seconds until its last progress. */
 export async function catchUp(t: Running, maxMs: number): Promise<number> {
   const t0 = performance.now();
   let last = await t.progress();
@@ -74,26 +98,14 @@ export async function catchUp(t: Running, maxMs: number): Promise<number> {
   while (performance.now() - t0 < maxMs && t.child.running()) {
     await sleep(100);
     const p = await t.progress();
-    const now = performance.now();
-    if (p !== last) {
-      last = p;
-      lastChange = now;
-    } else if (now - lastChange >= t.stableMs) {
-      break;
-    }
+    if (p !== last) [last, lastChange] = [p, performance.now()];
+    else if (performance.now() - lastChange >= t.stableMs) break;
   }
   return (lastChange - t0) / 1000;
 }
 
-export function cpuDelta(a: CpuSample | undefined, b: CpuSample | undefined): CpuSample | undefined {
-  if (!a || !b) return undefined;
-  const threads: Record<string, number> = {};
-  for (const [k, v] of Object.entries(b.threads)) threads[k] = v - (a.threads[k] ?? 0);
-  return { total: b.total - a.total, user: b.user - a.user, threads };
-}
-
-/** Starts a tracer, once more after a pause if the first attempt fails (e.g. a transient EAGAIN from the verifier). */
-export async function startWithRetry(config: ConfigName, env: Env): Promise<Running | undefined> {
+/** Starts a tracer, once more after a second if it failed (a transient EAGAIN from the verifier, say). */
+async function startWithRetry(config: ConfigName, env: Env): Promise<Running | undefined> {
   try {
     return await startTracer(config, env);
   } catch (e) {
@@ -104,105 +116,64 @@ export async function startWithRetry(config: ConfigName, env: Env): Promise<Runn
   }
 }
 
-export async function runOne(config: ConfigName, round: number, env: Env, w: Workload): Promise<RunResult> {
-  const base: RunResult = {
-    config,
-    round,
-    scenario: w.scenario,
-    ok: false,
-    connections: 0,
-    wallS: 0,
-    connPerSec: 0,
-    loadgenUsPerConn: 0,
-    expectedEvents: 0,
-    expectedByType: { connect: 0, accept: 0, close: 0 },
-    receivedEvents: 0,
-    receivedTotal: 0,
-    byType: { connect: 0, accept: 0, close: 0 },
-  };
+export async function runOne(config: ConfigName, round: number, env: Env, w: Workload, rate?: number): Promise<RunResult> {
+  const none = { connect: 0, accept: 0, close: 0 };
+  const r: RunResult = { config, round, rate, ok: false, connections: 0, accepted: 0, closedAtAccept: 0, wallS: 0, connPerSec: 0, loadgenUsPerConn: 0, otherCpuPct: 0, expected: none, got: none, receivedTotal: 0 };
   const receiver = isOtlp(config) ? env.receiver : undefined;
   let tracer: Running | undefined;
   let anon: ReturnType<typeof anonRssSampler> | undefined;
   try {
     tracer = await startWithRetry(config, env);
-    const c0 = tracer ? sampleCpu(tracer.pid) : undefined;
-    anon = tracer ? anonRssSampler(tracer.pid) : undefined;
+    const c0 = tracer && sampleCpu(tracer.pid);
+    anon = tracer && anonRssSampler(tracer.pid);
     const rcv0 = receiver ? (await receiver.stats()).cpuS : 0;
     const busy0 = machineBusyS();
-    const workloadStartMs = performance.timeOrigin + performance.now();
+    const startMs = performance.timeOrigin + performance.now();
     const lg = await runLoadgen(env, w.count, w.maxSeconds, w.args);
-    const busy1 = machineBusyS();
-    const tracerDuringLoad = tracer ? (cpuDelta(c0, sampleCpu(tracer.pid))?.total ?? 0) : 0;
-    const receiverDuringLoad = receiver ? (await receiver.stats()).cpuS - rcv0 : 0;
-    // CPU used by anything but the load generator, the tracer (and its receiver) while the load ran
-    const other = busy1 - busy0 - lg.user_s - lg.sys_s - tracerDuringLoad - receiverDuringLoad;
-    base.otherCpuPct = Math.max(0, (100 * other) / (lg.wall_s * availableParallelism()));
-    base.connections = lg.connections;
-    base.accepted = lg.accepted ?? lg.connections;
-    if (w.args.includes('--reset-before-accept') || w.args.includes('--reset-racing-accept')) base.closedAtAccept = lg.closed_at_accept;
-    base.wallS = lg.wall_s;
-    base.connPerSec = lg.connections / lg.wall_s;
-    base.loadgenUsPerConn = ((lg.user_s + lg.sys_s) * 1e6) / lg.connections;
-    if (lg.errors) base.error = `loadgen: ${lg.errors} errors (${lg.last_error})`;
-    if (!tracer) {
-      base.ok = true;
-      return base;
-    }
-    base.expectedByType = { connect: lg.connections, accept: base.accepted, close: lg.connections + base.accepted };
-    base.expectedEvents = 2 * (lg.connections + base.accepted);
-    base.catchUpS = await catchUp(tracer, w.maxCatchUpMs);
+    const tracerCpu = tracer ? (cpuDelta(c0, sampleCpu(tracer.pid))?.total ?? 0) : 0;
+    const receiverCpu = receiver ? (await receiver.stats()).cpuS - rcv0 : 0;
+    const other = machineBusyS() - busy0 - lg.user_s - lg.sys_s - tracerCpu - receiverCpu;
+    r.otherCpuPct = Math.max(0, (100 * other) / (lg.wall_s * availableParallelism()));
+    Object.assign(r, { connections: lg.connections, accepted: lg.accepted, closedAtAccept: lg.closed_at_accept, wallS: lg.wall_s });
+    r.connPerSec = lg.connections / lg.wall_s;
+    r.loadgenUsPerConn = ((lg.user_s + lg.sys_s) * 1e6) / lg.connections;
+    if (lg.errors) r.error = `loadgen: ${lg.errors} errors (${lg.last_error})`;
+    if (!tracer) return { ...r, ok: true };
+    r.expected = { connect: lg.connections, accept: lg.accepted, close: lg.connections + lg.accepted };
+    r.catchUpS = await catchUp(tracer, w.maxCatchUpMs);
     const cpu = cpuDelta(c0, sampleCpu(tracer.pid));
-    base.peakRssMB = peakRssMB(tracer.pid);
-    base.peakAnonRssMB = anon?.stop();
-    base.ringbufRssMB = bpfMappedMB(tracer.pid);
-    if (!tracer.child.running()) {
-      const code = await tracer.child.exited;
-      throw new BenchError(`tracer exited during the run (exit ${code}): ${tracer.child.stderr().trim().split('\n').slice(-2).join(' | ')}`);
-    }
+    r.peakRssMB = statusMB(tracer.pid, 'VmHWM');
+    r.peakAnonRssMB = anon?.stop();
+    r.ringbufRssMB = bpfMappedMB(tracer.pid);
+    if (!tracer.child.running()) throw new BenchError(`the tracer exited during the run (${await tracer.child.exited}): ${tracer.child.stderr().trim().split('\n').slice(-2).join(' | ')}`);
     const fin = await tracer.finish();
     tracer = undefined;
-    base.receivedEvents = fin.matched;
-    base.receivedTotal = fin.total;
-    base.byType = { connect: fin.connect, accept: fin.accept, close: fin.close };
-    base.ringbufLost = fin.ringbufLost;
-    base.sockMapFull = fin.sockMapFull;
-    base.probeMissed = fin.probeMissed;
-    base.otlpDropped = fin.otlpDropped;
-    base.peerLost = fin.peerLost;
-    base.malformed = fin.malformed;
-    base.exitCode = fin.exitCode;
-    if (fin.spans !== undefined) {
-      base.spansReceived = fin.spans;
-      base.spansExpected = lg.connections + base.accepted;
-    }
+    const { ringbufLost, sockMapFull, probeMissed, otlpDropped, peerLost, malformed } = fin;
+    Object.assign(r, { ringbufLost, sockMapFull, probeMissed, otlpDropped, peerLost, malformed, receivedTotal: fin.total });
+    r.got = { connect: fin.connect, accept: fin.accept, close: fin.close };
+    if (fin.spans !== undefined) [r.spansReceived, r.spansExpected] = [fin.spans, lg.connections + lg.accepted];
     if (cpu && fin.total > 0) {
-      base.tracerCpuS = cpu.total;
-      base.tracerUsPerEvent = (cpu.total * 1e6) / fin.total;
-      base.tracerSysUsPerEvent = ((cpu.total - cpu.user) * 1e6) / fin.total;
-      base.threadUsPerEvent = Object.fromEntries(
-        Object.entries(cpu.threads)
-          .filter(([, v]) => v > 0)
-          .map(([k, v]) => [k, (v * 1e6) / fin.total]),
-      );
+      const per = (s: number): number => (s * 1e6) / fin.total;
+      r.tracerUsPerEvent = per(cpu.total);
+      r.tracerSysUsPerEvent = per(Math.max(0, cpu.total - cpu.user));
+      r.threadUsPerEvent = Object.fromEntries(Object.entries(cpu.threads).filter(([, v]) => v > 0).map(([k, v]) => [k, per(v)]));
     }
     if (fin.otlp) {
       const s = fin.otlp;
-      const lastAtMs = Math.max(s.lastAtMs, s.spansLastAtMs);
-      if (lastAtMs > workloadStartMs) base.lastRecordS = (lastAtMs - workloadStartMs) / 1000;
-      base.otlpRecordsPerSec = s.lastAtMs > workloadStartMs ? s.matched / ((s.lastAtMs - workloadStartMs) / 1000) : 0;
-      base.otlpDelayP50Ms = s.delayP50Ms;
-      base.otlpDelayP99Ms = s.delayP99Ms;
-      base.receiverCpuS = s.cpuS;
+      const last = Math.max(s.lastAtMs, s.spansLastAtMs);
+      if (last > startMs) r.lastRecordS = (last - startMs) / 1000;
+      if (s.lastAtMs > startMs) r.otlpRecordsPerSec = s.matched / ((s.lastAtMs - startMs) / 1000);
+      [r.otlpDelayP50Ms, r.otlpDelayP99Ms] = [s.delayP50Ms, s.delayP99Ms];
     }
-    if (fin.killed) base.error = `did not exit within 30 s of SIGINT (killed)${fin.stderrTail ? `: ${fin.stderrTail}` : ''}`;
-    else if (fin.exitCode !== 0 && config !== 'bpftrace') base.error = `exit code ${fin.exitCode}: ${fin.stderrTail}`;
-    base.ok = !fin.killed && fin.total > 0;
-    if (fin.malformed) base.error = `${fin.malformed} malformed records (probe object and src/event.ts disagree on the layout: rebuild?)${base.error ? `; ${base.error}` : ''}`;
-    if (!base.ok && !base.error) base.error = `no events received${fin.stderrTail ? `: ${fin.stderrTail}` : ''}`;
-    return base;
+    if (fin.killed) r.error = `did not exit within 30 s of SIGINT (killed): ${fin.stderrTail}`;
+    else if (fin.exitCode !== 0 && config !== 'bpftrace') r.error = `exit code ${fin.exitCode}: ${fin.stderrTail}`;
+    if (fin.malformed) r.error = `${fin.malformed} malformed records (the probe object and src/event.ts disagree: rebuild?)`;
+    r.ok = !fin.killed && fin.total > 0;
+    if (!r.ok) r.error ??= `no events received: ${fin.stderrTail}`;
+    return r;
   } catch (e) {
-    base.error = (e as Error).message;
-    return base;
+    r.error = (e as Error).message;
+    return r;
   } finally {
     anon?.stop();
     if (tracer) await interrupt(tracer.child, 5000);
