@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { resolveOtlpConfig } from '../src/otlp/config.ts';
-import { createOtlpGrpcLogExporter, partialSuccessOf } from '../src/otlp/export/grpc.ts';
+import { partialSuccessOf } from '../src/otlp/export/delegate.ts';
+import { createOtlpGrpcLogExporter } from '../src/otlp/export/grpc.ts';
 import { makeCertificate } from './helpers/tls.ts';
 
 describe('partialSuccessOf', () => {
