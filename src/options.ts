@@ -4,17 +4,13 @@
  */
 import { parseArgs } from 'node:util';
 import { UsageError } from './errors.ts';
+import type { TracerOptions } from './tracer.ts';
 
-export interface CliOptions {
+/** The flags; the filters (-p, -u, -N, -4/-6, --cgroupmap, --mntnsmap) are the tracer's own options. */
+export interface CliOptions extends Pick<TracerOptions, 'pid' | 'uid' | 'netns' | 'family' | 'cgroupMap' | 'mntnsMap'> {
   timestamp: boolean;
   verbose: boolean;
   json: boolean;
-  pid?: number;
-  uid?: number;
-  netns?: number;
-  family?: 4 | 6;
-  cgroupMap?: string;
-  mntnsMap?: string;
   /** --otlp: export every event as an OTLP log record. */
   otlp: boolean;
   /** -q: no table / JSON on stdout. */
