@@ -76,6 +76,8 @@ struct tcp_sock {
 	__u64 bytes_acked;
 	__u32 snd_una;
 	__u32 rcv_nxt;
+	__u32 srtt_us;       /* smoothed RTT, microseconds << 3 */
+	__u32 total_retrans; /* segments retransmitted over the connection's life */
 };
 
 struct socket {

@@ -171,6 +171,7 @@ struct task_info {
 struct sock_state {
 	struct task_info owner;
 	__u64 established_ns;
+	__u64 handshake_ns; /* client: SYN_SENT's time, then (at ESTABLISHED) the handshake's length */
 	__u64 closed_ns; /* PHASE_ENDED_*: when it ended */
 	__u8 saddr[16];
 	__u8 daddr[16];
@@ -343,11 +344,16 @@ static __always_inline void emit(const struct sock_state *s, const struct task_i
 		e->duration_ns = now - s->established_ns;
 		e->bytes_acked = BPF_CORE_READ(tp, bytes_acked);
 		e->bytes_received = BPF_CORE_READ(tp, bytes_received);
+		e->rtt_us = BPF_CORE_READ(tp, srtt_us) >> 3; /* kept scaled by 8 */
+		e->retransmits = BPF_CORE_READ(tp, total_retrans);
 	} else {
 		e->duration_ns = 0;
 		e->bytes_acked = 0;
 		e->bytes_received = 0;
+		e->rtt_us = 0;
+		e->retransmits = 0;
 	}
+	e->handshake_ns = type == TCPTRACER_CONNECT ? s->handshake_ns : 0;
 	submit(e);
 }
 
@@ -531,6 +537,7 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 			return 0;
 		n.phase = PHASE_CONNECTING;
 		n.role = TCPTRACER_ROLE_CLIENT;
+		n.handshake_ns = bpf_ktime_get_ns();
 		store(key, &n);
 		return 0;
 	}
@@ -547,6 +554,7 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 			}
 			copy_isns(s, sk);
 			s->established_ns = bpf_ktime_get_ns();
+			s->handshake_ns = s->established_ns - s->handshake_ns;
 			emit(s, &s->owner, TCPTRACER_CONNECT, sk, s->established_ns, 0, 0);
 			claim(s, PHASE_CONNECTING, PHASE_OPEN);
 		} else if (oldstate == TCP_SYN_RECV) {

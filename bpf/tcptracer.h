@@ -66,11 +66,14 @@ struct tcptracer_event {
 	__u64 duration_ns;    /* close: time since ESTABLISHED; 0 otherwise */
 	__u64 bytes_acked;    /* close: bytes sent and acknowledged; 0 otherwise */
 	__u64 bytes_received; /* close: bytes received; 0 otherwise */
+	__u64 handshake_ns;   /* connect (client): SYN_SENT -> ESTABLISHED; 0 otherwise */
 	__u32 pid;            /* tgid */
 	__u32 tid;
 	__u32 uid;            /* real user id (what -u filters on) */
 	__u32 euid;           /* effective user id */
 	__u32 netns;          /* network namespace inode of the socket */
+	__u32 rtt_us;         /* close: smoothed RTT (tcp_sock srtt_us >> 3), microseconds; 0 otherwise */
+	__u32 retransmits;    /* close: segments retransmitted (tcp_sock total_retrans); 0 otherwise */
 	__u8 saddr[16];       /* local address: IPv4 in the first 4 bytes */
 	__u8 daddr[16];       /* remote address */
 	__u16 sport;          /* local port, host byte order */

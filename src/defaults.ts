@@ -9,7 +9,7 @@ export const DEFAULT_RINGBUF_BYTES = 8 << 20;
 
 /**
  * Ring buffer with --otlp, where it is the queue in front of the exporter: 64 MiB,
- * about 490k events (136 bytes each with its header), several seconds of the
+ * about 440k events (152 bytes each with its header), several seconds of the
  * full connection rate of a 2-core machine. Locked kernel memory, mapped
  * read-only into the tracer.
  */

@@ -63,6 +63,12 @@ export interface TcpEvent {
   readonly bytesAcked: number;
   /** close only: bytes received; 0 otherwise. */
   readonly bytesReceived: number;
+  /** connect only (the client): nanoseconds from SYN_SENT to ESTABLISHED, the handshake; 0 otherwise. */
+  readonly handshakeNs: number;
+  /** close only: the smoothed round-trip time at close (tcp_sock srtt_us / 8), microseconds; 0 otherwise or before any RTT sample. */
+  readonly rttUs: number;
+  /** close only: segments this host retransmitted over the connection's life (tcp_sock total_retrans); 0 otherwise. */
+  readonly retransmits: number;
   /**
    * The error the kernel recorded on the socket (sk_err, an errno): failed:
    * why the connect failed (ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH,

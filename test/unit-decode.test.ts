@@ -12,9 +12,9 @@ test('decodes every field of a batch, with wall-clock time from the clock offset
   const offset = 1_700_000_000_000_000_000n;
   const { events, malformed } = decodeBatch(
     encode([
-      base,
+      { ...base, handshakeNs: 2n ** 33n + 5n },
       { ...base, type: 2, role: 2, saddr: '::1', daddr: 'fe80::1:2', comm: 'nc', sport: 80, dport: 55758 },
-      { ...base, type: 3, durationNs: 1_500_000n, bytesAcked: 2n ** 40n, bytesReceived: 7n, comm: 'exactly15chars!', end: 2, error: 104, localIsn: 0xffff_fffe, peerIsn: 1 },
+      { ...base, type: 3, durationNs: 1_500_000n, bytesAcked: 2n ** 40n, bytesReceived: 7n, rttUs: 40_123, retransmits: 0xffff_fff0, comm: 'exactly15chars!', end: 2, error: 104, localIsn: 0xffff_fffe, peerIsn: 1 },
       { ...base, type: 4, error: 111 },
     ]),
     offset,
@@ -24,7 +24,7 @@ test('decodes every field of a batch, with wall-clock time from the clock offset
     type: 'connect', monotonicNs: 5_000_000_123n, timeUnixNs: offset + 5_000_000_123n,
     pid: 28943, tid: 28944, uid: 1000, euid: 0, role: 'client', comm: 'telnet', ip: 4, saddr: '192.168.1.2', daddr: '192.168.1.1',
     sport: 59306, dport: 23, netns: 4026531840, cgroupId: 1234, durationNs: 0, bytesAcked: 0, bytesReceived: 0,
-    errno: 0, end: undefined, localIsn: 0, peerIsn: 0, containerId: undefined, podUid: undefined,
+    handshakeNs: 2 ** 33 + 5, rttUs: 0, retransmits: 0, errno: 0, end: undefined, localIsn: 0, peerIsn: 0, containerId: undefined, podUid: undefined,
   });
   const [, a, x, f] = events;
   assert.ok(a && x && f);
@@ -38,6 +38,7 @@ test('decodes every field of a batch, with wall-clock time from the clock offset
   assert.equal(x.durationNs, 1_500_000);
   assert.equal(x.bytesAcked, 2 ** 40);
   assert.equal(x.bytesReceived, 7);
+  assert.deepEqual([x.handshakeNs, x.rttUs, x.retransmits], [0, 40_123, 0xffff_fff0]);
   assert.deepEqual([x.end, x.errno, x.localIsn, x.peerIsn], ['reset', 104, 0xffff_fffe, 1]);
   assert.deepEqual([f.type, f.errno, f.end], ['failed', 111, undefined]);
 });

@@ -9,7 +9,7 @@ function ev(comm: string, type: TcpEvent['type'] = 'connect'): TcpEvent {
   return {
     type, pid: 4242, comm, saddr: '10.0.0.1', daddr: '10.0.0.2', sport: 41234, dport: 5432, tid: 4242, uid: 0, euid: 0,
     role: 'client', ip: 4, monotonicNs: 10n ** 12n, timeUnixNs: 0n, netns: 4026531840, cgroupId: 1, durationNs: 0,
-    bytesAcked: 0, bytesReceived: 0, errno: type === 'failed' ? 111 : 0, end: undefined, localIsn: 1, peerIsn: 2,
+    bytesAcked: 0, bytesReceived: 0, handshakeNs: 0, rttUs: 0, retransmits: 0, errno: type === 'failed' ? 111 : 0, end: undefined, localIsn: 1, peerIsn: 2,
     containerId: undefined, podUid: undefined,
   };
 }

@@ -11,7 +11,7 @@ function ev(type: TcpEvent['type'], pid: number, comm: string, saddr: string, da
   return {
     type, pid, comm, saddr, daddr, sport, dport, tid: pid, uid: 0, euid: 0, role: type === 'connect' ? 'client' : 'server', ip: saddr.includes(':') ? 6 : 4,
     monotonicNs: BigInt(Math.round(sec * 1e9)) + 10n ** 12n, timeUnixNs: 0n, netns: 4026531840,
-    cgroupId: 1, durationNs: 0, bytesAcked: 0, bytesReceived: 0,
+    cgroupId: 1, durationNs: 0, bytesAcked: 0, bytesReceived: 0, handshakeNs: 0, rttUs: 0, retransmits: 0,
     errno: 0, end: type === 'close' ? 'fin' : undefined, localIsn: 1, peerIsn: 2, containerId: undefined, podUid: undefined,
   };
 }
