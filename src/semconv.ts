@@ -58,6 +58,14 @@ export const ATTR_TCPTRACER_CONNECTION_DURATION_NS = 'tcptracer.connection.durat
 export const ATTR_TCPTRACER_CONNECTION_BYTES_ACKED = 'tcptracer.connection.bytes_acked';
 /** close only: bytes received by this host (tcp_info bytes_received). Int. */
 export const ATTR_TCPTRACER_CONNECTION_BYTES_RECEIVED = 'tcptracer.connection.bytes_received';
+/** connect only (client): nanoseconds from SYN_SENT to ESTABLISHED, the handshake. Int. */
+export const ATTR_TCPTRACER_CONNECTION_HANDSHAKE_NS = 'tcptracer.connection.handshake_ns';
+/** close only: the smoothed round-trip time at close (tcp_sock srtt_us / 8), microseconds. Int. */
+export const ATTR_TCPTRACER_CONNECTION_RTT_US = 'tcptracer.connection.rtt_us';
+/** close only: segments this host retransmitted over the connection's life (tcp_sock total_retrans). Int. */
+export const ATTR_TCPTRACER_CONNECTION_RETRANSMITS = 'tcptracer.connection.retransmits';
+/** Which end of the connection this host is: `client` (it connected) or `server` (it accepted). String. */
+export const ATTR_TCPTRACER_CONNECTION_ROLE = 'tcptracer.connection.role';
 /**
  * Span only: how the connection ended: `fin` (this host sent its FIN),
  * `reset` (reset or aborted), `destroyed` (the socket went away with neither
