@@ -106,12 +106,20 @@ export function encodeLines<T>(items: readonly T[], line: (item: T) => string, m
 
 /**
  * Upper bounds of a line's UTF-8 bytes: 16 comm bytes may expand to 48 when not
- * valid UTF-8 (U+FFFD each), or to 64 in the table when each is escaped (`\x1b`).
+ * valid UTF-8 (U+FFFD each), or to 64 in the table when each is escaped (`\x1b`);
+ * in JSON a control byte is 6 (`\u0001`). The widest JSON line (a close with every
+ * field at its widest, identity and health included) is 773 bytes
+ * (test/unit-escape.test.ts).
  */
 export const MAX_TABLE_LINE_BYTES = 320;
-export const MAX_JSON_LINE_BYTES = 640;
+export const MAX_JSON_LINE_BYTES = 800;
 
-/** One JSON object per event (--json). */
+/**
+ * One JSON object per event (--json). Connection health, where the event
+ * carries it: `handshake_ns` on a connect (SYN_SENT -> ESTABLISHED), and on a
+ * close `rtt_us` (the kernel's smoothed RTT; absent when it had no sample) and
+ * `retransmits` (segments retransmitted over the connection's life).
+ */
 export function jsonLine(e: TcpEvent): string {
   let s =
     `{"type":"${e.type}","time":"${isoTimeNs(e.timeUnixNs)}","pid":${e.pid},"tid":${e.tid},` +
@@ -120,8 +128,14 @@ export function jsonLine(e: TcpEvent): string {
   if (e.containerId !== undefined) s += `,"container_id":"${e.containerId}"`;
   if (e.podUid !== undefined) s += `,"pod_uid":"${e.podUid}"`;
   if (e.type === 'close') {
-    s += `,"duration_ns":${e.durationNs},"bytes_acked":${e.bytesAcked},"bytes_received":${e.bytesReceived},"end":"${e.end ?? 'destroyed'}"`;
+    s += `,"duration_ns":${e.durationNs},"bytes_acked":${e.bytesAcked},"bytes_received":${e.bytesReceived}`;
+    // rtt_us 0: the kernel had no RTT sample (the smoothed RTT is at least 1 µs once it has one)
+    if (e.rttUs !== 0) s += `,"rtt_us":${e.rttUs}`;
+    s += `,"retransmits":${e.retransmits},"end":"${e.end ?? 'destroyed'}"`;
     if (e.errno !== 0) s += `,"error":"${errnoName(e.errno)}","errno":${e.errno}`;
+  } else if (e.type === 'connect') {
+    // the probe emits a C only for a connect it saw from SYN_SENT: 0 is not a measurement
+    if (e.handshakeNs !== 0) s += `,"handshake_ns":${e.handshakeNs}`;
   } else if (e.type === 'failed') {
     s += e.errno === 0 ? ',"error":null,"errno":0' : `,"error":"${errnoName(e.errno)}","errno":${e.errno}`;
   }

@@ -1,8 +1,9 @@
 /** What a traced process names itself never reaches a terminal as a control sequence. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { errnoName } from '../src/errno.ts';
 import { visible } from '../src/escape.ts';
-import { encodeLines, jsonLine, MAX_TABLE_LINE_BYTES, TableFormatter } from '../src/format.ts';
+import { encodeLines, jsonLine, MAX_JSON_LINE_BYTES, MAX_TABLE_LINE_BYTES, TableFormatter } from '../src/format.ts';
 import type { TcpEvent } from '../src/types.ts';
 
 function ev(comm: string, type: TcpEvent['type'] = 'connect'): TcpEvent {
@@ -67,6 +68,24 @@ test('the longest escaped row fits the table line bound', () => {
   const e = { ...ev('\x01'.repeat(16), 'failed'), ip: 6 as const, saddr: 'ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255', daddr: 'ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255', pid: 4194304, monotonicNs: 10n ** 12n + 10n ** 13n, errno: 113 };
   t.row({ ...e, monotonicNs: 10n ** 12n });
   assert.ok(Buffer.byteLength(t.row(e)) <= MAX_TABLE_LINE_BYTES, t.row(e));
+});
+
+test('the longest JSON line fits the JSON line bound', () => {
+  const v6 = 'ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255';
+  const widest = {
+    ...ev('\x01'.repeat(15), 'close'), ip: 6 as const, saddr: v6, daddr: v6, sport: 65535, dport: 65535, pid: 4194304, tid: 4194304,
+    uid: 2 ** 32 - 1, euid: 2 ** 32 - 1, netns: 2 ** 32 - 1, cgroupId: 2 ** 64, durationNs: 2 ** 64, bytesAcked: 2 ** 64, bytesReceived: 2 ** 64,
+    rttUs: 2 ** 32 - 1, retransmits: 2 ** 32 - 1, end: 'destroyed' as const, timeUnixNs: 2n ** 64n - 1n,
+    containerId: 'c'.repeat(64), podUid: '1b4e28ba-2fa1-11d2-883f-0016d3cca427',
+  };
+  // the longest error text any errno gets
+  const names = Array.from({ length: 65536 }, (_, n) => n);
+  const errno = names.reduce((a, b) => (errnoName(b).length > errnoName(a).length ? b : a), 1);
+  widest.errno = errno;
+  for (const e of [widest, { ...widest, type: 'connect' as const, handshakeNs: 2 ** 64 }, { ...widest, type: 'failed' as const }]) {
+    const line = jsonLine(e);
+    assert.ok(Buffer.byteLength(line) <= MAX_JSON_LINE_BYTES, `${Buffer.byteLength(line)} bytes: ${line}`);
+  }
 });
 
 test('--json keeps the comm as it is, in valid JSON', () => {

@@ -81,12 +81,13 @@ test('--json: one object per event, ISO 8601 time with nanoseconds, no brackets'
   assert.deepEqual(JSON.parse(jsonLine(e)), {
     type: 'close', time: '2025-11-25T12:00:00.000000007Z', pid: 5, tid: 5, comm: 'a"b', uid: 0, euid: 0, role: 'server', ip: 6,
     saddr: '::1', daddr: '::2', sport: 1, dport: 2, netns: 4026531840, cgroup_id: 1,
-    duration_ns: 9, bytes_acked: 3, bytes_received: 4, end: 'fin',
+    duration_ns: 9, bytes_acked: 3, bytes_received: 4, retransmits: 0, end: 'fin',
   });
   const reset = JSON.parse(jsonLine({ ...e, end: 'reset', errno: 104 })) as Record<string, unknown>;
   assert.deepEqual([reset.end, reset.error, reset.errno], ['reset', 'ECONNRESET', 104]);
   const connect = JSON.parse(jsonLine({ ...e, type: 'connect', end: undefined })) as Record<string, unknown>;
   assert.deepEqual([connect.duration_ns, connect.end, connect.error], [undefined, undefined, undefined]);
+  assert.ok(!('rtt_us' in connect) && !('retransmits' in connect) && !('handshake_ns' in connect), 'no health fields on a C without a handshake');
   const failed = JSON.parse(jsonLine({ ...e, type: 'failed', end: undefined, errno: 111 })) as Record<string, unknown>;
   assert.deepEqual([failed.type, failed.error, failed.errno, failed.duration_ns], ['failed', 'ECONNREFUSED', 111, undefined]);
   const id = 'a'.repeat(64);
@@ -98,6 +99,24 @@ test('--json: one object per event, ISO 8601 time with nanoseconds, no brackets'
   assert.deepEqual([gaveUp.error, gaveUp.errno], [null, 0]);
   assert.equal(isoTimeNs(1_764_072_001_123_456_789n), '2025-11-25T12:00:01.123456789Z');
   assert.equal(isoTimeNs(1_764_072_000_999_999_999n), '2025-11-25T12:00:00.999999999Z');
+});
+
+test('--json: handshake_ns on C, rtt_us (when sampled) and retransmits on X, nothing on A or F', () => {
+  const base = { ...ev('connect', 5, 'curl', '10.0.0.1', '10.0.0.2', 41234, 80), handshakeNs: 40_123_456, rttUs: 40_321, retransmits: 7 };
+  const keys = (type: TcpEvent['type'], extra: Partial<TcpEvent> = {}): Record<string, unknown> => {
+    const o = JSON.parse(jsonLine({ ...base, type, end: type === 'close' ? 'fin' : undefined, ...extra })) as Record<string, unknown>;
+    return { handshake_ns: o.handshake_ns, rtt_us: o.rtt_us, retransmits: o.retransmits };
+  };
+  // the fields a C or X carries; the others are absent even where the event holds a value
+  assert.deepEqual(keys('connect'), { handshake_ns: 40_123_456, rtt_us: undefined, retransmits: undefined });
+  assert.deepEqual(keys('close'), { handshake_ns: undefined, rtt_us: 40_321, retransmits: 7 });
+  assert.deepEqual(keys('accept'), { handshake_ns: undefined, rtt_us: undefined, retransmits: undefined });
+  assert.deepEqual(keys('failed', { errno: 111 }), { handshake_ns: undefined, rtt_us: undefined, retransmits: undefined });
+  // no RTT sample: rtt_us absent; no retransmission: retransmits 0, present
+  assert.deepEqual(keys('close', { rttUs: 0, retransmits: 0 }), { handshake_ns: undefined, rtt_us: undefined, retransmits: 0 });
+  assert.deepEqual(keys('close', { retransmits: 2 ** 32 - 1 }).retransmits, 2 ** 32 - 1);
+  const line = jsonLine({ ...base, type: 'close', end: 'reset', errno: 104 });
+  assert.match(line, /,"bytes_received":0,"rtt_us":40321,"retransmits":7,"end":"reset","error":"ECONNRESET","errno":104\}$/);
 });
 
 function exists(): boolean {
