@@ -48,6 +48,15 @@ function events(): TcpEvent[] {
     tcpEvent({ comm: '', netns: 0, cgroupId: 2 ** 50 }),
     tcpEvent({ type: 'close', end: 'fin', cgroupId: 2 ** 60 + 2 ** 20, bytesAcked: 2 ** 53 + 2, comm: 'x'.repeat(15), containerId: 'c'.repeat(200) }),
     tcpEvent({ comm: 'fifteen-chars-x', timeUnixNs: 1n }),
+    // connection health: the handshake on connects, RTT and retransmits on closes, 0 and widest values
+    tcpEvent({ handshakeNs: 40_123_456 }),
+    tcpEvent({ ip: 6, saddr: '::1', daddr: '::1', handshakeNs: 2 ** 53 - 1 }),
+    tcpEvent({ type: 'accept', role: 'server', handshakeNs: 99, rttUs: 99, retransmits: 99 }),
+    tcpEvent({ type: 'close', end: 'fin', durationNs: 80_000_000, rttUs: 40_321, retransmits: 7 }),
+    tcpEvent({ type: 'close', role: 'server', comm: 'postgres', end: 'reset', errno: 104, rttUs: 1, retransmits: 2 ** 32 - 1 }),
+    tcpEvent({ type: 'close', ip: 6, comm: 'curl', end: 'destroyed', rttUs: 2 ** 32 - 1, retransmits: 1, handshakeNs: 5 }),
+    tcpEvent({ type: 'close', comm: 'no-end', end: undefined, rttUs: 0, retransmits: 300 }),
+    tcpEvent({ type: 'failed', errno: 110, localIsn: 0, peerIsn: 0, handshakeNs: 1, rttUs: 1, retransmits: 1 }),
   ];
   // a batch as big as an export: lengths of three bytes and more
   for (let i = 0; i < 600; i++) out.push(tcpEvent({ pid: 1000 + i, sport: 10000 + i, localIsn: 0x3000_0000 + i, timeUnixNs: BASE_TIME_NS + BigInt(i) }));
@@ -98,7 +107,7 @@ describe('LogsEncoder', () => {
 });
 
 describe('SpansEncoder', () => {
-  it("writes the SDK's bytes for client and server spans, errors, tracer_stopped, per-process resources", async () => {
+  it("writes the SDK's bytes for client and server spans, errors, tracer_stopped, health, per-process resources", async () => {
     const host = await settled(detectHost());
     const psql = resourceFromAttributes({ 'service.name': 'psql', 'process.executable.name': 'psql' }).merge(host);
     const postgres = resourceFromAttributes({ 'service.name': 'postgres', 'process.executable.name': 'postgres' }).merge(host);
@@ -119,7 +128,8 @@ describe('SpansEncoder', () => {
       const resource = event.role === 'client' ? psql : postgres;
       const ending =
         event.type === 'close'
-          ? { event, opened: event.comm === 'psql' ? undefined : tcpEvent({ comm: 'opener', pid: 1 }), end: event.end }
+          ? // the opener's handshake on the span: some with one, some without
+            { event, opened: event.comm === 'psql' ? undefined : tcpEvent({ comm: 'opener', pid: 1, handshakeNs: event.retransmits === 0 ? 0 : 25_000_000 + event.retransmits }), end: event.end }
           : { event, opened: event, end: 'tracer_stopped' as const, stoppedAtNs: event.timeUnixNs + 1000n };
       made.push({ resource, span: toConnectionSpan(ending) });
     }

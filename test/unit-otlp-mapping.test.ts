@@ -25,8 +25,8 @@ const COMMON = {
 };
 
 describe('toLogRecord', () => {
-  it('maps a connect: host is the client, server is the peer', () => {
-    const record = toLogRecord(tcpEvent(), OBSERVED);
+  it('maps a connect: host is the client, server is the peer, the handshake', () => {
+    const record = toLogRecord(tcpEvent({ handshakeNs: 40_123_456 }), OBSERVED);
     assert.equal(record.eventName, 'tcp.connect');
     assert.equal(record.severityNumber, SeverityNumber.INFO);
     assert.equal(record.severityText, 'INFO');
@@ -44,6 +44,8 @@ describe('toLogRecord', () => {
       'client.port': 41234,
       'server.address': '10.0.0.2',
       'server.port': 5432,
+      'tcptracer.connection.role': 'client',
+      'tcptracer.connection.handshake_ns': 40_123_456,
     });
   });
 
@@ -59,10 +61,12 @@ describe('toLogRecord', () => {
     assert.equal(a['network.local.address'], '10.0.0.2');
     assert.equal(a['network.peer.port'], 41234);
     assert.equal(a['tcptracer.connection.duration_ns'], undefined);
+    assert.equal(a['tcptracer.connection.role'], 'server');
+    assert.equal(a['tcptracer.connection.handshake_ns'], undefined, 'the server does not time the handshake');
   });
 
-  it('maps a close with the role the probe kept for the socket, duration and bytes', () => {
-    const close = tcpEvent({ type: 'close', durationNs: 1_500_000, bytesAcked: 321, bytesReceived: 654_321 });
+  it('maps a close with the role the probe kept for the socket, duration, bytes, RTT and retransmits', () => {
+    const close = tcpEvent({ type: 'close', durationNs: 1_500_000, bytesAcked: 321, bytesReceived: 654_321, handshakeNs: 5, rttUs: 40_321, retransmits: 3 });
     const record = toLogRecord(close, OBSERVED);
     assert.equal(record.eventName, 'tcp.close');
     assert.equal(record.body, 'close 10.0.0.1:41234 -> 10.0.0.2:5432 (psql pid 4242)');
@@ -77,14 +81,31 @@ describe('toLogRecord', () => {
       'client.port': 41234,
       'server.address': '10.0.0.2',
       'server.port': 5432,
+      'tcptracer.connection.role': 'client',
       'tcptracer.connection.duration_ns': 1_500_000,
       'tcptracer.connection.bytes_acked': 321,
       'tcptracer.connection.bytes_received': 654_321,
+      'tcptracer.connection.rtt_us': 40_321,
+      'tcptracer.connection.retransmits': 3,
     });
     const asServer = toLogRecord({ ...close, role: 'server' }, OBSERVED);
     const s = asServer.attributes ?? {};
+    assert.equal(s['tcptracer.connection.role'], 'server');
     assert.deepEqual([s['server.address'], s['server.port'], s['client.address'], s['client.port']], ['10.0.0.1', 41234, '10.0.0.2', 5432]);
     assert.equal(asServer.body, 'close 10.0.0.1:41234 <- 10.0.0.2:5432 (psql pid 4242)');
+  });
+
+  it('leaves out what was not measured: a connect without a handshake, a close without an RTT sample; 0 retransmits is a count', () => {
+    const connect = toLogRecord(tcpEvent({ handshakeNs: 0 }), OBSERVED).attributes ?? {};
+    assert.equal(connect['tcptracer.connection.handshake_ns'], undefined);
+    const close = toLogRecord(tcpEvent({ type: 'close', end: 'reset', rttUs: 0, retransmits: 0 }), OBSERVED).attributes ?? {};
+    assert.equal(close['tcptracer.connection.rtt_us'], undefined);
+    assert.equal(close['tcptracer.connection.retransmits'], 0);
+    // health values on events that do not carry them are not exported
+    for (const type of ['accept', 'failed'] as const) {
+      const a = toLogRecord(tcpEvent({ type, handshakeNs: 1, rttUs: 2, retransmits: 3 }), OBSERVED).attributes ?? {};
+      assert.deepEqual([a['tcptracer.connection.handshake_ns'], a['tcptracer.connection.rtt_us'], a['tcptracer.connection.retransmits']], [undefined, undefined, undefined], type);
+    }
   });
 
   it('maps IPv6: network.type ipv6, bare addresses in attributes, brackets in the body', () => {
@@ -116,6 +137,7 @@ describe('toLogRecord for a failed connect', () => {
       'client.port': 41234,
       'server.address': '10.0.0.2',
       'server.port': 5432,
+      'tcptracer.connection.role': 'client',
       'error.type': 'connection_refused',
     });
   });

@@ -82,6 +82,42 @@ describe('toConnectionSpan', () => {
   });
 });
 
+describe('toConnectionSpan: connection health', () => {
+  const measured = { ...connect, handshakeNs: 41_000_000 };
+  const health = { ...close, rttUs: 40_321, retransmits: 3 };
+
+  it("puts the role, the close's RTT and retransmits and the connect's handshake on a client span", () => {
+    const span = toConnectionSpan({ event: health, opened: measured, end: 'fin' });
+    const a = spanOptions(span).attributes;
+    assert.deepEqual(
+      [a['tcptracer.connection.role'], a['tcptracer.connection.handshake_ns'], a['tcptracer.connection.rtt_us'], a['tcptracer.connection.retransmits']],
+      ['client', 41_000_000, 40_321, 3],
+    );
+    assert.deepEqual(span.spanAttributes, { 'tcptracer.connection.handshake_ns': 41_000_000, 'tcptracer.connection.end': 'fin' });
+    // without an ending the probe named, the handshake alone
+    assert.deepEqual(toConnectionSpan({ event: health, opened: measured, end: undefined }).spanAttributes, { 'tcptracer.connection.handshake_ns': 41_000_000 });
+  });
+
+  it('has no handshake where the connect was not seen, nor on a server span; no RTT without a sample', () => {
+    const unseen = spanOptions(toConnectionSpan({ event: { ...health, rttUs: 0 }, opened: undefined, end: 'fin' })).attributes;
+    assert.deepEqual([unseen['tcptracer.connection.handshake_ns'], unseen['tcptracer.connection.rtt_us'], unseen['tcptracer.connection.retransmits']], [undefined, undefined, 3]);
+    const server = spanOptions(toConnectionSpan({ event: { ...serverClose, rttUs: 7, retransmits: 0 }, opened: { ...accept, handshakeNs: 5 }, end: 'reset' })).attributes;
+    assert.deepEqual(
+      [server['tcptracer.connection.role'], server['tcptracer.connection.handshake_ns'], server['tcptracer.connection.rtt_us'], server['tcptracer.connection.retransmits']],
+      ['server', undefined, 7, 0],
+    );
+  });
+
+  it('keeps the handshake of a connection still open at shutdown; it has no RTT or retransmits (no close)', () => {
+    const span = toConnectionSpan({ event: measured, opened: measured, end: 'tracer_stopped', stoppedAtNs: BASE_TIME_NS + 1n });
+    const a = spanOptions(span).attributes;
+    assert.deepEqual(
+      [a['tcptracer.connection.role'], a['tcptracer.connection.handshake_ns'], a['tcptracer.connection.rtt_us'], a['tcptracer.connection.retransmits']],
+      ['client', 41_000_000, undefined, undefined],
+    );
+  });
+});
+
 describe('connectionStatus', () => {
   it('is ERROR only for a reset, with a description', () => {
     assert.deepEqual(connectionStatus('fin', 0), { code: SpanStatusCode.UNSET });

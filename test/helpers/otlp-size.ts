@@ -43,7 +43,7 @@ export function widestEvents(): TcpEvent[] {
     podUid: '01234567-89ab-cdef-0123-456789abcdef',
   };
   return [
-    tcpEvent({ ...base, type: 'connect', role: 'client' }),
+    tcpEvent({ ...base, type: 'connect', role: 'client', handshakeNs: 2 ** 53 - 1 }),
     tcpEvent({ ...base, type: 'accept', role: 'server' }),
     tcpEvent({
       ...base,
@@ -52,6 +52,8 @@ export function widestEvents(): TcpEvent[] {
       durationNs: 2 ** 53 - 1,
       bytesAcked: 2 ** 53 - 1,
       bytesReceived: 2 ** 53 - 1,
+      rttUs: 2 ** 32 - 1,
+      retransmits: 2 ** 32 - 1,
       errno: 104,
       end: 'reset',
     }),
@@ -149,13 +151,18 @@ function traceRequestBytes(event: TcpEvent, count: number, resource: Resource): 
     shutdown: () => Promise.resolve(),
   };
   const tracer = new TracerProvider({ resource, spanProcessors: [processor] }).getTracer('tcptracer-otel', '0.1.0');
-  // A SERVER span: a child of the remote CLIENT span, with an ERROR status (reset), the widest case.
+  // A SERVER span: a child of the remote CLIENT span, with an ERROR status (reset), and the
+  // handshake a CLIENT span has (no span has both: an upper bound of either).
   const parent = trace.setSpanContext(ROOT_CONTEXT, { traceId: 'f'.repeat(32), spanId: 'e'.repeat(16), traceFlags: TraceFlags.SAMPLED, isRemote: true });
   const server = formatEndpoint(event.ip, event.saddr, event.sport);
   for (let i = 0; i < count; i++) {
     const span = tracer.startSpan(
       `accept ${server}`,
-      { kind: SpanKind.SERVER, startTime: [1_735_689_600, 0], attributes: { ...eventAttributes(event), 'tcptracer.connection.end': 'reset' } },
+      {
+        kind: SpanKind.SERVER,
+        startTime: [1_735_689_600, 0],
+        attributes: { ...eventAttributes(event), 'tcptracer.connection.handshake_ns': 2 ** 53 - 1, 'tcptracer.connection.end': 'reset' },
+      },
       parent,
     );
     span.setStatus({ code: SpanStatusCode.ERROR, message: 'connection reset (ECONNRESET)' });

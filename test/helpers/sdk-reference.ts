@@ -36,6 +36,10 @@ import {
   ATTR_TCPTRACER_CONNECTION_BYTES_ACKED,
   ATTR_TCPTRACER_CONNECTION_BYTES_RECEIVED,
   ATTR_TCPTRACER_CONNECTION_DURATION_NS,
+  ATTR_TCPTRACER_CONNECTION_HANDSHAKE_NS,
+  ATTR_TCPTRACER_CONNECTION_RETRANSMITS,
+  ATTR_TCPTRACER_CONNECTION_ROLE,
+  ATTR_TCPTRACER_CONNECTION_RTT_US,
   ATTR_TCPTRACER_NETNS_INODE,
   ATTR_THREAD_ID,
 } from '../../src/semconv.ts';
@@ -61,7 +65,8 @@ export function nsToHrTime(ns: bigint): HrTime {
  * in a fast (non-dictionary) layout that the SDK copies quickly. Adding them
  * one by one would turn a close record's 20 into a dictionary. container.id
  * and k8s.pod.uid are undefined for host processes: the SDK drops undefined
- * values silently, so one shape serves both.
+ * values silently, so one shape serves both (and the health attributes left
+ * out when not measured).
  */
 export function eventAttributes(event: TcpEvent, task: EventTask = event): Attributes {
   const client = event.role === 'client';
@@ -87,6 +92,7 @@ export function eventAttributes(event: TcpEvent, task: EventTask = event): Attri
       [ATTR_CLIENT_PORT]: event.sport,
       [ATTR_SERVER_ADDRESS]: event.daddr,
       [ATTR_SERVER_PORT]: event.dport,
+      [ATTR_TCPTRACER_CONNECTION_ROLE]: 'client',
       [ATTR_ERROR_TYPE]: errorType(event.errno),
     };
   }
@@ -111,6 +117,9 @@ export function eventAttributes(event: TcpEvent, task: EventTask = event): Attri
       [ATTR_CLIENT_PORT]: client ? event.sport : event.dport,
       [ATTR_SERVER_ADDRESS]: client ? event.daddr : event.saddr,
       [ATTR_SERVER_PORT]: client ? event.dport : event.sport,
+      [ATTR_TCPTRACER_CONNECTION_ROLE]: event.role,
+      // measured on every connect the probe emits: 0 is none
+      [ATTR_TCPTRACER_CONNECTION_HANDSHAKE_NS]: event.type === 'connect' && event.handshakeNs !== 0 ? event.handshakeNs : undefined,
     };
   }
   return {
@@ -133,9 +142,13 @@ export function eventAttributes(event: TcpEvent, task: EventTask = event): Attri
     [ATTR_CLIENT_PORT]: client ? event.sport : event.dport,
     [ATTR_SERVER_ADDRESS]: client ? event.daddr : event.saddr,
     [ATTR_SERVER_PORT]: client ? event.dport : event.sport,
+    [ATTR_TCPTRACER_CONNECTION_ROLE]: event.role,
     [ATTR_TCPTRACER_CONNECTION_DURATION_NS]: event.durationNs,
     [ATTR_TCPTRACER_CONNECTION_BYTES_ACKED]: event.bytesAcked,
     [ATTR_TCPTRACER_CONNECTION_BYTES_RECEIVED]: event.bytesReceived,
+    // no RTT sample: srtt is 0 until the first one
+    [ATTR_TCPTRACER_CONNECTION_RTT_US]: event.rttUs !== 0 ? event.rttUs : undefined,
+    [ATTR_TCPTRACER_CONNECTION_RETRANSMITS]: event.retransmits,
   };
 }
 

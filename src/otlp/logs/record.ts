@@ -19,8 +19,16 @@
  * | process.pid, process.executable.name, process.user.id (effective), process.real_user.id, thread.id | yes | yes | yes | yes |
  * | tcptracer.netns.inode, tcptracer.cgroup.id | yes    | yes    | yes   | yes    |
  * | container.id, k8s.pod.uid (when known: src/identity/) | yes | yes | yes | yes |
+ * | tcptracer.connection.role (`client` / `server`) | yes | yes  | yes   | yes (`client`) |
+ * | tcptracer.connection.handshake_ns         | yes (1) | no     | no    | no     |
  * | tcptracer.connection.{duration_ns,bytes_acked,bytes_received} | no | no | yes | no |
+ * | tcptracer.connection.rtt_us               | no      | no     | yes (2) | no   |
+ * | tcptracer.connection.retransmits          | no      | no     | yes   | no     |
  * | error.type (see {@link errorType})        | no      | no     | no    | yes    |
+ *
+ * (1) Left out when 0: the probe measures every connect it emits (from
+ * SYN_SENT), so 0 is no measurement. (2) Left out when 0: the kernel had no
+ * RTT sample (its smoothed RTT is at least 1 µs once it has one).
  *
  * A connect/accept/close record carries its connection's trace id and this
  * side's span id in its context (src/otlp/traces/ids.ts: derived from the
@@ -63,6 +71,10 @@ import {
   ATTR_TCPTRACER_CONNECTION_BYTES_ACKED,
   ATTR_TCPTRACER_CONNECTION_BYTES_RECEIVED,
   ATTR_TCPTRACER_CONNECTION_DURATION_NS,
+  ATTR_TCPTRACER_CONNECTION_HANDSHAKE_NS,
+  ATTR_TCPTRACER_CONNECTION_RETRANSMITS,
+  ATTR_TCPTRACER_CONNECTION_ROLE,
+  ATTR_TCPTRACER_CONNECTION_RTT_US,
   ATTR_TCPTRACER_NETNS_INODE,
   ATTR_THREAD_ID,
   EVENT_TCP_ACCEPT,
@@ -157,6 +169,8 @@ function constant(key: string, value: string): Buffer {
 const TRANSPORT_TCP = constant(ATTR_NETWORK_TRANSPORT, NETWORK_TRANSPORT_VALUE_TCP);
 const TYPE_IPV4 = constant(ATTR_NETWORK_TYPE, NETWORK_TYPE_VALUE_IPV4);
 const TYPE_IPV6 = constant(ATTR_NETWORK_TYPE, NETWORK_TYPE_VALUE_IPV6);
+const ROLE_CLIENT = constant(ATTR_TCPTRACER_CONNECTION_ROLE, 'client');
+const ROLE_SERVER = constant(ATTR_TCPTRACER_CONNECTION_ROLE, 'server');
 const LOCAL_ADDRESS = keyPrefix(ATTR_NETWORK_LOCAL_ADDRESS);
 const LOCAL_PORT = keyPrefix(ATTR_NETWORK_LOCAL_PORT);
 const PEER_ADDRESS = keyPrefix(ATTR_NETWORK_PEER_ADDRESS);
@@ -177,6 +191,9 @@ const SERVER_PORT = keyPrefix(ATTR_SERVER_PORT);
 const DURATION_NS = keyPrefix(ATTR_TCPTRACER_CONNECTION_DURATION_NS);
 const BYTES_ACKED = keyPrefix(ATTR_TCPTRACER_CONNECTION_BYTES_ACKED);
 const BYTES_RECEIVED = keyPrefix(ATTR_TCPTRACER_CONNECTION_BYTES_RECEIVED);
+const HANDSHAKE_NS = keyPrefix(ATTR_TCPTRACER_CONNECTION_HANDSHAKE_NS);
+const RTT_US = keyPrefix(ATTR_TCPTRACER_CONNECTION_RTT_US);
+const RETRANSMITS = keyPrefix(ATTR_TCPTRACER_CONNECTION_RETRANSMITS);
 const ERROR_TYPE = keyPrefix(ATTR_ERROR_TYPE);
 
 /** The generic KeyValue writer, for values the fast paths below do not take. */
@@ -277,12 +294,18 @@ export function writeEventAttributes(w: ProtoWriter, field: number, event: TcpEv
   int(w, field, CLIENT_PORT, client ? event.sport : event.dport);
   str(w, field, SERVER_ADDRESS, client ? event.daddr : event.saddr);
   int(w, field, SERVER_PORT, client ? event.dport : event.sport);
+  w.tag(field, LEN);
+  w.raw(client ? ROLE_CLIENT : ROLE_SERVER);
   if (event.type === 'failed') {
     str(w, field, ERROR_TYPE, errorType(event.errno));
   } else if (event.type === 'close') {
     int(w, field, DURATION_NS, event.durationNs);
     int(w, field, BYTES_ACKED, event.bytesAcked);
     int(w, field, BYTES_RECEIVED, event.bytesReceived);
+    if (event.rttUs !== 0) int(w, field, RTT_US, event.rttUs);
+    int(w, field, RETRANSMITS, event.retransmits);
+  } else if (event.type === 'connect' && event.handshakeNs !== 0) {
+    int(w, field, HANDSHAKE_NS, event.handshakeNs);
   }
 }
 

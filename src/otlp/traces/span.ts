@@ -9,7 +9,7 @@
  * | start      | establishment: the close's kernel time minus its duration (still open at shutdown: the connect/accept event's time) |
  * | end        | the close's kernel time (still open at shutdown: the shutdown time) |
  * | ids        | derived from the connection (src/otlp/traces/ids.ts); the SERVER span's parent is the CLIENT span |
- * | attributes | the log records' (network.*, client.*, server.*, process.*, thread.id, tcptracer.*), duration and bytes, `tcptracer.connection.end` |
+ * | attributes | the log records' (network.*, client.*, server.*, process.*, thread.id, tcptracer.*: role, duration, bytes, rtt_us, retransmits), the connect's `tcptracer.connection.handshake_ns` (client), `tcptracer.connection.end` |
  * | status     | ERROR when the connection was reset or aborted (`connection reset (ECONNRESET)`), UNSET otherwise |
  *
  * process.* and thread.id name the task that connected or accepted when the
@@ -18,7 +18,7 @@
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { Attributes, SpanStatus } from '@opentelemetry/api';
 import { errnoName } from '../../errno.ts';
-import { ATTR_TCPTRACER_CONNECTION_DURATION_NS, ATTR_TCPTRACER_CONNECTION_END } from '../../semconv.ts';
+import { ATTR_TCPTRACER_CONNECTION_DURATION_NS, ATTR_TCPTRACER_CONNECTION_END, ATTR_TCPTRACER_CONNECTION_HANDSHAKE_NS } from '../../semconv.ts';
 import type { ConnectionEnd, TcpEvent } from '../../types.ts';
 import { connectionIds } from './ids.ts';
 import type { ConnectionIds } from './ids.ts';
@@ -50,7 +50,11 @@ export interface ConnectionSpan {
   readonly event: TcpEvent;
   /** The task its process.* / thread.id attributes name: the one that opened the connection when seen, else the closing one. */
   readonly task: EventTask;
-  /** The span's own, after those: tcptracer.connection.end (and the duration, for tracer_stopped). */
+  /**
+   * The span's own, after those: tcptracer.connection.end (and the duration, for
+   * tracer_stopped), and for a close whose connect the tracer saw, its handshake
+   * (a tracer_stopped span is made of the connect: its record's attributes have it).
+   */
   readonly spanAttributes: Attributes;
   readonly status: SpanStatus;
   /** Undefined when the events carry no ISNs: the SDK then picks random ids. */
@@ -85,7 +89,12 @@ export function toConnectionSpan(ending: ConnectionEnding): ConnectionSpan {
   } else {
     endNs = event.timeUnixNs;
     startNs = endNs - BigInt(event.durationNs);
-    spanAttributes = end === undefined ? NO_ATTRIBUTES : { [ATTR_TCPTRACER_CONNECTION_END]: end };
+    const handshakeNs = opened?.type === 'connect' ? opened.handshakeNs : 0;
+    if (handshakeNs !== 0) {
+      spanAttributes = end === undefined ? { [ATTR_TCPTRACER_CONNECTION_HANDSHAKE_NS]: handshakeNs } : { [ATTR_TCPTRACER_CONNECTION_HANDSHAKE_NS]: handshakeNs, [ATTR_TCPTRACER_CONNECTION_END]: end };
+    } else {
+      spanAttributes = end === undefined ? NO_ATTRIBUTES : { [ATTR_TCPTRACER_CONNECTION_END]: end };
+    }
   }
   return {
     name: `${client ? 'connect' : 'accept'} ${server}`,
