@@ -123,8 +123,9 @@ export class NetNs {
   /**
    * A veth link from this namespace to `other`, both ends up, with these
    * addresses (CIDR, IPv4 or IPv6): two "hosts" that reach each other.
+   * Returns the device names: this namespace's end, then the other's.
    */
-  link(other: NetNs, here: string, there: string): void {
+  link(other: NetNs, here: string, there: string): [string, string] {
     const [a, b] = [`tt-${randomBytes(3).toString('hex')}`, `tt-${randomBytes(3).toString('hex')}`];
     sh('ip', ['-n', this.name, 'link', 'add', a, 'type', 'veth', 'peer', 'name', b, 'netns', other.name]);
     for (const [ns, dev, cidr] of [[this.name, a, here], [other.name, b, there]] as const) {
@@ -133,6 +134,7 @@ export class NetNs {
       sh('ip', ['-n', ns, 'addr', 'add', cidr, 'dev', dev, ...(cidr.includes(':') ? ['nodad'] : [])]);
       sh('ip', ['-n', ns, 'link', 'set', dev, 'up']);
     }
+    return [a, b];
   }
 }
 
@@ -191,6 +193,12 @@ export interface JsonEvent {
   duration_ns?: number;
   bytes_acked?: number;
   bytes_received?: number;
+  /** connect: SYN_SENT -> ESTABLISHED */
+  handshake_ns?: number;
+  /** close: the smoothed RTT (absent: no sample) */
+  rtt_us?: number;
+  /** close: segments retransmitted */
+  retransmits?: number;
   /** close: fin | reset | destroyed */
   end?: string;
   /** failed, and close with an error: the errno's name (null: failed with no error recorded) */
