@@ -33,6 +33,10 @@ main() {
   ln -sfn /proc/self/fd /dev/fd
   ip link set lo up
   hostname tt-vm
+  # netem for test/kernel-health.test.ts (delay and loss on a veth): a module in Debian's
+  # kernels, loaded by the host's modprobe (kmod, run.sh) from the package's modules bound
+  # above; where it fails, that test says why (and fails under CI=true)
+  modprobe sch_netem || echo "tt-vm: modprobe sch_netem failed"
   # a process killed by SIGSEGV, SIGILL, SIGABRT...: the kernel logs the signal and registers
   echo 1 >/proc/sys/kernel/print-fatal-signals
 
