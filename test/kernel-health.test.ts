@@ -93,6 +93,11 @@ async function eventsOf(t: TracerRun, pid: number, count: number): Promise<JsonE
   }
 }
 
+/** What was measured, for the test's log. */
+function measured(s: Seen): string {
+  return `handshake_ns ${s.c.handshake_ns}; client rtt_us ${s.xc.rtt_us} retransmits ${s.xc.retransmits}; server rtt_us ${s.xs.rtt_us} retransmits ${s.xs.retransmits}`;
+}
+
 /** Waits (bounded) until `done()`. */
 async function until(done: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + 60_000;
@@ -184,9 +189,10 @@ describe('kernel: connection health (handshake, RTT, retransmits)', suite, () =>
   }
 
   for (const ip of [4, 6] as const) {
-    test(`IPv${ip}: unimpaired: a handshake on the C, an RTT and no retransmits on each X; the same through OTLP`, async () => {
+    test(`IPv${ip}: unimpaired: a handshake on the C, an RTT and no retransmits on each X; the same through OTLP`, async (t) => {
       impair(ip, undefined, undefined);
       const s = await connection(ip, 7600 + ip, [`tt-hs-srv${ip}`, `tt-hs-cli${ip}`]);
+      t.diagnostic(measured(s));
       assertPlacement(s);
       assert.ok(s.c.handshake_ns! > 0 && s.c.handshake_ns! < SLACK_NS, `handshake_ns ${s.c.handshake_ns}`);
       for (const x of [s.xc, s.xs]) {
@@ -211,10 +217,11 @@ describe('kernel: connection health (handshake, RTT, retransmits)', suite, () =>
       );
     });
 
-    test(`IPv${ip}: netem delay ${DELAY_MS} ms each way: handshake and RTT of at least ${2 * DELAY_MS} ms`, netem, async () => {
+    test(`IPv${ip}: netem delay ${DELAY_MS} ms each way: handshake and RTT of at least ${2 * DELAY_MS} ms`, netem, async (t) => {
       impair(ip, ['delay', `${DELAY_MS}ms`], ['delay', `${DELAY_MS}ms`]);
       try {
         const s = await connection(ip, 7610 + ip, [`tt-dl-srv${ip}`, `tt-dl-cli${ip}`]);
+        t.diagnostic(measured(s));
         assertPlacement(s);
         const rtt = 2 * DELAY_MS;
         // SYN out through A's netem, SYN-ACK back through B's
@@ -229,13 +236,14 @@ describe('kernel: connection health (handshake, RTT, retransmits)', suite, () =>
       }
     });
 
-    test(`IPv${ip}: netem loss ${LOSS} of the client's segments: retransmits on its X`, netem, async () => {
+    test(`IPv${ip}: netem loss ${LOSS} of the client's segments: retransmits on its X`, netem, async (t) => {
       // one segment per packet, so that netem drops segments, not whole GSO trains
       const [devA] = devs.get(ip)!;
       sh('ip', ['-n', hostA.name, 'link', 'set', 'dev', devA, 'gso_max_segs', '1']);
       impair(ip, ['loss', LOSS], undefined);
       try {
         const s = await connection(ip, 7620 + ip, [`tt-ls-srv${ip}`, `tt-ls-cli${ip}`], TRANSFER_BYTES);
+        t.diagnostic(measured(s));
         assertPlacement(s);
         // all of it came back before the client closed: every retransmission was before its X
         assert.ok(s.xc.retransmits! > 0, `client retransmits ${s.xc.retransmits} of ${TRANSFER_BYTES} bytes at ${LOSS} loss`);
