@@ -92,6 +92,26 @@ describe('LogsEncoder', () => {
     assertSameBytes(ours, ProtobufLogsSerializer.serializeRequest(records));
   });
 
+  it('writes the same bytes again once its first buffer grew (records larger than it reserved)', async () => {
+    const resource = await settled(tracerResource(resolveOtlpConfig({}, {}), SCOPE.version, detectHost()));
+    const records: ReadableLogRecord[] = [];
+    const capture: LogRecordProcessor = { onEmit: (r) => records.push(r), forceFlush: () => Promise.resolve(), shutdown: () => Promise.resolve() };
+    const logger = new LoggerProvider({ resource, processors: [capture] }).getLogger(SCOPE.name, SCOPE.version);
+    const v6 = { ip: 6 as const, saddr: 'fd12:3456:789a:bcde:f012:3456:789a:bcde', daddr: 'fd98:7654:3210:fedc:ba98:7654:3210:fedc', containerId: CONTAINER, podUid: POD };
+    const big = Array.from({ length: 512 }, (_, i) =>
+      i % 2 === 0
+        ? tcpEvent({ ...v6, sport: 40_000 + i, handshakeNs: 40_000_000 + i })
+        : tcpEvent({ ...v6, type: 'close', sport: 40_000 + i, end: 'fin', durationNs: 2 ** 40, bytesAcked: 2 ** 40, bytesReceived: 2 ** 40, rttUs: 40_321, retransmits: i }),
+    );
+    for (const event of big) logger.emit(toLogRecord(event, nsToHrTime(OBSERVED_NS), logContext(event)));
+    const encoder = new LogsEncoder(SCOPE);
+    const items = big.map((event) => ({ resource, event, observedNs: OBSERVED_NS }));
+    const first = Buffer.from(encoder.encode(items));
+    assert.ok(first.length > items.length * 720 + 4096, `${first.length} bytes: more than the first buffer held`);
+    assertSameBytes(first, ProtobufLogsSerializer.serializeRequest(records));
+    assertSameBytes(encoder.encode(items), first);
+  });
+
   it('groups records by resource in order of first appearance, with schema URLs', () => {
     const a = resourceFromAttributes({ 'service.name': 'a', n: 1, ok: true, ratio: 0.5, list: ['x', 'y'] }, { schemaUrl: 'https://opentelemetry.io/schemas/1.30.0' });
     const b = resourceFromAttributes({ 'service.name': 'b' });

