@@ -53,8 +53,8 @@ function assertBalanced(stats: OtlpSignalStats): void {
 
 /** The totals of `stats` (what the CLI's drop line reports). */
 function totals(stats: OtlpSinkStats): OtlpSignalStats {
-  const { emitted, exported, droppedQueueFull, droppedExportFailed, droppedRejected, pending, retries, lastError } = stats;
-  return { emitted, exported, droppedQueueFull, droppedExportFailed, droppedRejected, pending, retries, lastError };
+  const { emitted, exported, droppedQueueFull, droppedExportFailed, droppedRejected, pending, retries, lastError, sampledOut } = stats;
+  return { emitted, exported, droppedQueueFull, droppedExportFailed, droppedRejected, pending, retries, lastError, sampledOut };
 }
 
 async function waitFor(condition: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {

@@ -18,6 +18,7 @@ const clean: OtlpSinkStats = {
   openConnections: 0,
   openOverflow: 0,
   resourceOverflow: 0,
+  sampledOut: 0,
 };
 
 describe('formatDropReport', () => {
