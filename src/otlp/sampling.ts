@@ -138,23 +138,28 @@ export class ConnectionSampler {
   /** False when every connection is kept and no trace state is written (the default, always_on). */
   readonly active: boolean;
   private readonly traceState: string | undefined;
-  /** The rejection threshold as 7 big-endian bytes, compared with the trace id's last 7; undefined: nothing is kept by ratio. */
-  private readonly threshold: Buffer | undefined;
+  /** False when nothing is kept by the ratio (always_off, a ratio under 2^-56). */
+  private readonly byRatio: boolean = false;
+  /** The 56-bit rejection threshold, as its high 48 bits and its low 8 (a JS number holds 53 bits exactly). */
+  private readonly thresholdHigh: number = 0;
+  private readonly thresholdLow: number = 0;
 
   constructor(cfg: SamplingConfig) {
     this.active = !(cfg.sampler === 'always_on' || cfg.sampler === 'parentbased_always_on');
     if (!this.active || cfg.ratio < MIN_RATIO) return;
     const th = ratioToTh(cfg.ratio);
     this.traceState = `ot=th:${th}`;
-    const bytes = Buffer.alloc(8);
-    bytes.writeBigUInt64BE(thToThreshold(th));
-    this.threshold = bytes.subarray(1);
+    const threshold = thToThreshold(th);
+    this.byRatio = true;
+    this.thresholdHigh = Number(threshold >> 8n);
+    this.thresholdLow = Number(threshold & 0xffn);
   }
 
   /** Whether a connection whose trace id is `bytes[offset..offset+16)` is kept by the ratio: its low 56 bits >= the threshold. */
   keepsTraceId(bytes: Buffer, offset = 0): boolean {
-    if (this.threshold === undefined) return false;
-    return bytes.compare(this.threshold, 0, 7, offset + 9, offset + 16) >= 0;
+    if (!this.byRatio) return false;
+    const high = bytes.readUIntBE(offset + 9, 6);
+    return high > this.thresholdHigh || (high === this.thresholdHigh && (bytes[offset + 15] ?? 0) >= this.thresholdLow);
   }
 
   /**
