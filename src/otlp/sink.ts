@@ -197,7 +197,8 @@ export class OtlpSink {
     if (this.logs !== undefined && this.logQueue !== undefined) {
       this.logs.sampledOut += events.length - count;
       this.logs.offer(count, accepted);
-      if (accepted > 0) this.logQueue.push(accepted < count ? kept.slice(0, accepted) : kept.slice(), observedAt);
+      // the queue keeps the array: a copy unless the sampler already made one
+      if (accepted > 0) this.logQueue.push(accepted < count ? kept.slice(0, accepted) : kept === events ? kept.slice() : kept, observedAt);
     }
     this.follow(events);
     if (accepted > 0) this.logs?.processor.offered();
