@@ -9,7 +9,7 @@ import { encodeLines, formatLostLine, jsonLine, MAX_JSON_LINE_BYTES, MAX_TABLE_L
 import { DEFAULT_OTLP_RINGBUF_BYTES, DEFAULT_RINGBUF_BYTES } from './defaults.ts';
 import { HELP, parseCli, type CliOptions } from './options.ts';
 import { describeOtlpConfig, resolveOtlpConfig } from './otlp/config.ts';
-import { formatDropReport, startDropReporter, startExportFailureReporter } from './otlp/report.ts';
+import { formatDropReport, formatSampledReport, startDropReporter, startExportFailureReporter } from './otlp/report.ts';
 import { checkTlsFiles } from './otlp/export/tls-files.ts';
 import type { OtlpSink } from './otlp/sink.ts';
 import { checkCgroupRoot, IdentityResolver } from './identity/resolver.ts';
@@ -32,7 +32,7 @@ const SHUTDOWN_GRACE_MS = 2000;
 async function run(opts: CliOptions): Promise<void> {
   // OTLP settings first: a bad OTEL_* value is a usage error before anything loads
   const otlp = opts.otlp
-    ? resolveOtlpConfig({ endpoint: opts.otlpEndpoint, queueSize: opts.otlpQueueSize, signals: opts.otlpSignals })
+    ? resolveOtlpConfig({ endpoint: opts.otlpEndpoint, queueSize: opts.otlpQueueSize, signals: opts.otlpSignals, sample: opts.sample })
     : undefined;
   // TLS files that would fail every export, or throw inside gRPC: one line now
   if (otlp) checkTlsFiles(otlp);
@@ -151,6 +151,8 @@ async function run(opts: CliOptions): Promise<void> {
     if (undelivered) process.stderr.write(`tcptracer: otlp: ${undelivered} records could not be delivered before the shutdown deadline\n`);
     const report = formatDropReport(sink.stats());
     if (report) process.stderr.write(`tcptracer: ${report}\n`);
+    const sampled = formatSampledReport(sink.stats());
+    if (sampled) process.stderr.write(`tcptracer: ${sampled}\n`);
   }
   if (failure instanceof EnvironmentError && unwritten) throw new EnvironmentError(`${failure.message} (${unwritten} events not written)`);
   if (failure) throw failure;

@@ -19,6 +19,8 @@ export interface CliOptions extends Pick<TracerOptions, 'pid' | 'uid' | 'netns' 
   otlpQueueSize?: number;
   /** --otlp-signals (validated by the OTLP config, with TCPTRACER_OTLP_SIGNALS). */
   otlpSignals?: string;
+  /** --sample RATIO (validated by the OTLP config, over OTEL_TRACES_SAMPLER): src/otlp/sampling.ts. */
+  sample?: string;
   /**
    * --ringbuf-size or TCPTRACER_RINGBUF_BYTES: kernel ring buffer size, a power
    * of two >= 4096. Default 8 MiB, or 64 MiB with --otlp (src/defaults.ts) (there it is the export queue).
@@ -45,7 +47,8 @@ export const USAGE =
   'usage: tcptracer [-h] [-t] [-p PID] [-u UID] [-N NETNS] [--cgroupmap CGROUPMAP]\n' +
   '                 [--mntnsmap MNTNSMAP] [-4 | -6] [-v] [--json] [--failed]\n' +
   '                 [--otlp] [-q] [--otlp-endpoint URL] [--otlp-queue-size N]\n' +
-  '                 [--otlp-signals LIST] [--ringbuf-size BYTES] [--trace-self]\n' +
+  '                 [--otlp-signals LIST] [--sample RATIO] [--ringbuf-size BYTES]\n' +
+  '                 [--trace-self]\n' +
   '                 [--user NAME] [--no-identity] [--version]';
 
 export const HELP = `${USAGE}
@@ -76,6 +79,10 @@ options:
   --otlp-queue-size N   records held in memory for export (default 4096); the
                         kernel ring buffer queues the rest
   --otlp-signals LIST   logs,traces (default), logs or traces
+  --sample RATIO        export the records and spans of this share of the
+                        connections (0 to 1), the same ones on every host;
+                        failed and reset connections always (over
+                        OTEL_TRACES_SAMPLER; default all)
   --ringbuf-size BYTES  kernel ring buffer, a power of two: 8M, 64M... (default
                         8M, 64M with --otlp; locked kernel memory)
   --trace-self          also trace this tracer's own connections
@@ -149,6 +156,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
         'otlp-endpoint': { type: 'string' },
         'otlp-queue-size': { type: 'string' },
         'otlp-signals': { type: 'string' },
+        sample: { type: 'string' },
         'ringbuf-size': { type: 'string' },
         failed: { type: 'boolean' },
         'trace-self': { type: 'boolean' },
@@ -167,6 +175,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
   if (!values.otlp && (values['otlp-endpoint'] !== undefined || values['otlp-queue-size'] !== undefined || values['otlp-signals'] !== undefined)) {
     throw new UsageError('--otlp-endpoint, --otlp-queue-size and --otlp-signals need --otlp');
   }
+  if (!values.otlp && values.sample !== undefined) throw new UsageError('--sample needs --otlp');
   for (const flag of ['cgroupmap', 'mntnsmap'] as const) {
     if (values[flag] === '') throw new UsageError(`argument --${flag}: expected a path`);
   }
@@ -186,6 +195,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     otlpEndpoint: values['otlp-endpoint'],
     otlpQueueSize: uint('--otlp-queue-size', values['otlp-queue-size'], 1 << 24, 1),
     otlpSignals: values['otlp-signals'],
+    sample: values.sample,
     ringbufBytes:
       values['ringbuf-size'] !== undefined
         ? ringbufBytes('argument --ringbuf-size', values['ringbuf-size'])

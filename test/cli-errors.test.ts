@@ -15,7 +15,7 @@ function cli(args: string[], wrap: string[] = [], env: NodeJS.ProcessEnv = {}): 
 }
 
 test('usage errors: one line, exit 2, no stack trace', () => {
-  for (const args of [['--bogus'], ['-4', '-6'], ['-p', 'x'], ['--uid', '-1']]) {
+  for (const args of [['--bogus'], ['-4', '-6'], ['-p', 'x'], ['--uid', '-1'], ['--sample', '0.5']]) {
     const r = cli(args);
     assert.equal(r.code, 2, args.join(' '));
     assert.match(r.stderr, /^tcptracer: error: .+ \(see tcptracer --help\)\n$/);
@@ -37,6 +37,9 @@ test('values that cannot be used, caught before anything loads: one line, no sta
       [tls, { OTEL_EXPORTER_OTLP_CERTIFICATE: garbage }, 2, /^tcptracer: OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE \/ OTEL_EXPORTER_OTLP_CERTIFICATE: '.*' holds no PEM certificate/],
       [tls, { OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: cert, OTEL_EXPORTER_OTLP_CLIENT_KEY: garbage }, 2, /^tcptracer: OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY \/ OTEL_EXPORTER_OTLP_CLIENT_KEY: '.*' is not an unencrypted PEM private key/],
       [tls, { OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: garbage, OTEL_EXPORTER_OTLP_CLIENT_KEY: join(dir, 'key.pem') }, 2, /^tcptracer: OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE .*holds no PEM certificate/],
+      [['--otlp', '-q', '--sample', '2'], {}, 2, /^tcptracer: argument --sample: expected a ratio from 0 to 1, got '2'$/m],
+      [['--otlp', '-q'], { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: 'half' }, 2, /^tcptracer: OTEL_TRACES_SAMPLER_ARG: expected a ratio from 0 to 1, got 'half'$/m],
+      [['--otlp', '-q'], { OTEL_TRACES_SAMPLER: 'bogus' }, 2, /^tcptracer: OTEL_TRACES_SAMPLER: unknown sampler 'bogus'/],
       [['--user', '4294967295'], {}, 2, /^tcptracer: argument --user: invalid uid '4294967295'/],
       [['--user', 'a\nb'], {}, 2, /^tcptracer: argument --user: no user 'a\\nb'/],
       [[], { TCPTRACER_CGROUP_ROOT: join(dir, 'nowhere') }, 1, /^tcptracer: TCPTRACER_CGROUP_ROOT=.*nowhere: not a cgroup v2 directory/],

@@ -53,8 +53,8 @@ function assertBalanced(stats: OtlpSignalStats): void {
 
 /** The totals of `stats` (what the CLI's drop line reports). */
 function totals(stats: OtlpSinkStats): OtlpSignalStats {
-  const { emitted, exported, droppedQueueFull, droppedExportFailed, droppedRejected, pending, retries, lastError } = stats;
-  return { emitted, exported, droppedQueueFull, droppedExportFailed, droppedRejected, pending, retries, lastError };
+  const { emitted, exported, droppedQueueFull, droppedExportFailed, droppedRejected, pending, retries, lastError, sampledOut } = stats;
+  return { emitted, exported, droppedQueueFull, droppedExportFailed, droppedRejected, pending, retries, lastError, sampledOut };
 }
 
 async function waitFor(condition: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
@@ -100,7 +100,7 @@ describe('OtlpSink with a healthy collector', () => {
     assert.equal(resource['telemetry.sdk.language'], 'nodejs');
     if (existsSync('/etc/machine-id')) assert.equal(resource[ATTR_HOST_ID], readFileSync('/etc/machine-id', 'utf8').trim());
 
-    assert.deepEqual(totals(sink.stats()), { emitted: 1000, exported: 1000, droppedQueueFull: 0, droppedExportFailed: 0, droppedRejected: 0, pending: 0, retries: 0, lastError: undefined });
+    assert.deepEqual(totals(sink.stats()), { emitted: 1000, exported: 1000, droppedQueueFull: 0, droppedExportFailed: 0, droppedRejected: 0, pending: 0, retries: 0, lastError: undefined, sampledOut: 0 });
     assert.deepEqual(sink.stats().logs, totals(sink.stats()));
     assert.equal(sink.stats().traces, undefined);
     assert.equal(collector.spans.length, 0);
@@ -210,7 +210,7 @@ describe('OtlpSink queue', () => {
     // the caller may reuse its array once emit returns
     batch.length = 0;
     batch.push(...tcpEvents(30, 1001));
-    assert.deepEqual(totals(sink.stats()), { emitted: 30, exported: 0, droppedQueueFull: 0, droppedExportFailed: 0, droppedRejected: 0, pending: 30, retries: 0, lastError: undefined });
+    assert.deepEqual(totals(sink.stats()), { emitted: 30, exported: 0, droppedQueueFull: 0, droppedExportFailed: 0, droppedRejected: 0, pending: 30, retries: 0, lastError: undefined, sampledOut: 0 });
     assert.deepEqual(await sink.shutdown(5000), { undelivered: 0 });
     assert.deepEqual(pids(collector), range(1, 30));
     assert.ok(collector.records.every((r) => r.observedTimeUnixNano === 1_800_000_000_000_000_007n));

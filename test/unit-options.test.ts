@@ -16,13 +16,14 @@ test('bcc flags, short and long', () => {
   assert.deepEqual(
     { ...parseCli([], {}), help: undefined },
     { help: undefined, timestamp: false, verbose: false, json: false, pid: undefined, uid: undefined, netns: undefined,
-      family: undefined, cgroupMap: undefined, mntnsMap: undefined, otlp: false, quiet: false, otlpEndpoint: undefined, otlpQueueSize: undefined, otlpSignals: undefined, ringbufBytes: undefined,
+      family: undefined, cgroupMap: undefined, mntnsMap: undefined, otlp: false, quiet: false, otlpEndpoint: undefined, otlpQueueSize: undefined, otlpSignals: undefined, sample: undefined, ringbufBytes: undefined,
       failed: false, traceSelf: false, version: false, user: 'nobody', identity: true, identityWaitMs: undefined },
   );
   const o2 = parseCli(['--failed', '--trace-self', '--otlp', '--otlp-signals', 'logs', '--ringbuf-size', '16M', '--version']);
   assert.deepEqual([o2.failed, o2.traceSelf, o2.otlpSignals, o2.ringbufBytes, o2.version], [true, true, 'logs', 16 << 20, true]);
   assert.equal(parseCli(['--ringbuf-size', '65536']).ringbufBytes, 65536);
   assert.equal(parseCli(['--no-identity']).identity, false);
+  assert.equal(parseCli(['--otlp', '--sample', '0.25']).sample, '0.25', 'the ratio is checked by the OTLP config');
   assert.equal(parseCli([], { TCPTRACER_IDENTITY_WAIT_MS: '1500' }).identityWaitMs, 1500);
   assert.throws(() => parseCli([], { TCPTRACER_IDENTITY_WAIT_MS: 'soon' }), /TCPTRACER_IDENTITY_WAIT_MS: invalid value 'soon'/);
   assert.equal(parseCli(['--ringbuf-size', '64MiB']).ringbufBytes, 64 << 20);
@@ -49,6 +50,7 @@ test('bad input is a UsageError with a one-line message', () => {
     [['--ringbuf-size', ''], /--ringbuf-size: invalid value/],
     [['--ringbuf-size', '1024'], /--ringbuf-size: invalid value/],
     [['--user', ''], /--user: expected a value/],
+    [['--sample', '0.5'], /--sample needs --otlp/],
   ];
   for (const bad of ['1000', '4097', 'x', String(2 ** 31)]) {
     assert.throws(() => parseCli([], { TCPTRACER_RINGBUF_BYTES: bad }), /TCPTRACER_RINGBUF_BYTES: invalid value/);

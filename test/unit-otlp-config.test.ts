@@ -27,6 +27,7 @@ describe('resolveOtlpConfig', () => {
       maxExportBatchSize: 512,
       scheduledDelayMs: 1000,
       shutdownTimeoutMs: 5000,
+      sampling: { sampler: 'parentbased_always_on', ratio: 1, source: 'default' },
     });
   });
 

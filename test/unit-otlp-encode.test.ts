@@ -13,7 +13,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { Resource } from '@opentelemetry/resources';
 import { LoggerProvider } from '@opentelemetry/sdk-logs';
 import type { LogRecordProcessor, ReadableLogRecord } from '@opentelemetry/sdk-logs';
-import { AlwaysOnSampler, TracerProvider } from '@opentelemetry/sdk-trace';
+import { TracerProvider } from '@opentelemetry/sdk-trace';
 import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace';
 import { resolveOtlpConfig } from '../src/otlp/config.ts';
 import { LogsEncoder, SpansEncoder } from '../src/otlp/wire/requests.ts';
@@ -24,7 +24,7 @@ import type { ConnectionSpan } from '../src/otlp/traces/span.ts';
 import type { TcpEvent } from '../src/types.ts';
 import { logContext, nsToHrTime, toLogRecord } from './helpers/sdk-reference.ts';
 import { BASE_TIME_NS, tcpEvent } from './fixtures/tcp-events.ts';
-import { PresetIdGenerator, recordSpan } from './helpers/sdk-spans.ts';
+import { PresetIdGenerator, PresetTraceStateSampler, recordSpan } from './helpers/sdk-spans.ts';
 
 const SCOPE = { name: 'tcptracer-otel', version: '0.1.0' };
 const OBSERVED_NS = BASE_TIME_NS + 5_000_000n;
@@ -127,7 +127,7 @@ describe('LogsEncoder', () => {
 });
 
 describe('SpansEncoder', () => {
-  it("writes the SDK's bytes for client and server spans, errors, tracer_stopped, health, per-process resources", async () => {
+  it("writes the SDK's bytes for client and server spans, errors, tracer_stopped, health, per-process resources, trace states", async () => {
     const host = await settled(detectHost());
     const psql = resourceFromAttributes({ 'service.name': 'psql', 'process.executable.name': 'psql' }).merge(host);
     const postgres = resourceFromAttributes({ 'service.name': 'postgres', 'process.executable.name': 'postgres' }).merge(host);
@@ -139,11 +139,16 @@ describe('SpansEncoder', () => {
       shutdown: () => Promise.resolve(),
     };
     const ids = new PresetIdGenerator();
+    const sampler = new PresetTraceStateSampler();
     const tracers = new Map(
-      [psql, postgres].map((r) => [r, new TracerProvider({ resource: r, idGenerator: ids, sampler: new AlwaysOnSampler(), spanProcessors: [capture] }).getTracer(SCOPE.name, SCOPE.version)]),
+      [psql, postgres].map((r) => [r, new TracerProvider({ resource: r, idGenerator: ids, sampler, spanProcessors: [capture] }).getTracer(SCOPE.name, SCOPE.version)]),
     );
     const made: { resource: Resource; span: ConnectionSpan }[] = [];
-    for (const event of events()) {
+    // what src/otlp/sampling.ts writes (none, the always-kept th:0, ratios 0.5, 0.01, 1e-6), on client and server spans
+    const traceStates = [undefined, 'ot=th:0', 'ot=th:8', 'ot=th:fd70a', 'ot=th:ffffef39'];
+    const perRole = { client: 0, server: 0 };
+    const accepts = traceStates.map((_, i) => tcpEvent({ type: 'accept', role: 'server', comm: 'postgres', localIsn: 0x4000_0000 + i, peerIsn: 0x5000_0000 + i }));
+    for (const event of [...events(), ...accepts]) {
       if (event.type === 'failed') continue;
       const resource = event.role === 'client' ? psql : postgres;
       const ending =
@@ -151,14 +156,17 @@ describe('SpansEncoder', () => {
           ? // the opener's handshake on the span: some with one, some without
             { event, opened: event.comm === 'psql' ? undefined : tcpEvent({ comm: 'opener', pid: 1, handshakeNs: event.retransmits === 0 ? 0 : 25_000_000 + event.retransmits }), end: event.end }
           : { event, opened: event, end: 'tracer_stopped' as const, stoppedAtNs: event.timeUnixNs + 1000n };
-      made.push({ resource, span: toConnectionSpan(ending) });
+      const traceState = traceStates[perRole[event.role]++ % traceStates.length];
+      made.push({ resource, span: toConnectionSpan(traceState === undefined ? ending : { ...ending, traceState }) });
     }
     for (const { resource, span } of made) {
       const tracer = tracers.get(resource);
       assert.ok(tracer);
-      recordSpan(tracer, ids, span);
+      recordSpan(tracer, ids, span, sampler);
     }
     assert.equal(spans.length, made.length);
+    for (const state of traceStates.slice(1)) assert.ok(spans.some((s) => s.spanContext().traceState?.serialize() === state && s.parentSpanContext !== undefined), `${state} on a server span`);
+    for (const state of traceStates.slice(1)) assert.ok(spans.some((s) => s.spanContext().traceState?.serialize() === state && s.parentSpanContext === undefined), `${state} on a client span`);
     assertSameBytes(new SpansEncoder(SCOPE).encode(made), ProtobufTraceSerializer.serializeRequest(spans));
   });
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ExportFailure } from '../src/otlp/export/retry.ts';
-import { ExportFailureReporter, formatDropReport, formatExportFailure, startDropReporter } from '../src/otlp/report.ts';
+import { ExportFailureReporter, formatDropReport, formatExportFailure, formatSampledReport, startDropReporter } from '../src/otlp/report.ts';
 import type { OtlpSinkStats } from '../src/otlp/sink.ts';
 
 const clean: OtlpSinkStats = {
@@ -18,6 +18,7 @@ const clean: OtlpSinkStats = {
   openConnections: 0,
   openOverflow: 0,
   resourceOverflow: 0,
+  sampledOut: 0,
 };
 
 describe('formatDropReport', () => {
@@ -31,6 +32,18 @@ describe('formatDropReport', () => {
       line,
       'otlp: 1234 records dropped (queue full 1000, export failed 234); exported 146, pending 120, retries 7; last error: 14 UNAVAILABLE: No connection established',
     );
+  });
+});
+
+describe('formatSampledReport', () => {
+  it('says nothing when nothing was sampled out, else the count per exported signal, apart from the drops', () => {
+    assert.equal(formatSampledReport(clean), undefined);
+    const logs = { ...clean, sampledOut: 120 };
+    const traces = { ...clean, sampledOut: 30 };
+    const both = { ...clean, sampledOut: 150, logs, traces };
+    assert.equal(formatSampledReport(both), 'otlp: sampled out (not exported, not lost): 120 records, 30 spans');
+    assert.equal(formatDropReport(both), undefined, 'sampled out is not dropped');
+    assert.equal(formatSampledReport({ ...clean, sampledOut: 30, traces }), 'otlp: sampled out (not exported, not lost): 30 spans');
   });
 });
 

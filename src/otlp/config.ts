@@ -13,6 +13,8 @@
 import { DEFAULT_EXPORT_BATCH_SIZE, DEFAULT_OTLP_QUEUE_SIZE } from '../defaults.ts';
 import { UsageError } from '../errors.ts';
 import { visible } from '../escape.ts';
+import { describeSampling, resolveSampling } from './sampling.ts';
+import type { SamplingConfig } from './sampling.ts';
 
 export type OtlpCompression = 'gzip' | 'none';
 
@@ -98,6 +100,8 @@ export interface OtlpConfig {
   readonly scheduledDelayMs: number;
   /** Time shutdown may spend delivering what is still queued, ms. Default 5000. */
   readonly shutdownTimeoutMs: number;
+  /** Which connections are exported (`--sample`, OTEL_TRACES_SAMPLER[_ARG]): src/otlp/sampling.ts. Default: all. */
+  readonly sampling: SamplingConfig;
 }
 
 /** Values from the command line; the CLI passes what it parsed (strings are validated here). */
@@ -108,6 +112,8 @@ export interface OtlpFlags {
   readonly queueSize?: string | number | undefined;
   /** `--otlp-signals`, the raw flag text (`logs`, `traces`, `logs,traces`): overrides TCPTRACER_OTLP_SIGNALS. */
   readonly signals?: string | undefined;
+  /** `--sample`, the raw ratio text: overrides OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG. */
+  readonly sample?: string | undefined;
 }
 
 export const DEFAULT_OTLP_ENDPOINT = 'http://localhost:4317';
@@ -186,6 +192,7 @@ export function resolveOtlpConfig(flags: OtlpFlags = {}, env: Env = process.env)
     maxExportBatchSize,
     scheduledDelayMs: parseCount(first(undefined, '', 'OTEL_BLRP_SCHEDULE_DELAY'), 1000),
     shutdownTimeoutMs: parseCount(first(undefined, '', 'TCPTRACER_OTLP_SHUTDOWN_TIMEOUT'), 5000),
+    sampling: resolveSampling(flags.sample, env),
   };
 }
 
@@ -204,7 +211,8 @@ export function describeOtlpConfig(cfg: OtlpConfig): string {
   // one line whatever OTEL_SERVICE_NAME or the attribute names hold
   return visible(
     `otlp: ${signals}; queue ${cfg.maxQueueSize} per signal, batch ${cfg.maxExportBatchSize}, delay ${cfg.scheduledDelayMs} ms, ` +
-    `shutdown ${cfg.shutdownTimeoutMs} ms; service.name=${cfg.serviceName}${spans}, resource attributes ${resource}`
+    `shutdown ${cfg.shutdownTimeoutMs} ms; service.name=${cfg.serviceName}${spans}, resource attributes ${resource}; ` +
+    describeSampling(cfg.sampling)
   );
 }
 

@@ -33,6 +33,19 @@ export function formatDropReport(stats: OtlpSinkStats): string | undefined {
 }
 
 /**
+ * `otlp: sampled out (not exported, not lost): 120 records, 30 spans`, or
+ * undefined when nothing was sampled out (no sampler, or it kept everything).
+ * Only the exported signals are named.
+ */
+export function formatSampledReport(stats: OtlpSinkStats): string | undefined {
+  if (stats.sampledOut === 0) return undefined;
+  const parts = [];
+  if (stats.logs !== undefined) parts.push(`${stats.logs.sampledOut} records`);
+  if (stats.traces !== undefined) parts.push(`${stats.traces.sampledOut} spans`);
+  return `otlp: sampled out (not exported, not lost): ${parts.join(', ')}`;
+}
+
+/**
  * Every `intervalMs` (default 5000), writes {@link formatDropReport}'s line if
  * the dropped total grew since the last line written. The timer does not keep
  * the process alive. Returns a function that stops it.

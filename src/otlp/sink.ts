@@ -18,6 +18,12 @@
  * mark), and an event refused because a queue is full costs nothing but a
  * count.
  *
+ * Sampling (src/otlp/sampling.ts): {@link OtlpSink.emit} asks the one
+ * {@link ConnectionSampler} which events' connections are exported; the
+ * records and spans of the others are counted as sampled out (`sampledOut`),
+ * apart from the losses. A consumer that must see every connection (metrics)
+ * takes the events before that.
+ *
  * Backpressure: {@link OtlpSink.room} says how many events emit() takes now
  * (what both pipelines can take: an event may need a log slot and a span
  * slot), and {@link OtlpSink.onRoom} calls back when that may have grown, so
@@ -40,6 +46,8 @@ import { createOtlpHttpLogExporter, createOtlpHttpTraceExporter } from './export
 import { BoundedBatchProcessor } from './export/processor.ts';
 import type { ItemExporter } from './export/processor.ts';
 import { detectHost, SpanResources, tracerResource } from './resources.ts';
+import { ConnectionSampler } from './sampling.ts';
+import type { ConnectionEnding } from './traces/span.ts';
 
 export interface OtlpSinkOptions {
   /** Retry policy for failed exports. Default: DEFAULT_RETRY_POLICY (500 ms doubling to 5 s, give up after 60 s, new channel after 15 s unavailable). */
@@ -71,6 +79,8 @@ export interface OtlpSignalStats {
   readonly retries: number;
   /** Latest export failure or partial success message, one line; undefined if none happened. */
   readonly lastError: string | undefined;
+  /** Items not offered because their connection was sampled out (src/otlp/sampling.ts): not losses, not in `emitted`. */
+  readonly sampledOut: number;
 }
 
 /**
@@ -95,6 +105,7 @@ class Pipeline<T extends { readonly resource: Resource }> {
   readonly processor: BoundedBatchProcessor<T>;
   readonly exporter: RetryingExporter<T>;
   emitted = 0;
+  sampledOut = 0;
 
   constructor(processor: BoundedBatchProcessor<T>, exporter: RetryingExporter<T>) {
     this.processor = processor;
@@ -108,7 +119,7 @@ class Pipeline<T extends { readonly resource: Resource }> {
   }
 
   stats(): OtlpSignalStats {
-    return { emitted: this.emitted, ...this.processor.counts(), retries: this.exporter.retries, lastError: this.exporter.lastError };
+    return { emitted: this.emitted, ...this.processor.counts(), retries: this.exporter.retries, lastError: this.exporter.lastError, sampledOut: this.sampledOut };
   }
 }
 
@@ -120,6 +131,7 @@ export class OtlpSink {
   private readonly spanQueue: SpanQueue | undefined;
   private readonly spanResources: SpanResources | undefined;
   private readonly connections: OpenConnections;
+  private readonly sampler: ConnectionSampler;
   private closing = false;
   private shutdownResult: Promise<{ undelivered: number }> | undefined;
 
@@ -128,6 +140,7 @@ export class OtlpSink {
     this.cfg = cfg;
     const version = packageVersion();
     this.connections = new OpenConnections(options.maxOpenConnections);
+    this.sampler = new ConnectionSampler(cfg.sampling);
     const exporter = <T>(target: OtlpTarget, create: (t: OtlpTarget, userAgent: string) => ItemExporter<T>): RetryingExporter<T> => {
       let channels = 0;
       return new RetryingExporter(() => {
@@ -165,7 +178,8 @@ export class OtlpSink {
   }
 
   /**
-   * Queues the events that fit ({@link room}): each becomes a log record, and
+   * Queues the events that fit ({@link room}) of the connections the sampler
+   * keeps (the others' are counted as sampledOut): each becomes a log record, and
    * each close also its connection's span, when its batch is exported. The
    * other records are counted as droppedQueueFull; every event still follows
    * its connection, so the span of a connection whose events were refused is
@@ -176,11 +190,15 @@ export class OtlpSink {
    * @param observedAt when user space read these events; default now.
    */
   emit(events: readonly TcpEvent[], observedAt: HrTime = hrTime()): void {
-    const count = events.length;
+    // the one sampling decision (every event counts before this line)
+    const kept = this.sampler.keep(events);
+    const count = kept.length;
     const accepted = Math.min(count, this.room());
     if (this.logs !== undefined && this.logQueue !== undefined) {
+      this.logs.sampledOut += events.length - count;
       this.logs.offer(count, accepted);
-      if (accepted > 0) this.logQueue.push(accepted < count ? events.slice(0, accepted) : events.slice(), observedAt);
+      // the queue keeps the array: a copy unless the sampler already made one
+      if (accepted > 0) this.logQueue.push(accepted < count ? kept.slice(0, accepted) : kept === events ? kept.slice() : kept, observedAt);
     }
     this.follow(events);
     if (accepted > 0) this.logs?.processor.offered();
@@ -214,7 +232,9 @@ export class OtlpSink {
   /**
    * Follows each event's connection: a span due is queued while the span queue has room and it can be made,
    * else counted as dropped (droppedQueueFull), so that every connection
-   * that had a connect, accept or close ends as a span delivered or counted.
+   * that had a connect, accept or close ends as a span delivered or counted
+   * (as dropped, or as sampled out: every connection is followed, the sampler
+   * decides when its span is due).
    */
   private follow(events: readonly TcpEvent[]): void {
     if (this.traces === undefined || this.spanQueue === undefined) return;
@@ -224,9 +244,15 @@ export class OtlpSink {
     for (const event of events) {
       const span = this.connections.observe(event);
       if (span === undefined) continue;
+      // decided on the event that made the span due: the close (or a connect/accept past shutdown)
+      const decision = this.sampler.decide(event);
+      if (decision === null) {
+        this.traces.sampledOut++;
+        continue;
+      }
       due++;
       if (span !== null && queued < room) {
-        this.spanQueue.push(span);
+        this.spanQueue.push(withTraceState(span, decision));
         queued++;
       }
     }
@@ -249,6 +275,7 @@ export class OtlpSink {
       pending: sum((s) => s.pending),
       retries: sum((s) => s.retries),
       lastError: this.exportFailure()?.message,
+      sampledOut: sum((s) => s.sampledOut),
       logs,
       traces,
       openConnections: this.connections.size,
@@ -282,7 +309,12 @@ export class OtlpSink {
 
   private async shutdownOnce(deadlineMs: number): Promise<{ undelivered: number }> {
     if (this.traces !== undefined && this.spanQueue !== undefined) {
-      const endings = this.connections.stopAll(BigInt(Date.now()) * 1_000_000n);
+      const endings: ConnectionEnding[] = [];
+      for (const ending of this.connections.stopAll(BigInt(Date.now()) * 1_000_000n)) {
+        const decision = this.sampler.decide(ending.event);
+        if (decision === null) this.traces.sampledOut++;
+        else endings.push(withTraceState(ending, decision));
+      }
       const fit = Math.min(endings.length, this.traces.processor.room());
       for (let i = 0; i < fit; i++) this.spanQueue.push(endings[i] as (typeof endings)[number]);
       this.traces.offer(endings.length, fit);
@@ -303,6 +335,11 @@ export class OtlpSink {
     await settleWithin(Promise.all(pipelines.map((p) => p.shutdown())), 1000);
     return { undelivered };
   }
+}
+
+/** `ending` carrying the sampler's trace state, if it gave one. */
+function withTraceState(ending: ConnectionEnding, traceState: string | undefined): ConnectionEnding {
+  return traceState === undefined ? ending : { ...ending, traceState };
 }
 
 /** Waits for `promise` (its outcome ignored) or `ms`, whichever comes first. */

@@ -6,8 +6,9 @@
  */
 import { ROOT_CONTEXT, SpanKind, TraceFlags, trace } from '@opentelemetry/api';
 import type { Tracer } from '@opentelemetry/api';
-import { RandomIdGenerator } from '@opentelemetry/sdk-trace';
-import type { IdGenerator } from '@opentelemetry/sdk-trace';
+import { TraceState } from '@opentelemetry/core';
+import { RandomIdGenerator, SamplingDecision } from '@opentelemetry/sdk-trace';
+import type { IdGenerator, Sampler, SamplingResult } from '@opentelemetry/sdk-trace';
 import type { ConnectionSpan } from '../../src/otlp/traces/span.ts';
 import { spanOptions } from './sdk-reference.ts';
 
@@ -40,10 +41,34 @@ export class PresetIdGenerator implements IdGenerator {
 }
 
 /**
- * Starts and ends `span` through `tracer`, whose provider uses `ids`: the
- * ended span reaches the provider's span processor.
+ * A Sampler that samples every span, with the W3C trace state set just before
+ * it is started ({@link next}): as a sampler that decided gives it (the SDK
+ * takes the sampling result's trace state over the parent's).
  */
-export function recordSpan(tracer: Tracer, ids: PresetIdGenerator, span: ConnectionSpan): void {
+export class PresetTraceStateSampler implements Sampler {
+  private traceState: string | undefined;
+
+  next(traceState: string | undefined): void {
+    this.traceState = traceState;
+  }
+
+  shouldSample(): SamplingResult {
+    const traceState = this.traceState === undefined ? undefined : new TraceState(this.traceState);
+    return traceState === undefined ? { decision: SamplingDecision.RECORD_AND_SAMPLED } : { decision: SamplingDecision.RECORD_AND_SAMPLED, traceState };
+  }
+
+  toString(): string {
+    return 'PresetTraceStateSampler';
+  }
+}
+
+/**
+ * Starts and ends `span` through `tracer`, whose provider uses `ids` (and
+ * `sampler`, for a span with a trace state): the ended span reaches the
+ * provider's span processor.
+ */
+export function recordSpan(tracer: Tracer, ids: PresetIdGenerator, span: ConnectionSpan, sampler?: PresetTraceStateSampler): void {
+  sampler?.next(span.traceState);
   let parent = ROOT_CONTEXT;
   if (span.ids === undefined) {
     ids.next(undefined, undefined);

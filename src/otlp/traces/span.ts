@@ -11,6 +11,7 @@
  * | ids        | derived from the connection (src/otlp/traces/ids.ts); the SERVER span's parent is the CLIENT span |
  * | attributes | the log records' (network.*, client.*, server.*, process.*, thread.id, tcptracer.*: role, duration, bytes, rtt_us, retransmits), the connect's `tcptracer.connection.handshake_ns` (client), `tcptracer.connection.end` |
  * | status     | ERROR when the connection was reset or aborted (`connection reset (ECONNRESET)`), UNSET otherwise |
+ * | trace state | `ot=th:<threshold>` when sampling (src/otlp/sampling.ts) kept it, none otherwise |
  *
  * process.* and thread.id name the task that connected or accepted when the
  * tracer saw it, else the closing task.
@@ -37,6 +38,8 @@ export interface ConnectionEnding {
   readonly end: SpanEnd | undefined;
   /** `tracer_stopped` only: when the tracer stopped, ns since the epoch. */
   readonly stoppedAtNs?: bigint;
+  /** The span's W3C trace state, when the sampler gives one (`ot=th:8`: src/otlp/sampling.ts). */
+  readonly traceState?: string;
 }
 
 /** Everything a connection's span is made of (see the table in this module's doc). */
@@ -59,6 +62,8 @@ export interface ConnectionSpan {
   readonly status: SpanStatus;
   /** Undefined when the events carry no ISNs: the SDK then picks random ids. */
   readonly ids: ConnectionIds | undefined;
+  /** The W3C trace state (`ot=th:8`), when the connection was sampled; else none is written. */
+  readonly traceState: string | undefined;
 }
 
 const NO_ATTRIBUTES: Attributes = Object.freeze({});
@@ -106,5 +111,6 @@ export function toConnectionSpan(ending: ConnectionEnding): ConnectionSpan {
     spanAttributes,
     status: connectionStatus(end, event.errno),
     ids: connectionIds(event),
+    traceState: ending.traceState,
   };
 }

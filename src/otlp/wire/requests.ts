@@ -219,8 +219,8 @@ const randomIds = Buffer.alloc(24);
 /**
  * A Span (trace.proto): trace_id 1, span_id 2, parent_span_id 4, name 5,
  * kind 6, start 7, end 8, attributes 9, dropped_attributes_count 10,
- * dropped_events_count 12, dropped_links_count 14, status 15, flags 16. No
- * events, links or trace state. The SERVER span's parent is the CLIENT span,
+ * dropped_events_count 12, dropped_links_count 14, status 15, flags 16; and
+ * trace_state 3 when the sampler gave one. No events or links. The SERVER span's parent is the CLIENT span,
  * on the other host: a remote parent. A span without derived ids (no ISNs)
  * gets random ones, as the SDK's RandomIdGenerator would give it.
  */
@@ -240,6 +240,10 @@ function writeSpan(w: ProtoWriter, item: SpanItem): void {
     w.tag(2, LEN);
     const own = server ? SERVER_SPAN_ID : CLIENT_SPAN_ID;
     w.bytesRange(ids.bytes, own, own + 8);
+  }
+  if (span.traceState !== undefined && span.traceState !== '') {
+    w.tag(3, LEN);
+    w.string(span.traceState);
   }
   if (remoteParent) {
     w.tag(4, LEN);
