@@ -6,7 +6,7 @@
 import { EnvironmentError, UsageError } from './errors.ts';
 import { visible } from './escape.ts';
 import { encodeLines, formatLostLine, jsonLine, MAX_JSON_LINE_BYTES, MAX_TABLE_LINE_BYTES, TableFormatter } from './format.ts';
-import { DEFAULT_OTLP_RINGBUF_BYTES, DEFAULT_RINGBUF_BYTES } from './defaults.ts';
+import { defaultRingbufBytes } from './defaults.ts';
 import { HELP, parseCli, type CliOptions } from './options.ts';
 import { describeOtlpConfig, resolveOtlpConfig } from './otlp/config.ts';
 import { formatDropReport, startDropReporter, startExportFailureReporter } from './otlp/report.ts';
@@ -50,7 +50,7 @@ async function run(opts: CliOptions): Promise<void> {
   const pacing = new Pacing([sink, output], () => identity?.pending ?? 0);
   const tracer = TcpTracer.open({
     ...opts,
-    ringbufBytes: opts.ringbufBytes ?? (sink ? DEFAULT_OTLP_RINGBUF_BYTES : DEFAULT_RINGBUF_BYTES),
+    ringbufBytes: opts.ringbufBytes ?? defaultRingbufBytes(otlp?.signals),
     room: pacing.room,
   });
   try {
