@@ -36,6 +36,7 @@
         "bpf/loader/addon.c",
         "bpf/loader/tracer.c",
         "bpf/loader/drain.c",
+        "bpf/loader/ring.c",
         "bpf/loader/host.c",
         "bpf/loader/layout.c"
       ],

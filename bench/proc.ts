@@ -156,8 +156,9 @@ export function anonRssSampler(pid: number): { stop(): number | undefined } {
 
 /**
  * Resident size of the process's BPF map mappings, MB: the ring buffer's, in
- * the CLI and the floor. Its data area is mapped twice in a row (a record may
- * wrap), so once read through this is twice the ring's size.
+ * the CLI and the floor. The floor's libbpf consumer maps the data area twice in
+ * a row (a record may wrap), so once read through that is twice the ring's
+ * size; the CLI's own consumer (bpf/loader/ring.c) maps it once.
  */
 export function bpfMappedMB(pid: number): number | undefined {
   try {

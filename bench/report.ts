@@ -243,7 +243,7 @@ export function targets(configs: readonly Summary[], scenarios: readonly Scenari
   }
   for (const c of ['otlp', 'otlp-traces'] as const) {
     const s = by(c);
-    // the ring buffer's data is mapped twice: its RSS is twice the kernel memory it holds
+    // the ring buffer's data area is mapped once (bpf/loader/ring.c): its RSS is the kernel memory it holds
     add('OTLP peak RSS under full load', c, s?.peakRssMB, '<=', 150, (v) => `${v.toFixed(0)} MB`, s ? `ring buffer mapping ${s.ringbufRssMB?.toFixed(0) ?? '?'} MB, anonymous peak ${s.peakAnonRssMB?.toFixed(0) ?? '?'} MB` : '');
     add('OTLP p99 delay kernel -> receiver (full load)', c, s?.otlpDelayP99Ms?.median, '<=', 2000, (v) => `${v.toFixed(0)} ms`);
   }

@@ -4,9 +4,10 @@
  * Errors are one line on stderr: exit 2 for usage, 1 for the environment.
  */
 import { EnvironmentError, UsageError } from './errors.ts';
+import { boundOldGeneration, holdYoungGeneration } from './heap.ts';
 import { visible } from './escape.ts';
 import { encodeLines, formatLostLine, jsonLine, MAX_JSON_LINE_BYTES, MAX_TABLE_LINE_BYTES, TableFormatter } from './format.ts';
-import { DEFAULT_OTLP_RINGBUF_BYTES, DEFAULT_RINGBUF_BYTES } from './defaults.ts';
+import { defaultRingbufBytes } from './defaults.ts';
 import { HELP, parseCli, type CliOptions } from './options.ts';
 import { describeOtlpConfig, resolveOtlpConfig } from './otlp/config.ts';
 import { formatDropReport, formatSampledReport, startDropReporter, startExportFailureReporter } from './otlp/report.ts';
@@ -30,6 +31,11 @@ const SHUTDOWN_GRACE_MS = 2000;
 
 /** Runs the tracer until SIGINT/SIGTERM or the reader's EPIPE; throws what ends it otherwise. */
 async function run(opts: CliOptions): Promise<void> {
+  // an exporter's young generation would grow to 64 MB of garbage, its old one hold 4x what lives: both bounded (src/heap.ts)
+  if (opts.otlp) {
+    holdYoungGeneration();
+    boundOldGeneration();
+  }
   // OTLP settings first: a bad OTEL_* value is a usage error before anything loads
   const otlp = opts.otlp
     ? resolveOtlpConfig({ endpoint: opts.otlpEndpoint, queueSize: opts.otlpQueueSize, signals: opts.otlpSignals, sample: opts.sample })
@@ -50,7 +56,7 @@ async function run(opts: CliOptions): Promise<void> {
   const pacing = new Pacing([sink, output], () => identity?.pending ?? 0);
   const tracer = TcpTracer.open({
     ...opts,
-    ringbufBytes: opts.ringbufBytes ?? (sink ? DEFAULT_OTLP_RINGBUF_BYTES : DEFAULT_RINGBUF_BYTES),
+    ringbufBytes: opts.ringbufBytes ?? defaultRingbufBytes(otlp?.signals),
     room: pacing.room,
   });
   try {

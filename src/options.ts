@@ -23,7 +23,7 @@ export interface CliOptions extends Pick<TracerOptions, 'pid' | 'uid' | 'netns' 
   sample?: string;
   /**
    * --ringbuf-size or TCPTRACER_RINGBUF_BYTES: kernel ring buffer size, a power
-   * of two >= 4096. Default 8 MiB, or 64 MiB with --otlp (src/defaults.ts) (there it is the export queue).
+   * of two >= 4096. Default 8 MiB, or 16 MiB with --otlp exporting logs or traces (src/defaults.ts: there it is the export queue).
    */
   ringbufBytes?: number;
   /** --failed: also report connects that never established (F rows, `failed` type). */
@@ -84,7 +84,7 @@ options:
                         failed and reset connections always (over
                         OTEL_TRACES_SAMPLER; default all)
   --ringbuf-size BYTES  kernel ring buffer, a power of two: 8M, 64M... (default
-                        8M, 64M with --otlp; locked kernel memory)
+                        8M, 16M with --otlp; locked kernel memory)
   --trace-self          also trace this tracer's own connections
   --user NAME           once the probe is attached, run as this user (default
                         nobody; root keeps root)

@@ -26,7 +26,7 @@ int tracer_on_sample(void *ctx, void *data, size_t size)
 	struct tracer *t = ctx;
 	bool spent;
 
-	if (size != EVENT_SIZE) {
+	if (size != EVENT_SIZE || !data) {
 		t->malformed++;
 		return 0;
 	}
@@ -114,7 +114,7 @@ void *tracer_drain(void *arg)
 			wait_for_credit(t);
 			continue;
 		}
-		n = ring_buffer__consume(t->rb);
+		n = ring_consume(&t->rb);
 		if (drain_failed(t, n))
 			break;
 		hand_over(t);
@@ -128,7 +128,7 @@ void *tracer_drain(void *arg)
 			usleep(NAP_US);
 			continue;
 		}
-		n = ring_buffer__poll(t->rb, t->poll_ms);
+		n = ring_poll(&t->rb, t->poll_ms);
 		if (drain_failed(t, n))
 			break;
 		hand_over(t);
@@ -136,7 +136,7 @@ void *tracer_drain(void *arg)
 	/* Whatever is still in the ring buffer (after a drain error): all of it. */
 	atomic_store(&t->released, true);
 	do {
-		n = ring_buffer__consume(t->rb);
+		n = ring_consume(&t->rb);
 		hand_over(t);
 	} while (n == BATCH_FULL);
 	napi_call_threadsafe_function(t->tsfn, NULL, napi_tsfn_blocking);

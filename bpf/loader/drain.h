@@ -8,7 +8,7 @@
 
 #include "tracer.h"
 
-/* ring_buffer__new's sample callback: copies the record into the current batch. */
+/* The ring buffer's sample callback (ring.h): copies the record into the current batch. */
 int tracer_on_sample(void *ctx, void *data, size_t size);
 /* The drain thread's body (pthread_create): until stop, then what is left; then onBatch(null). */
 void *tracer_drain(void *arg);

@@ -183,11 +183,10 @@ int tracer_open(const struct tracer_opts *opts, struct tracer **out, char *what,
 		goto fail;
 
 	STEP("creating ring buffer");
-	t->rb = ring_buffer__new(bpf_map__fd(t->skel->maps.events), tracer_on_sample, t, NULL);
-	if (!t->rb) {
-		err = -errno;
+	err = ring_open(&t->rb, bpf_map__fd(t->skel->maps.events), bpf_map__max_entries(t->skel->maps.events),
+			tracer_on_sample, t);
+	if (err)
 		goto fail;
-	}
 	*out = t;
 	return 0;
 
@@ -232,8 +231,7 @@ void tracer_close(struct tracer *t)
 	if (t->stats)
 		munmap((void *)t->stats, t->stats_len);
 	t->stats = NULL;
-	ring_buffer__free(t->rb);
-	t->rb = NULL;
+	ring_close(&t->rb);
 	tcptracer_bpf__destroy(t->skel); /* detaches what is still attached; NULL is fine */
 	t->skel = NULL;
 	free(t->cur);

@@ -22,6 +22,7 @@
 #include <node_api.h>
 
 #include "../tcptracer.h"
+#include "ring.h"
 
 #define EVENT_SIZE sizeof(struct tcptracer_event)
 #define BATCH_MAX_EVENTS 1024
@@ -45,7 +46,7 @@ struct tracer_opts {
 
 struct tracer {
 	struct tcptracer_bpf *skel; /* the object, its maps, programs and links */
-	struct ring_buffer *rb;
+	struct ring rb; /* the ring buffer, its data area mapped once (ring.c) */
 	napi_threadsafe_function tsfn; /* onBatch; owned by the drain thread once started */
 	pthread_t thread;
 	bool thread_started;

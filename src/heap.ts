@@ -1,0 +1,50 @@
+/**
+ * V8's heap sized for a long-running agent rather than for throughput.
+ *
+ * Young generation: V8 grows it (two semi-spaces) while a program allocates
+ * fast, up to 64 MB of new space on 64-bit Node, and keeps it: an exporter
+ * decoding and encoding a stream of events allocates fast all the time, so its
+ * young generation would sit at its largest, RSS that holds only garbage
+ * between scavenges. --semi-space-growth-factor=1 holds it near its first size.
+ *
+ * Old generation: what outlives two scavenges (the export requests in flight,
+ * and the external buffers they hold) is promoted, and waits for a full GC,
+ * which V8 starts once the old generation has grown by a factor it derives
+ * from its GC and allocation speeds, up to 4x the live size after the last
+ * one. --heap-growing-percent fixes that factor lower: full GCs come sooner
+ * (more marking, on V8's worker threads) and less garbage is held.
+ *
+ * Both are read at each GC, so setting them at run time through
+ * v8.setFlagsFromString takes effect; the sizes (--max-semi-space-size,
+ * --max-old-space-size) are fixed when the heap is created, before any script
+ * runs. Measured: docs/design.md (Memory).
+ */
+import { setFlagsFromString } from 'node:v8';
+
+export const YOUNG_GENERATION_FLAG = '--semi-space-growth-factor=1';
+
+/**
+ * With --otlp: the old generation grows by this percent of what survived the
+ * last full GC before the next one. 20: peak RSS under the 150 MB budget at
+ * the benchmark's full load, for about +50% CPU per event (docs/design.md).
+ */
+export const DEFAULT_HEAP_GROWING_PERCENT = 20;
+
+/** Keeps the young generation near its initial size from now on. Call once, at start. */
+export function holdYoungGeneration(): void {
+  setFlagsFromString(YOUNG_GENERATION_FLAG);
+}
+
+/**
+ * Starts a full GC once the old generation has grown by `percent` (> 0) since
+ * the last one, from now on; unless node was started with its own
+ * --heap-growing-percent (`node --heap-growing-percent=100 tcptracer ...`: the
+ * user's choice between memory and CPU). Returns the percent in force, if set.
+ */
+export function boundOldGeneration(percent = DEFAULT_HEAP_GROWING_PERCENT, execArgv: readonly string[] = process.execArgv): number | undefined {
+  if (!Number.isInteger(percent) || percent <= 0) throw new RangeError(`heap growing percent: ${percent}`);
+  const given = execArgv.find((a) => /^--heap[-_]growing[-_]percent(=|$)/.test(a));
+  if (given) return Number(given.split('=')[1]) || undefined;
+  setFlagsFromString(`--heap-growing-percent=${percent}`);
+  return percent;
+}
