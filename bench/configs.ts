@@ -5,6 +5,7 @@
  *   untraced     no tracer
  *   table        tcptracer                                      stdout -> a file on tmpfs
  *   json         tcptracer --json                               stdout -> a file on tmpfs
+ *   json-noid    tcptracer --json --no-identity                 the same: the cost of identity
  *   otlp         tcptracer --otlp -q --otlp-signals logs        -> bench/otlp-receiver.ts
  *   otlp-traces  tcptracer --otlp -q --otlp-signals logs,traces -> the same receiver
  *   bpftrace     bpftrace bench/tcptracer.bt                    stdout -> a file on tmpfs
@@ -15,13 +16,14 @@ import { join } from 'node:path';
 import type { Receiver, ReceiverStats } from './otlp-receiver.ts';
 import { interrupt, start, waitFor, type Child } from './proc.ts';
 
-export const CONFIGS = ['untraced', 'table', 'json', 'otlp', 'otlp-traces', 'bpftrace', 'floor'] as const;
+export const CONFIGS = ['untraced', 'table', 'json', 'json-noid', 'otlp', 'otlp-traces', 'bpftrace', 'floor'] as const;
 export type ConfigName = (typeof CONFIGS)[number];
 
 export const LABELS: Record<ConfigName, string> = {
   untraced: 'untraced',
   table: 'tcptracer (table)',
   json: 'tcptracer --json',
+  'json-noid': 'tcptracer --json --no-identity',
   otlp: 'tcptracer --otlp -q (logs)',
   'otlp-traces': 'tcptracer --otlp -q (logs,traces)',
   bpftrace: 'bpftrace peer',
@@ -147,6 +149,7 @@ export async function startTracer(name: ConfigName, env: Env): Promise<Running |
   const argv: Record<Exclude<ConfigName, 'untraced'>, string[]> = {
     table: [node, ...cli],
     json: [node, ...cli, '--json'],
+    'json-noid': [node, ...cli, '--json', '--no-identity'],
     otlp: [node, ...cli, '--otlp', '-q', '--otlp-signals', 'logs', '--otlp-endpoint', receiver?.endpoint ?? ''],
     'otlp-traces': [node, ...cli, '--otlp', '-q', '--otlp-signals', 'logs,traces', '--otlp-endpoint', receiver?.endpoint ?? ''],
     bpftrace: ['bpftrace', env.btScript],
@@ -154,11 +157,11 @@ export async function startTracer(name: ConfigName, env: Env): Promise<Running |
   };
   const [cmd = '', ...args] = argv[name];
   // the table, JSON and bpftrace outputs go to a file on tmpfs (a page cache copy, no reader), counted afterwards
-  const out = name === 'table' || name === 'json' || name === 'bpftrace' ? join(env.tmp, `${name}.out`) : undefined;
+  const out = name === 'table' || name === 'json' || name === 'json-noid' || name === 'bpftrace' ? join(env.tmp, `${name}.out`) : undefined;
   const fd = out ? openSync(out, 'w') : 'pipe';
   const child = start(cmd, args, { stdio: ['ignore', fd, 'pipe'] });
   if (typeof fd === 'number') closeSync(fd);
-  const banner = (): string => (out && name !== 'json' ? head(out) : child.stderr() + child.stdout());
+  const banner = (): string => (out && name !== 'json' && name !== 'json-noid' ? head(out) : child.stderr() + child.stdout());
   if (!(await waitFor(() => banner().includes(BANNER), 30_000, () => child.running()))) {
     const why = child.running() ? 'no banner within 30 s' : `exited with ${await child.exited}`;
     await interrupt(child, 2000);
@@ -180,7 +183,7 @@ export async function startTracer(name: ConfigName, env: Env): Promise<Running |
       const err = child.stderr();
       const base = { exitCode: code, killed, stderrTail: tail(err) };
       if (out) {
-        const c = countFile(out, name === 'json', env.comm);
+        const c = countFile(out, name !== 'table' && name !== 'bpftrace', env.comm);
         rmSync(out, { force: true });
         if (name !== 'bpftrace') return { ...c, ...base, ...cliCounts(err), otlpDropped: undefined };
         return { ...c, ...base, peerLost: c.lost + maxOf(/Lost (\d+) events/g, err) };

@@ -22,6 +22,10 @@ export interface Workload {
   maxSeconds: number;
   /** How long the tracer may take to catch up afterwards. */
   maxCatchUpMs: number;
+  /** Started beside the workload (after the tracer, before loadgen), stopped when loadgen is done. */
+  beside?: () => { stop(): Promise<unknown> };
+  /** A command prefix the tracer runs under (e.g. a mount namespace of its own). */
+  wrap?: readonly string[];
 }
 
 export type Counts = Record<'connect' | 'accept' | 'close', number>;
@@ -123,13 +127,14 @@ export async function runOne(config: ConfigName, round: number, env: Env, w: Wor
   let tracer: Running | undefined;
   let anon: ReturnType<typeof anonRssSampler> | undefined;
   try {
-    tracer = await startWithRetry(config, env);
+    tracer = await startWithRetry(config, w.wrap ? { ...env, cli: [...w.wrap, ...env.cli] } : env);
     const c0 = tracer && sampleCpu(tracer.pid);
     anon = tracer && anonRssSampler(tracer.pid);
     const rcv0 = receiver ? (await receiver.stats()).cpuS : 0;
     const busy0 = machineBusyS();
     const startMs = performance.timeOrigin + performance.now();
-    const lg = await runLoadgen(env, w.count, w.maxSeconds, w.args);
+    const beside = w.beside?.();
+    const lg = await runLoadgen(env, w.count, w.maxSeconds, w.args).finally(() => beside?.stop());
     const tracerCpu = tracer ? (cpuDelta(c0, sampleCpu(tracer.pid))?.total ?? 0) : 0;
     const receiverCpu = receiver ? (await receiver.stats()).cpuS - rcv0 : 0;
     const other = machineBusyS() - busy0 - lg.user_s - lg.sys_s - tracerCpu - receiverCpu;
