@@ -124,6 +124,11 @@ export class IdentityResolver {
     return this.#lookups;
   }
 
+  /** The tree watches every cgroup directory: new cgroups are known as they are made (tree.ts). */
+  get watching(): boolean {
+    return this.#tree?.complete ?? false;
+  }
+
   /** Events held back, waiting for their ids. */
   get pending(): number {
     return this.#heldEvents;
