@@ -139,6 +139,8 @@ export class CgroupTree {
 
   /** `dir` is gone (or renamed): it and what was known below it. */
   #remove(dir: string): void {
+    // a watch's report of its own directory's removal names a path never known
+    if (!this.#byDir.has(dir)) return;
     const now = Date.now();
     const below = `${dir}/`;
     for (const [d, node] of this.#byDir) {
