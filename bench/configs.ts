@@ -13,6 +13,7 @@
  */
 import { closeSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { CONN_COMM } from './churn.ts';
 import type { Receiver, ReceiverStats } from './otlp-receiver.ts';
 import { interrupt, start, waitFor, type Child } from './proc.ts';
 
@@ -67,6 +68,9 @@ export interface Final {
   otlp?: ReceiverStats;
   /** The workload's spans received (logs,traces). */
   spans?: number;
+  /** JSON: events of the churn's processes (bench/churn.ts), and those that carry a container_id. */
+  churnEvents?: number;
+  churnIdentified?: number;
   stderrTail: string;
 }
 
@@ -87,13 +91,18 @@ const tail = (s: string): string => s.trim().split('\n').slice(-3).join(' | ').s
 const maxOf = (re: RegExp, text: string): number => Math.max(0, ...[...text.matchAll(re)].map((m) => Number(m[1])));
 
 /** Counts the event lines of a table/bpftrace ("T PID COMM ...") or NDJSON file, all and the workload's by type. */
-function countFile(path: string, json: boolean, comm: string): Pick<Final, 'total' | 'matched' | 'connect' | 'accept' | 'close'> & { lost: number } {
-  const c = { total: 0, matched: 0, connect: 0, accept: 0, close: 0, lost: 0 };
+function countFile(path: string, json: boolean, comm: string): Pick<Final, 'total' | 'matched' | 'connect' | 'accept' | 'close' | 'churnEvents' | 'churnIdentified'> & { lost: number } {
+  const c = { total: 0, matched: 0, connect: 0, accept: 0, close: 0, lost: 0, churnEvents: 0, churnIdentified: 0 };
   const commJson = `"comm":${JSON.stringify(comm)}`;
+  const churnJson = `"comm":${JSON.stringify(CONN_COMM)}`;
   const line = (l: string): void => {
     let type: string | undefined;
     if (json) {
       if (!l.startsWith('{')) return;
+      if (l.includes(churnJson)) {
+        c.churnEvents++;
+        if (l.includes('"container_id"')) c.churnIdentified++;
+      }
       type = l.includes(commJson) ? /"type":"(\w+)"/.exec(l)?.[1] : '';
     } else {
       c.lost += Number(/^Lost (\d+) events/.exec(l)?.[1] ?? 0);

@@ -303,7 +303,14 @@ export function markdown(r: BenchReport): string {
     const table = sc.plan.name.startsWith('reset') ? resetTable(sc) : churn ? mainTable(sc.configs) : otlpScenarioTable(sc);
     out.push(`### Scenario ${sc.plan.name}: \`${sc.plan.command}\``, '', mdTable(table), '');
     const id = churn ? identityCost(sc) : undefined;
-    if (id) out.push(`Identity against --no-identity, medians of ${id.rounds} rounds: ${id.cpuPct >= 0 ? '+' : ''}${id.cpuPct.toFixed(1)}% tracer CPU per event, ${id.rssMB >= 0 ? '+' : ''}${id.rssMB.toFixed(1)} MB peak RSS.`, '');
+    const churnOf = (f: (r: RunResult) => number | undefined): number => sc.runs.filter((r) => r.config === 'json' && r.ok).reduce((a, r) => a + (f(r) ?? 0), 0);
+    if (id) {
+      out.push(
+        `Identity against --no-identity, medians of ${id.rounds} rounds: ${id.cpuPct >= 0 ? '+' : ''}${id.cpuPct.toFixed(1)}% tracer CPU per event, ${id.rssMB >= 0 ? '+' : ''}${id.rssMB.toFixed(1)} MB peak RSS; ` +
+          `events of the churn's processes that carry their container id: ${churnOf((r) => r.churnIdentified)} of ${churnOf((r) => r.churnEvents)}.`,
+        '',
+      );
+    }
   }
   out.push('### Targets', '', mdTable(r.targets), '');
   const failures = [...r.configs, ...r.scenarios.flatMap((sc) => sc.configs)].flatMap((s) => s.failures.map((f) => `- ${s.label}: ${f}`));

@@ -56,6 +56,9 @@ export interface RunResult extends Losses {
   threadUsPerEvent?: Record<string, number>;
   spansExpected?: number;
   spansReceived?: number;
+  /** churn scenarios, JSON: the churn processes' events, and those with their container id. */
+  churnEvents?: number;
+  churnIdentified?: number;
   peakRssMB?: number;
   /** The ring buffer's mapping in the RSS, MB. */
   ringbufRssMB?: number;
@@ -154,7 +157,7 @@ export async function runOne(config: ConfigName, round: number, env: Env, w: Wor
     const fin = await tracer.finish();
     tracer = undefined;
     const { ringbufLost, sockMapFull, probeMissed, otlpDropped, peerLost, malformed } = fin;
-    Object.assign(r, { ringbufLost, sockMapFull, probeMissed, otlpDropped, peerLost, malformed, receivedTotal: fin.total });
+    Object.assign(r, { ringbufLost, sockMapFull, probeMissed, otlpDropped, peerLost, malformed, receivedTotal: fin.total, churnEvents: fin.churnEvents, churnIdentified: fin.churnIdentified });
     r.got = { connect: fin.connect, accept: fin.accept, close: fin.close };
     if (fin.spans !== undefined) [r.spansReceived, r.spansExpected] = [fin.spans, lg.connections + lg.accepted];
     if (cpu && fin.total > 0) {
