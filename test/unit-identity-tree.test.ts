@@ -61,9 +61,11 @@ test('a removed directory is answered for the grace period, then forgotten; a re
     mkdirSync(dir);
     const id = statSync(dir).ino;
     await until(() => tree.dirOf(id) !== undefined, 'known');
+    assert.equal(tree.has(id), true);
     rmdirSync(dir);
     await until(() => tree.size === 1, 'the removal is seen');
     assert.equal(tree.dirOf(id), dir, 'still answered: its events may be queued');
+    assert.equal(tree.has(id), false, 'but known to be gone');
     await until(() => tree.dirOf(id) === undefined, 'forgotten after the grace period');
 
     const old = join(root, 'old');

@@ -310,9 +310,15 @@ export class IdentityResolver {
   /** Forgets entries whose cgroup is gone, and unresolved ones past their time. */
   async #sweep(): Promise<void> {
     const now = Date.now();
+    const tree = this.#tree?.complete ? this.#tree : undefined;
     for (const [id, entry] of [...this.#cache]) {
       if (entry.dir === undefined) {
         if (now - entry.since > this.#negativeTtlMs) this.#cache.delete(id);
+        continue;
+      }
+      // the tree's watches say which still exist: no stat
+      if (tree !== undefined) {
+        if (!tree.has(id)) this.#cache.delete(id);
         continue;
       }
       try {
