@@ -3,7 +3,8 @@
  * temporary directory: inotify behaves there as on cgroupfs for mkdir, rmdir
  * and rename): directories made later are known by their inode without a walk,
  * removed ones are still answered for the grace period and then forgotten,
- * and past its bounds the tree says it is not complete.
+ * and past its bounds the tree says it is not complete; the resolver over it
+ * (no cgroupfs needed: a path is a path).
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -11,7 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, test } from 'node:test';
+import { IdentityResolver } from '../src/identity/resolver.ts';
 import { CgroupTree } from '../src/identity/tree.ts';
+import type { TcpEvent } from '../src/types.ts';
+import { tcpEvent } from './fixtures/tcp-events.ts';
 
 const base = mkdtempSync(join(tmpdir(), 'tt-tree-'));
 after(() => {
@@ -103,4 +107,39 @@ test('past maxDirs or maxDepth the tree is not complete; a closed tree watches n
   mkdirSync(join(deep, 'later'));
   await sleep(50);
   assert.equal(whole.dirOf(statSync(join(deep, 'later')).ino), undefined);
+});
+
+test('the resolver over the tree: a cgroup made while its batch waits resolves; one first reported unknown (inotify late) resolves later', async () => {
+  const root = fresh();
+  const resolver = new IdentityResolver({ cgroupRoot: root, maxWaitMs: 2000 });
+  const id = 'a'.repeat(64);
+  try {
+    assert.equal(resolver.watching, true);
+    const deliver = (events: TcpEvent[]): Promise<TcpEvent[]> =>
+      new Promise((resolve) => {
+        resolver.enrich(events, resolve);
+      });
+    // made, then its event before the loop read the inotify event: the lookup waits for it
+    const first = join(root, `docker-${id}.scope`);
+    mkdirSync(first);
+    const [e1] = await deliver([tcpEvent({ cgroupId: statSync(first).ino, pid: 0x3fffff })]);
+    assert.equal(e1?.containerId, id);
+    // the loop blocked past the lookup's wait, from its check phase: the next phase with work is the
+    // timers', so the lookup's wait ends before the poll phase reads inotify: remembered as unknown
+    await new Promise((r) => setImmediate(r));
+    const other = 'b'.repeat(64);
+    const second = join(root, `cri-containerd-${other}.scope`);
+    mkdirSync(second);
+    const cgroupId = statSync(second).ino;
+    const pending = deliver([tcpEvent({ cgroupId, pid: 0x3fffff })]);
+    const until = performance.now() + 50;
+    while (performance.now() < until); // block the loop
+    const [e2] = await pending;
+    assert.equal(e2?.containerId, undefined, 'unknown when its batch left');
+    await sleep(20);
+    const [e3] = await deliver([tcpEvent({ cgroupId, pid: 0x3fffff })]);
+    assert.equal(e3?.containerId, other, 'answered from the tree once it knows the cgroup');
+  } finally {
+    resolver.close();
+  }
 });

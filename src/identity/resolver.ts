@@ -190,7 +190,9 @@ export class IdentityResolver {
     let lastId = -1;
     let last: Entry | undefined;
     for (const e of events) {
-      const entry = e.cgroupId === lastId ? last : (this.#cache.get(e.cgroupId) ?? this.#fromTree(e.cgroupId));
+      let entry = e.cgroupId === lastId ? last : this.#cache.get(e.cgroupId);
+      // unknown, or remembered as unknown while the tree's inotify events were late: the tree may know it now
+      if (entry?.dir === undefined && e.cgroupId !== lastId) entry = this.#fromTree(e.cgroupId) ?? entry;
       lastId = e.cgroupId;
       last = entry;
       if (entry === undefined) {
