@@ -89,9 +89,10 @@ async function run(opts: CliOptions): Promise<void> {
   };
   tracer.on('events', (batch) => {
     if (identity) {
-      identity.enrich(batch, (events) => {
+      identity.enrich(batch, (events, held) => {
         deliver(events);
-        pacing.released();
+        // only a batch that waited took room the reader may now reuse; another read per batch costs a grant each
+        if (held) pacing.released();
       });
     } else deliver(batch);
   });

@@ -47,6 +47,9 @@ export interface IdentityOptions {
   readonly tree?: TreeOptions | false;
 }
 
+/** Takes an enriched batch; `held`: it waited for lookups (its events were counted in `pending` until now). */
+export type Deliver = (events: TcpEvent[], held: boolean) => void;
+
 interface Entry {
   readonly identity: WorkloadIdentity;
   /** The cgroup's directory, to check that it still exists; undefined: not found. */
@@ -93,7 +96,7 @@ export class IdentityResolver {
   /** Lookups in progress, by cgroup id. */
   readonly #inflight = new Map<number, Promise<void>>();
   /** Batches waiting for lookups, oldest first, with what to do with them. */
-  readonly #held: { readonly events: TcpEvent[]; readonly deliver: (events: TcpEvent[]) => void }[] = [];
+  readonly #held: { readonly events: TcpEvent[]; readonly deliver: Deliver }[] = [];
   #heldEvents = 0;
   #releasing: Promise<void> | undefined;
   #walk: Promise<Map<number, string>> | undefined;
@@ -136,13 +139,13 @@ export class IdentityResolver {
 
   /**
    * Fills containerId and podUid of each event and hands the batch to
-   * `deliver`: in this call when every id is known and nothing is held,
-   * else within maxWaitMs, always in arrival order.
+   * `deliver`: in this call when every id is known and nothing is held
+   * (held false), else within maxWaitMs (held true), always in arrival order.
    */
-  enrich(events: TcpEvent[], deliver: (events: TcpEvent[]) => void): void {
+  enrich(events: TcpEvent[], deliver: Deliver): void {
     const missing = this.#apply(events);
     if (missing.length === 0 && this.#held.length === 0) {
-      deliver(events);
+      deliver(events, false);
       return;
     }
     this.#held.push({ events, deliver });
@@ -219,7 +222,7 @@ export class IdentityResolver {
     this.#heldEvents = 0;
     for (const { events, deliver } of held) {
       this.#apply(events);
-      deliver(events);
+      deliver(events, true);
     }
   }
 
