@@ -61,11 +61,12 @@ export class Churn {
   readonly #inflight = new Set<Promise<void>>();
   readonly #stats: ChurnStats = { created: 0, skipped: 0, failed: 0 };
   readonly #conn: string;
+  readonly #perSecond: number;
   #timer: NodeJS.Timeout | undefined;
   readonly #cleanup = (): void => { this.#removeAllSync(); };
 
   /**
-   * Makes the static tree and starts the churn. `loadgen`: bench/out/loadgen
+   * Makes the static tree; start() starts the churn. `loadgen`: bench/out/loadgen
    * (linked beside it as CONN_COMM).
    */
   constructor(layout: Layout, loadgen: string, perSecond: number) {
@@ -82,10 +83,17 @@ export class Churn {
       const pod = `kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${randomUUID().replaceAll('-', '_')}.slice`;
       for (let c = 0; c < CONTAINERS_PER_POD; c++) this.#mkdir(`${pod}/cri-containerd-${hex64()}.scope`);
     }
-    this.#timer = setInterval(() => { this.#tick(); }, 1000 / perSecond);
+    this.#perSecond = perSecond;
   }
 
-  /** Stops making cgroups, waits for the processes (bounded) and removes every cgroup. */
+  /** Starts making the short-lived cgroups. */
+  start(): void {
+    this.#timer ??= setInterval(() => {
+      this.#tick();
+    }, 1000 / this.#perSecond);
+  }
+
+  /** Stops making cgroups, waits for the processes (bounded) and removes every cgroup (once more: nothing). */
   async stop(): Promise<ChurnStats> {
     clearInterval(this.#timer);
     this.#timer = undefined;

@@ -67,7 +67,12 @@ function churnPlan(name: 'churn' | 'churn-unified', full: boolean, loadgen: stri
     maxCatchUpMs: 60_000,
     beside: () => {
       const churn = new Churn(layout, loadgen, CHURN_CGROUPS);
-      return { stop: () => churn.stop() };
+      return {
+        start: () => {
+          churn.start();
+        },
+        stop: () => churn.stop(),
+      };
     },
     wrap: layout === 'unified' ? UNIFIED : undefined,
   };

@@ -22,8 +22,8 @@ export interface Workload {
   maxSeconds: number;
   /** How long the tracer may take to catch up afterwards. */
   maxCatchUpMs: number;
-  /** Started beside the workload (after the tracer, before loadgen), stopped when loadgen is done. */
-  beside?: () => { stop(): Promise<unknown> };
+  /** Made before the tracer starts (what exists on the host already), started with loadgen, stopped when it is done. */
+  beside?: () => { start(): void; stop(): Promise<unknown> };
   /** A command prefix the tracer runs under (e.g. a mount namespace of its own). */
   wrap?: readonly string[];
 }
@@ -129,14 +129,16 @@ export async function runOne(config: ConfigName, round: number, env: Env, w: Wor
   const receiver = isOtlp(config) ? env.receiver : undefined;
   let tracer: Running | undefined;
   let anon: ReturnType<typeof anonRssSampler> | undefined;
+  let beside: ReturnType<NonNullable<Workload['beside']>> | undefined;
   try {
+    beside = w.beside?.();
     tracer = await startWithRetry(config, w.wrap ? { ...env, cli: [...w.wrap, ...env.cli] } : env);
     const c0 = tracer && sampleCpu(tracer.pid);
     anon = tracer && anonRssSampler(tracer.pid);
     const rcv0 = receiver ? (await receiver.stats()).cpuS : 0;
     const busy0 = machineBusyS();
     const startMs = performance.timeOrigin + performance.now();
-    const beside = w.beside?.();
+    beside?.start();
     const lg = await runLoadgen(env, w.count, w.maxSeconds, w.args).finally(() => beside?.stop());
     const tracerCpu = tracer ? (cpuDelta(c0, sampleCpu(tracer.pid))?.total ?? 0) : 0;
     const receiverCpu = receiver ? (await receiver.stats()).cpuS - rcv0 : 0;
@@ -183,6 +185,7 @@ export async function runOne(config: ConfigName, round: number, env: Env, w: Wor
     r.error = (e as Error).message;
     return r;
   } finally {
+    await beside?.stop();
     anon?.stop();
     if (tracer) await interrupt(tracer.child, 5000);
   }
