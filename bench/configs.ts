@@ -5,6 +5,7 @@
  *   untraced     no tracer
  *   table        tcptracer                                      stdout -> a file on tmpfs
  *   json         tcptracer --json                               stdout -> a file on tmpfs
+ *   json-noid    tcptracer --json --no-identity                 the same: the cost of identity
  *   otlp         tcptracer --otlp -q --otlp-signals logs        -> bench/otlp-receiver.ts
  *   otlp-traces  tcptracer --otlp -q --otlp-signals logs,traces -> the same receiver
  *   bpftrace     bpftrace bench/tcptracer.bt                    stdout -> a file on tmpfs
@@ -12,16 +13,18 @@
  */
 import { closeSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { CONN_COMM } from './churn.ts';
 import type { Receiver, ReceiverStats } from './otlp-receiver.ts';
 import { interrupt, start, waitFor, type Child } from './proc.ts';
 
-export const CONFIGS = ['untraced', 'table', 'json', 'otlp', 'otlp-traces', 'bpftrace', 'floor'] as const;
+export const CONFIGS = ['untraced', 'table', 'json', 'json-noid', 'otlp', 'otlp-traces', 'bpftrace', 'floor'] as const;
 export type ConfigName = (typeof CONFIGS)[number];
 
 export const LABELS: Record<ConfigName, string> = {
   untraced: 'untraced',
   table: 'tcptracer (table)',
   json: 'tcptracer --json',
+  'json-noid': 'tcptracer --json --no-identity',
   otlp: 'tcptracer --otlp -q (logs)',
   'otlp-traces': 'tcptracer --otlp -q (logs,traces)',
   bpftrace: 'bpftrace peer',
@@ -65,6 +68,9 @@ export interface Final {
   otlp?: ReceiverStats;
   /** The workload's spans received (logs,traces). */
   spans?: number;
+  /** JSON: events of the churn's processes (bench/churn.ts), and those that carry a container_id. */
+  churnEvents?: number;
+  churnIdentified?: number;
   stderrTail: string;
 }
 
@@ -85,13 +91,18 @@ const tail = (s: string): string => s.trim().split('\n').slice(-3).join(' | ').s
 const maxOf = (re: RegExp, text: string): number => Math.max(0, ...[...text.matchAll(re)].map((m) => Number(m[1])));
 
 /** Counts the event lines of a table/bpftrace ("T PID COMM ...") or NDJSON file, all and the workload's by type. */
-function countFile(path: string, json: boolean, comm: string): Pick<Final, 'total' | 'matched' | 'connect' | 'accept' | 'close'> & { lost: number } {
-  const c = { total: 0, matched: 0, connect: 0, accept: 0, close: 0, lost: 0 };
+function countFile(path: string, json: boolean, comm: string): Pick<Final, 'total' | 'matched' | 'connect' | 'accept' | 'close' | 'churnEvents' | 'churnIdentified'> & { lost: number } {
+  const c = { total: 0, matched: 0, connect: 0, accept: 0, close: 0, lost: 0, churnEvents: 0, churnIdentified: 0 };
   const commJson = `"comm":${JSON.stringify(comm)}`;
+  const churnJson = `"comm":${JSON.stringify(CONN_COMM)}`;
   const line = (l: string): void => {
     let type: string | undefined;
     if (json) {
       if (!l.startsWith('{')) return;
+      if (l.includes(churnJson)) {
+        c.churnEvents++;
+        if (l.includes('"container_id"')) c.churnIdentified++;
+      }
       type = l.includes(commJson) ? /"type":"(\w+)"/.exec(l)?.[1] : '';
     } else {
       c.lost += Number(/^Lost (\d+) events/.exec(l)?.[1] ?? 0);
@@ -147,6 +158,7 @@ export async function startTracer(name: ConfigName, env: Env): Promise<Running |
   const argv: Record<Exclude<ConfigName, 'untraced'>, string[]> = {
     table: [node, ...cli],
     json: [node, ...cli, '--json'],
+    'json-noid': [node, ...cli, '--json', '--no-identity'],
     otlp: [node, ...cli, '--otlp', '-q', '--otlp-signals', 'logs', '--otlp-endpoint', receiver?.endpoint ?? ''],
     'otlp-traces': [node, ...cli, '--otlp', '-q', '--otlp-signals', 'logs,traces', '--otlp-endpoint', receiver?.endpoint ?? ''],
     bpftrace: ['bpftrace', env.btScript],
@@ -154,11 +166,11 @@ export async function startTracer(name: ConfigName, env: Env): Promise<Running |
   };
   const [cmd = '', ...args] = argv[name];
   // the table, JSON and bpftrace outputs go to a file on tmpfs (a page cache copy, no reader), counted afterwards
-  const out = name === 'table' || name === 'json' || name === 'bpftrace' ? join(env.tmp, `${name}.out`) : undefined;
+  const out = name === 'table' || name === 'json' || name === 'json-noid' || name === 'bpftrace' ? join(env.tmp, `${name}.out`) : undefined;
   const fd = out ? openSync(out, 'w') : 'pipe';
   const child = start(cmd, args, { stdio: ['ignore', fd, 'pipe'] });
   if (typeof fd === 'number') closeSync(fd);
-  const banner = (): string => (out && name !== 'json' ? head(out) : child.stderr() + child.stdout());
+  const banner = (): string => (out && name !== 'json' && name !== 'json-noid' ? head(out) : child.stderr() + child.stdout());
   if (!(await waitFor(() => banner().includes(BANNER), 30_000, () => child.running()))) {
     const why = child.running() ? 'no banner within 30 s' : `exited with ${await child.exited}`;
     await interrupt(child, 2000);
@@ -180,7 +192,7 @@ export async function startTracer(name: ConfigName, env: Env): Promise<Running |
       const err = child.stderr();
       const base = { exitCode: code, killed, stderrTail: tail(err) };
       if (out) {
-        const c = countFile(out, name === 'json', env.comm);
+        const c = countFile(out, name !== 'table' && name !== 'bpftrace', env.comm);
         rmSync(out, { force: true });
         if (name !== 'bpftrace') return { ...c, ...base, ...cliCounts(err), otlpDropped: undefined };
         return { ...c, ...base, peerLost: c.lost + maxOf(/Lost (\d+) events/g, err) };

@@ -215,6 +215,22 @@ function otlpScenarioTable(sc: ScenarioReport): string[][] {
   return t;
 }
 
+/**
+ * churn scenarios: what identity costs, --json against --json --no-identity
+ * of the same rounds (run one after the other): the median over rounds of the
+ * CPU per event's ratio, and of the peak RSS's difference.
+ */
+export function identityCost(sc: ScenarioReport): { cpuPct: number; rssMB: number; rounds: number } | undefined {
+  const of = (c: ConfigName, round: number): RunResult | undefined => sc.runs.find((r) => r.config === c && r.round === round && r.ok);
+  const pairs = [...new Set(sc.runs.map((r) => r.round))].flatMap((round) => {
+    const [id, noid] = [of('json', round), of('json-noid', round)];
+    return id?.tracerUsPerEvent && noid?.tracerUsPerEvent && id.peakRssMB !== undefined && noid.peakRssMB !== undefined ? [{ cpu: id.tracerUsPerEvent / noid.tracerUsPerEvent, rss: id.peakRssMB - noid.peakRssMB }] : [];
+  });
+  const cpu = spread(pairs.map((p) => p.cpu));
+  const rss = spread(pairs.map((p) => p.rss));
+  return cpu && rss ? { cpuPct: 100 * (cpu.median - 1), rssMB: rss.median, rounds: pairs.length } : undefined;
+}
+
 /** The issues' goals, one row each: status, goal, configuration, value, limit, margin (and the losses behind a count). */
 export function targets(configs: readonly Summary[], scenarios: readonly ScenarioReport[]): string[][] {
   const out = [['', 'target', 'config', 'value', 'goal', 'margin']];
@@ -253,6 +269,12 @@ export function targets(configs: readonly Summary[], scenarios: readonly Scenari
     add('traced throughput vs bpftrace peer', c, peer && mine !== undefined ? mine / peer : undefined, '>=', 2, x);
   }
   for (const sc of scenarios) {
+    const id = sc.plan.name.startsWith('churn') ? identityCost(sc) : undefined;
+    if (id) {
+      // issue 19: identity under 10% of the event path and 20 MB, on a node whose containers come and go
+      add(`${sc.plan.name}: identity CPU per event vs --no-identity`, 'json', id.cpuPct, '<=', 10, pct, `median of ${id.rounds} rounds`);
+      add(`${sc.plan.name}: identity peak RSS vs --no-identity`, 'json', id.rssMB, '<=', 20, (v) => `${v.toFixed(1)} MB`, `median of ${id.rounds} rounds`);
+    }
     for (const s of sc.configs.filter((c) => c.config !== 'untraced' && c.runs)) {
       if (!s.rate) {
         add(`${sc.plan.name}: every event${s.spansExpected === undefined ? '' : ' and span'} delivered`, s.config, lost(s), '<=', 0, n, lossNote(s));
@@ -277,8 +299,18 @@ export function markdown(r: BenchReport): string {
   if (otlp.length) out.push('### OTLP: logs only, logs and traces', '', mdTable(otlp), '');
   if (r.recordCost) out.push('### One OTLP log record', '', mdTable(recordCostTable(r.recordCost)), '');
   for (const sc of r.scenarios) {
-    const table = sc.plan.name.startsWith('reset') ? resetTable(sc) : otlpScenarioTable(sc);
+    const churn = sc.plan.name.startsWith('churn');
+    const table = sc.plan.name.startsWith('reset') ? resetTable(sc) : churn ? mainTable(sc.configs) : otlpScenarioTable(sc);
     out.push(`### Scenario ${sc.plan.name}: \`${sc.plan.command}\``, '', mdTable(table), '');
+    const id = churn ? identityCost(sc) : undefined;
+    const churnOf = (f: (r: RunResult) => number | undefined): number => sc.runs.filter((r) => r.config === 'json' && r.ok).reduce((a, r) => a + (f(r) ?? 0), 0);
+    if (id) {
+      out.push(
+        `Identity against --no-identity, medians of ${id.rounds} rounds: ${id.cpuPct >= 0 ? '+' : ''}${id.cpuPct.toFixed(1)}% tracer CPU per event, ${id.rssMB >= 0 ? '+' : ''}${id.rssMB.toFixed(1)} MB peak RSS; ` +
+          `events of the churn's processes that carry their container id: ${churnOf((r) => r.churnIdentified)} of ${churnOf((r) => r.churnEvents)}.`,
+        '',
+      );
+    }
   }
   out.push('### Targets', '', mdTable(r.targets), '');
   const failures = [...r.configs, ...r.scenarios.flatMap((sc) => sc.configs)].flatMap((s) => s.failures.map((f) => `- ${s.label}: ${f}`));

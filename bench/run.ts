@@ -214,7 +214,7 @@ async function main(): Promise<void> {
   const configs: Summary[] = opts.configs.map((c) => (c === 'untraced' ? base : summarize(c, runs.filter((r) => r.config === c), base, unavailable.get(c))));
   const scenarios: ScenarioReport[] = [];
   for (const name of opts.scenarios) {
-    const plan = scenarioPlan(name, opts.full, (c) => !unavailable.has(c));
+    const plan = scenarioPlan(name, opts.full, (c) => !unavailable.has(c), env.loadgen);
     const got = await runScenario(plan, env);
     const untraced = summarize('untraced', got.filter((r) => r.config === 'untraced'));
     const of = (c: ConfigName, rate?: number): Summary => (c === 'untraced' ? untraced : summarize(c, got.filter((r) => r.config === c && r.rate === rate), untraced));

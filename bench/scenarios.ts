@@ -9,13 +9,25 @@
  *                        thread on the other CPU is inside accept()
  *   burst                20000 connections at full speed within 1 s, OTLP defaults
  *   paced                OTLP defaults at PACED_RATES conn/s (loadgen --rate)
+ *   churn                --json with identity and without (--no-identity) under an RST
+ *                        churn at CHURN_RATE conn/s, beside CHURN_CGROUPS short-lived
+ *                        container cgroups a second (bench/churn.ts) on this host's
+ *                        cgroup layout (hybrid: v1 controllers + cgroup2)
+ *   churn-unified        the same, the tracer in a mount namespace where cgroup2 is
+ *                        /sys/fs/cgroup and nothing else (the unified layout), the
+ *                        cgroups made in cgroup2 only
  */
+import { Churn, type Layout } from './churn.ts';
 import { LABELS, type ConfigName, type Env } from './configs.ts';
 import { log, runOne, type RunResult, type Workload } from './workload.ts';
 
-export const SCENARIOS = ['reset-before-accept', 'reset-racing-accept', 'burst', 'paced'] as const;
+export const SCENARIOS = ['reset-before-accept', 'reset-racing-accept', 'burst', 'paced', 'churn', 'churn-unified'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 export const PACED_RATES = [2500, 5000, 10_000, 15_000, 20_000];
+export const CHURN_RATE = 10_000;
+export const CHURN_CGROUPS = 7;
+/** The unified layout for the tracer: its own mount namespace, /sys/fs/cgroup a cgroup2 mount and nothing under it. */
+const UNIFIED = ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'umount -R /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$@"', 'sh'];
 
 export interface ScenarioPlan {
   name: ScenarioName;
@@ -27,7 +39,8 @@ export interface ScenarioPlan {
   command: string;
 }
 
-export function scenarioPlan(name: ScenarioName, full: boolean, usable: (c: ConfigName) => boolean): ScenarioPlan {
+export function scenarioPlan(name: ScenarioName, full: boolean, usable: (c: ConfigName) => boolean, loadgen = ''): ScenarioPlan {
+  if (name === 'churn' || name === 'churn-unified') return churnPlan(name, full, loadgen);
   const otlp: ConfigName[] = ['otlp-traces'];
   const [configs, args, count, maxSeconds]: [ConfigName[], string[], number, number] =
     name === 'reset-before-accept' ? [['untraced', 'table', 'floor', 'otlp-traces'], ['--reset-before-accept'], full ? 40_000 : 10_000, 60]
@@ -42,6 +55,29 @@ export function scenarioPlan(name: ScenarioName, full: boolean, usable: (c: Conf
       : [{ workload: { args, count, maxSeconds, maxCatchUpMs: name === 'burst' ? 90_000 : 60_000 } }];
   const shown = name === 'paced' ? ['--count', `${seconds}xR`, '--seconds', String(2 * seconds + 5), '--rate', 'R'] : ['--count', String(count), '--seconds', String(maxSeconds), ...args];
   return { name, configs: configs.filter(usable), rounds: full ? 3 : 1, workloads, command: ['loadgen', '--netns', ...shown].join(' ') };
+}
+
+function churnPlan(name: 'churn' | 'churn-unified', full: boolean, loadgen: string): ScenarioPlan {
+  const layout: Layout = name === 'churn' ? 'hybrid' : 'unified';
+  const seconds = full ? 8 : 4;
+  const workload: Workload = {
+    args: ['--rate', String(CHURN_RATE)],
+    count: CHURN_RATE * seconds,
+    maxSeconds: 2 * seconds + 5,
+    maxCatchUpMs: 60_000,
+    beside: () => {
+      const churn = new Churn(layout, loadgen, CHURN_CGROUPS);
+      return {
+        start: () => {
+          churn.start();
+        },
+        stop: () => churn.stop(),
+      };
+    },
+    wrap: layout === 'unified' ? UNIFIED : undefined,
+  };
+  const command = ['loadgen', '--netns', '--count', String(workload.count), '--seconds', String(workload.maxSeconds), ...workload.args, `+ ${CHURN_CGROUPS} cgroups/s (${layout})`].join(' ');
+  return { name, configs: ['json', 'json-noid'], rounds: full ? 5 : 3, workloads: [{ workload }], command };
 }
 
 /** Runs a scenario's configurations (paced: each at each rate), interleaved, its rounds. */

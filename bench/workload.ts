@@ -22,6 +22,10 @@ export interface Workload {
   maxSeconds: number;
   /** How long the tracer may take to catch up afterwards. */
   maxCatchUpMs: number;
+  /** Made before the tracer starts (what exists on the host already), started with loadgen, stopped when it is done. */
+  beside?: () => { start(): void; stop(): Promise<unknown> };
+  /** A command prefix the tracer runs under (e.g. a mount namespace of its own). */
+  wrap?: readonly string[];
 }
 
 export type Counts = Record<'connect' | 'accept' | 'close', number>;
@@ -52,6 +56,9 @@ export interface RunResult extends Losses {
   threadUsPerEvent?: Record<string, number>;
   spansExpected?: number;
   spansReceived?: number;
+  /** churn scenarios, JSON: the churn processes' events, and those with their container id. */
+  churnEvents?: number;
+  churnIdentified?: number;
   peakRssMB?: number;
   /** The ring buffer's mapping in the RSS, MB. */
   ringbufRssMB?: number;
@@ -122,14 +129,17 @@ export async function runOne(config: ConfigName, round: number, env: Env, w: Wor
   const receiver = isOtlp(config) ? env.receiver : undefined;
   let tracer: Running | undefined;
   let anon: ReturnType<typeof anonRssSampler> | undefined;
+  let beside: ReturnType<NonNullable<Workload['beside']>> | undefined;
   try {
-    tracer = await startWithRetry(config, env);
+    beside = w.beside?.();
+    tracer = await startWithRetry(config, w.wrap ? { ...env, cli: [...w.wrap, ...env.cli] } : env);
     const c0 = tracer && sampleCpu(tracer.pid);
     anon = tracer && anonRssSampler(tracer.pid);
     const rcv0 = receiver ? (await receiver.stats()).cpuS : 0;
     const busy0 = machineBusyS();
     const startMs = performance.timeOrigin + performance.now();
-    const lg = await runLoadgen(env, w.count, w.maxSeconds, w.args);
+    beside?.start();
+    const lg = await runLoadgen(env, w.count, w.maxSeconds, w.args).finally(() => beside?.stop());
     const tracerCpu = tracer ? (cpuDelta(c0, sampleCpu(tracer.pid))?.total ?? 0) : 0;
     const receiverCpu = receiver ? (await receiver.stats()).cpuS - rcv0 : 0;
     const other = machineBusyS() - busy0 - lg.user_s - lg.sys_s - tracerCpu - receiverCpu;
@@ -149,7 +159,7 @@ export async function runOne(config: ConfigName, round: number, env: Env, w: Wor
     const fin = await tracer.finish();
     tracer = undefined;
     const { ringbufLost, sockMapFull, probeMissed, otlpDropped, peerLost, malformed } = fin;
-    Object.assign(r, { ringbufLost, sockMapFull, probeMissed, otlpDropped, peerLost, malformed, receivedTotal: fin.total });
+    Object.assign(r, { ringbufLost, sockMapFull, probeMissed, otlpDropped, peerLost, malformed, receivedTotal: fin.total, churnEvents: fin.churnEvents, churnIdentified: fin.churnIdentified });
     r.got = { connect: fin.connect, accept: fin.accept, close: fin.close };
     if (fin.spans !== undefined) [r.spansReceived, r.spansExpected] = [fin.spans, lg.connections + lg.accepted];
     if (cpu && fin.total > 0) {
@@ -175,6 +185,7 @@ export async function runOne(config: ConfigName, round: number, env: Env, w: Wor
     r.error = (e as Error).message;
     return r;
   } finally {
+    await beside?.stop();
     anon?.stop();
     if (tracer) await interrupt(tracer.child, 5000);
   }

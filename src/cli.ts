@@ -93,13 +93,14 @@ async function run(opts: CliOptions): Promise<void> {
     sink?.emit(batch);
     onEvents?.(batch);
   };
+  const enriched = (events: TcpEvent[], held: boolean): void => {
+    deliver(events);
+    // only a batch that waited took room the reader may now reuse; another read per batch costs a grant each
+    if (held) pacing.released();
+  };
   tracer.on('events', (batch) => {
-    if (identity) {
-      identity.enrich(batch, (events) => {
-        deliver(events);
-        pacing.released();
-      });
-    } else deliver(batch);
+    if (identity) identity.enrich(batch, enriched);
+    else deliver(batch);
   });
 
   let reported = '';

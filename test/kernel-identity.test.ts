@@ -2,16 +2,19 @@
  * Container and pod identity from real cgroups: processes placed by the test
  * in cgroups named as containerd/systemd, CRI-O/cgroupfs, Docker and podman
  * name them get the exact container_id / pod_uid; a host process gets none;
- * the resolution cache stays bounded over many short-lived cgroups.
+ * the resolution cache stays bounded over many short-lived cgroups; cgroups
+ * made and removed before their events are looked at resolve to their own
+ * identity or to none, never to another's.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { IdentityResolver } from '../src/identity/resolver.ts';
 import { TestCollector } from './fixtures/otlp-collector.ts';
 import { tcpEvent } from './fixtures/tcp-events.ts';
+import type { TcpEvent } from '../src/types.ts';
 import { cgroup2Root, kernelSuite, NetNs, removeCgroup, startPeer, startTracer } from './helpers/kernel.ts';
 
 const suite = kernelSuite();
@@ -138,9 +141,10 @@ describe('kernel: container and pod identity', suite, () => {
     }
   });
 
-  test('the resolution cache stays bounded over many short-lived cgroups, and forgets removed ones', async () => {
-    const resolver = new IdentityResolver({ cgroupRoot: cgroup2Root(), maxEntries: 16, sweepMs: 200, negativeTtlMs: 200, maxWaitMs: 5000 });
+  for (const tree of [undefined, false] as const) test(`the resolution cache stays bounded over many short-lived cgroups, and forgets removed ones (${tree === false ? 'lookups only' : 'inotify tree'})`, async () => {
+    const resolver = new IdentityResolver({ cgroupRoot: cgroup2Root(), maxEntries: 16, sweepMs: 200, negativeTtlMs: 200, maxWaitMs: 5000, tree });
     try {
+      assert.equal(resolver.watching, tree !== false);
       const uid = randomUUID();
       for (let i = 0; i < 60; i++) {
         const id = hex64();
@@ -164,4 +168,111 @@ describe('kernel: container and pod identity', suite, () => {
       resolver.close();
     }
   });
+});
+
+describe('kernel: cgroups removed before their events are looked at', suite, () => {
+  let ns: NetNs;
+  let top: string;
+  before(() => {
+    ns = new NetNs();
+    top = join(cgroup2Root(), `tt-idgone-${randomBytes(3).toString('hex')}`);
+    mkdirSync(top);
+  });
+  after(async () => {
+    await removeCgroup(top).catch(() => undefined);
+    ns.delete();
+  });
+
+  const deliver = (resolver: IdentityResolver, events: TcpEvent[]): Promise<TcpEvent[]> =>
+    new Promise((resolve) => {
+      resolver.enrich(events, resolve);
+    });
+
+  test('30 container cgroups made and removed before the lookup: the ones seen made resolve exactly, the others are unknown', async () => {
+    const resolver = new IdentityResolver({ cgroupRoot: cgroup2Root(), maxWaitMs: 5000 });
+    try {
+      assert.ok(resolver.watching, 'the tree watches every cgroup directory');
+      const made: { id: string; cgroupId: number; seen: boolean }[] = [];
+      for (let i = 0; i < 30; i++) {
+        const id = hex64();
+        const dir = join(top, `docker-${id}.scope`);
+        mkdirSync(dir);
+        const cgroupId = statSync(dir).ino;
+        // even: the tracer's loop runs between mkdir and rmdir (it sees the cgroup made); odd: it does not
+        const seen = i % 2 === 0;
+        if (seen) await new Promise((r) => setTimeout(r, 30));
+        rmdirSync(dir);
+        made.push({ id, cgroupId, seen });
+      }
+      // processes long gone (an unused pid): nothing but the cgroup id to go by
+      const events = await deliver(resolver, made.map((m) => tcpEvent({ cgroupId: m.cgroupId, pid: 0x3fffff })));
+      assert.equal(events.length, 30);
+      events.forEach((e, i) => {
+        const m = made[i]!;
+        assert.equal(e.cgroupId, m.cgroupId, 'in order');
+        assert.equal(e.containerId, m.seen ? m.id : undefined, `cgroup #${i} (${m.seen ? 'seen made' : 'never seen'})`);
+        assert.equal(e.podUid, undefined);
+      });
+    } finally {
+      resolver.close();
+    }
+  });
+
+  test('without the tree (lookups only), removed cgroups are unknown and a live one resolves, in one batch', async () => {
+    const resolver = new IdentityResolver({ cgroupRoot: cgroup2Root(), maxWaitMs: 5000, tree: false });
+    const live = hex64();
+    const liveDir = join(top, `cri-containerd-${live}.scope`);
+    mkdirSync(liveDir);
+    try {
+      assert.equal(resolver.watching, false);
+      const gone: number[] = [];
+      for (let i = 0; i < 30; i++) {
+        const dir = join(top, `docker-${hex64()}.scope`);
+        mkdirSync(dir);
+        gone.push(statSync(dir).ino);
+        rmdirSync(dir);
+      }
+      const events = await deliver(resolver, [...gone, statSync(liveDir).ino].map((cgroupId) => tcpEvent({ cgroupId, pid: 0x3fffff })));
+      assert.deepEqual(events.slice(0, 30).map((e) => e.containerId), gone.map(() => undefined));
+      assert.equal(events[30]?.containerId, live, 'found by the walk');
+    } finally {
+      resolver.close();
+      await removeCgroup(liveDir);
+    }
+  });
+
+  for (const host of ['127.0.0.1', '::1']) {
+    test(`tracer: 30 short-lived container cgroups, each removed once its client is gone (${host}): own identity or none, never another's`, async () => {
+      const tracer = await startTracer(['-N', String(ns.inode)], { env: SLOW_HOST_ENV });
+      const port = host === '::1' ? 7621 : 7620;
+      const server = await startPeer(ns, ['server', host, String(port), '30', 'tt-gone-srv']);
+      const clients: { pid: number; id: string; cgroupId: number }[] = [];
+      for (let i = 0; i < 30; i++) {
+        const id = hex64();
+        const dir = join(top, `cri-containerd-${id}.scope`);
+        mkdirSync(dir);
+        const cgroupId = statSync(dir).ino;
+        const client = await startPeer(ns, ['client', host, String(port), '1', 'tt-gone-cli', '1', 'wait']);
+        writeFileSync(join(dir, 'cgroup.procs'), String(client.pid));
+        client.child.stdin?.write('go\n');
+        assert.equal(await client.exited, 0);
+        await removeCgroup(dir);
+        clients.push({ pid: client.pid, id, cgroupId });
+      }
+      assert.equal(await server.exited, 0);
+      const { events, stderr } = await tracer.stop();
+      let resolved = 0;
+      for (const c of clients) {
+        const mine = events.filter((e) => e.pid === c.pid);
+        assert.deepEqual(mine.map((e) => e.type), ['connect', 'close'], stderr);
+        for (const e of mine) {
+          assert.equal(e.cgroup_id, c.cgroupId);
+          assert.ok(e.container_id === undefined || e.container_id === c.id, `pid ${c.pid}: ${e.container_id} is another cgroup's`);
+          if (e.container_id === c.id) resolved++;
+        }
+      }
+      // each cgroup was made well before its process started: the tree saw them (a very slow host may miss a few)
+      assert.ok(resolved >= 30, `${resolved} of 60 events resolved: ${stderr}`);
+    });
+  }
 });

@@ -2,8 +2,15 @@
  * cgroup id -> workload identity (container id, pod uid), for every event,
  * without blocking the per-event path.
  *
- * Known ids are answered from a bounded cache in the same call. An unknown id
- * is looked up asynchronously: first from /proc/PID/cgroup of the event's
+ * Known ids are answered from a bounded cache in the same call, else from the
+ * cgroup tree (tree.ts: walked once, then kept current by inotify), also in
+ * the same call: a cgroup is normally known from the moment it is made, before
+ * any of its processes connects. An id neither knows is looked up
+ * asynchronously. When the tree watches every directory, only its inotify
+ * events can still be on their way: the lookup gives them SETTLE_MS and asks
+ * the tree again; an id still unknown is a cgroup already gone before the
+ * tracer saw it made (reported unknown, never guessed). Otherwise (no watch:
+ * the tree's bounds or inotify's limit) from /proc/PID/cgroup of the event's
  * process (one small read; the path is checked against the id by the inode of
  * the cgroup directory, since the process may have moved), else, when the
  * process is already gone, by walking the cgroup v2 tree (walks coalesce: one
@@ -18,6 +25,7 @@ import { join } from 'node:path';
 import { EnvironmentError } from '../errors.ts';
 import type { TcpEvent } from '../types.ts';
 import { cgroup2Mount, cgroupV2Path, identityFromCgroupPath, NO_IDENTITY, type WorkloadIdentity } from './runtime.ts';
+import { CgroupTree, type TreeOptions } from './tree.ts';
 
 export interface IdentityOptions {
   /**
@@ -35,7 +43,12 @@ export interface IdentityOptions {
   readonly sweepMs?: number;
   /** Longest an id that could not be resolved is remembered as unknown, ms. Default 5000. */
   readonly negativeTtlMs?: number;
+  /** The tree kept by inotify (tree.ts), with its bounds; false: lookups only. Default {}. */
+  readonly tree?: TreeOptions | false;
 }
+
+/** Takes an enriched batch; `held`: it waited for lookups (its events were counted in `pending` until now). */
+export type Deliver = (events: TcpEvent[], held: boolean) => void;
 
 interface Entry {
   readonly identity: WorkloadIdentity;
@@ -47,6 +60,8 @@ interface Entry {
 /** Directories the tree walk visits at most. */
 const WALK_MAX_DIRS = 100_000;
 const WALK_MAX_DEPTH = 12;
+/** How long a lookup gives the tree's inotify events to arrive, ms. */
+const SETTLE_MS = 10;
 
 /** The cgroup v2 mount point of this host, or undefined without one. */
 export function findCgroup2Root(): string | undefined {
@@ -81,7 +96,7 @@ export class IdentityResolver {
   /** Lookups in progress, by cgroup id. */
   readonly #inflight = new Map<number, Promise<void>>();
   /** Batches waiting for lookups, oldest first, with what to do with them. */
-  readonly #held: { readonly events: TcpEvent[]; readonly deliver: (events: TcpEvent[]) => void }[] = [];
+  readonly #held: { readonly events: TcpEvent[]; readonly deliver: Deliver }[] = [];
   #heldEvents = 0;
   #releasing: Promise<void> | undefined;
   #walk: Promise<Map<number, string>> | undefined;
@@ -89,6 +104,7 @@ export class IdentityResolver {
   #walkDone = true;
   #nextWalk: Promise<Map<number, string>> | undefined;
   readonly #sweeper: NodeJS.Timeout;
+  readonly #tree: CgroupTree | undefined;
   #lookups = 0;
 
   constructor(options: IdentityOptions = {}) {
@@ -98,6 +114,7 @@ export class IdentityResolver {
     this.#negativeTtlMs = options.negativeTtlMs ?? 5000;
     this.#sweeper = setInterval(() => void this.#sweep(), options.sweepMs ?? 30_000);
     this.#sweeper.unref();
+    this.#tree = this.#root === undefined || options.tree === false ? undefined : new CgroupTree(this.#root, options.tree);
   }
 
   /** Ids cached now. */
@@ -110,6 +127,11 @@ export class IdentityResolver {
     return this.#lookups;
   }
 
+  /** The tree watches every cgroup directory: new cgroups are known as they are made (tree.ts). */
+  get watching(): boolean {
+    return this.#tree?.complete ?? false;
+  }
+
   /** Events held back, waiting for their ids. */
   get pending(): number {
     return this.#heldEvents;
@@ -117,20 +139,19 @@ export class IdentityResolver {
 
   /**
    * Fills containerId and podUid of each event and hands the batch to
-   * `deliver`: in this call when every id is known and nothing is held,
-   * else within maxWaitMs, always in arrival order.
+   * `deliver`: in this call when every id is known and nothing is held
+   * (held false), else within maxWaitMs (held true), always in arrival order.
    */
-  enrich(events: TcpEvent[], deliver: (events: TcpEvent[]) => void): void {
+  enrich(events: TcpEvent[], deliver: Deliver): void {
     const missing = this.#apply(events);
     if (missing.length === 0 && this.#held.length === 0) {
-      deliver(events);
+      deliver(events, false);
       return;
     }
     this.#held.push({ events, deliver });
     this.#heldEvents += events.length;
-    const lookups = missing.map((e) => this.#lookup(e.cgroupId, e.pid));
-    const waited = new Promise<void>((resolve) => setTimeout(resolve, this.#maxWaitMs).unref());
-    const ready = Promise.race([Promise.all(lookups).then(() => undefined), waited]);
+    // held only behind earlier batches: it leaves with them
+    const ready = missing.length === 0 ? undefined : this.#ready(missing);
     const previous = this.#releasing ?? Promise.resolve();
     const releasing = previous.then(() => ready).then(() => {
       this.#release();
@@ -141,14 +162,29 @@ export class IdentityResolver {
     });
   }
 
+  /** Settles when the lookups of these events' ids are done, or after maxWaitMs. */
+  #ready(missing: TcpEvent[]): Promise<void> {
+    const ids = new Set(missing.map((e) => e.cgroupId));
+    const lookups = missing.filter((e) => ids.delete(e.cgroupId)).map((e) => this.#lookup(e.cgroupId, e.pid));
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.#maxWaitMs);
+      timer.unref();
+    });
+    return Promise.race([Promise.all(lookups).then(() => undefined), waited]).finally(() => {
+      clearTimeout(timer);
+    });
+  }
+
   /** Delivers everything held now (shutdown): ids still unknown stay undefined. */
   flush(): void {
     this.#release();
   }
 
-  /** Stops the periodic sweep. */
+  /** Stops the periodic sweep and the tree's watches. */
   close(): void {
     clearInterval(this.#sweeper);
+    this.#tree?.close();
   }
 
   /** Sets the identity of every event whose id is cached; returns the events whose id is not. */
@@ -157,7 +193,9 @@ export class IdentityResolver {
     let lastId = -1;
     let last: Entry | undefined;
     for (const e of events) {
-      const entry = e.cgroupId === lastId ? last : this.#cache.get(e.cgroupId);
+      let entry = e.cgroupId === lastId ? last : this.#cache.get(e.cgroupId);
+      // unknown, or remembered as unknown while the tree's inotify events were late: the tree may know it now
+      if (entry?.dir === undefined && e.cgroupId !== lastId) entry = this.#fromTree(e.cgroupId) ?? entry;
       lastId = e.cgroupId;
       last = entry;
       if (entry === undefined) {
@@ -170,12 +208,21 @@ export class IdentityResolver {
     return missing;
   }
 
+  /** The id's entry from the tree, cached; undefined when the tree does not know it. */
+  #fromTree(id: number): Entry | undefined {
+    const dir = this.#tree?.dirOf(id);
+    if (dir === undefined || this.#root === undefined) return undefined;
+    const entry = { identity: identityFromCgroupPath(dir.slice(this.#root.length)), dir, since: Date.now() };
+    this.#store(id, entry);
+    return entry;
+  }
+
   #release(): void {
     const held = this.#held.splice(0);
     this.#heldEvents = 0;
     for (const { events, deliver } of held) {
       this.#apply(events);
-      deliver(events);
+      deliver(events, true);
     }
   }
 
@@ -196,6 +243,12 @@ export class IdentityResolver {
   async #resolve(id: number, pid: number): Promise<Entry> {
     const root = this.#root;
     if (root === undefined) return { identity: NO_IDENTITY, dir: undefined, since: Date.now() };
+    const tree = this.#tree;
+    if (tree?.complete) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(SETTLE_MS, this.#maxWaitMs)));
+      // not there now: made and removed before its inotify event was read
+      return this.#fromTree(id) ?? { identity: NO_IDENTITY, dir: undefined, since: Date.now() };
+    }
     const since = performance.now();
     const fromProc = await this.#fromProc(root, id, pid);
     if (fromProc !== undefined) return fromProc;
@@ -262,9 +315,15 @@ export class IdentityResolver {
   /** Forgets entries whose cgroup is gone, and unresolved ones past their time. */
   async #sweep(): Promise<void> {
     const now = Date.now();
+    const tree = this.#tree?.complete ? this.#tree : undefined;
     for (const [id, entry] of [...this.#cache]) {
       if (entry.dir === undefined) {
         if (now - entry.since > this.#negativeTtlMs) this.#cache.delete(id);
+        continue;
+      }
+      // the tree's watches say which still exist: no stat
+      if (tree !== undefined) {
+        if (!tree.has(id)) this.#cache.delete(id);
         continue;
       }
       try {
