@@ -32,7 +32,7 @@ const SHUTDOWN_GRACE_MS = 2000;
 async function run(opts: CliOptions): Promise<void> {
   // OTLP settings first: a bad OTEL_* value is a usage error before anything loads
   const otlp = opts.otlp
-    ? resolveOtlpConfig({ endpoint: opts.otlpEndpoint, queueSize: opts.otlpQueueSize, signals: opts.otlpSignals })
+    ? resolveOtlpConfig({ endpoint: opts.otlpEndpoint, queueSize: opts.otlpQueueSize, signals: opts.otlpSignals, cardinalityLimit: opts.metricsCardinalityLimit })
     : undefined;
   // TLS files that would fail every export, or throw inside gRPC: one line now
   if (otlp) checkTlsFiles(otlp);
@@ -48,8 +48,11 @@ async function run(opts: CliOptions): Promise<void> {
   const output = opts.quiet ? undefined : new Output(process.stdout);
   // the ring buffer is the consumers' queue: read only what they take, less what waits for its identity
   const pacing = new Pacing([sink, output], () => identity?.pending ?? 0);
+  // the failure metric counts failed connects: the probe reports them, the other outputs show them only with --failed
+  const metrics = otlp?.signals.includes('metrics') ?? false;
   const tracer = TcpTracer.open({
     ...opts,
+    failed: opts.failed || metrics,
     ringbufBytes: opts.ringbufBytes ?? (sink ? DEFAULT_OTLP_RINGBUF_BYTES : DEFAULT_RINGBUF_BYTES),
     room: pacing.room,
   });
@@ -83,7 +86,10 @@ async function run(opts: CliOptions): Promise<void> {
   } else {
     process.stderr.write(`${BANNER}\n`);
   }
-  const deliver = (batch: TcpEvent[]): void => {
+  const hideFailed = metrics && !opts.failed;
+  const deliver = (events: TcpEvent[]): void => {
+    sink?.measure(events);
+    const batch = hideFailed ? events.filter((e) => e.type !== 'failed') : events;
     sink?.emit(batch);
     onEvents?.(batch);
   };
@@ -126,7 +132,7 @@ async function run(opts: CliOptions): Promise<void> {
   // and whatever the output or the exporter are doing, it ends within the deadline
   const shutdownMs = failure ? 0 : (otlp?.shutdownTimeoutMs ?? OUTPUT_SHUTDOWN_MS);
   // (an export already sent may take its own deadline past the shutdown's)
-  const hardMs = shutdownMs + (otlp ? Math.max(otlp.logs.timeoutMs, otlp.traces.timeoutMs) : 0) + SHUTDOWN_GRACE_MS;
+  const hardMs = shutdownMs + (otlp ? Math.max(otlp.logs.timeoutMs, otlp.traces.timeoutMs, otlp.metrics.timeoutMs) : 0) + SHUTDOWN_GRACE_MS;
   setTimeout(() => {
     process.stderr.write(`tcptracer: shutdown did not finish within ${hardMs} ms: exiting\n`);
     process.exit(1);

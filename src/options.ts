@@ -19,6 +19,8 @@ export interface CliOptions extends Pick<TracerOptions, 'pid' | 'uid' | 'netns' 
   otlpQueueSize?: number;
   /** --otlp-signals (validated by the OTLP config, with TCPTRACER_OTLP_SIGNALS). */
   otlpSignals?: string;
+  /** --metrics-cardinality-limit (validated by the OTLP config, with TCPTRACER_METRICS_CARDINALITY_LIMIT). */
+  metricsCardinalityLimit?: string;
   /**
    * --ringbuf-size or TCPTRACER_RINGBUF_BYTES: kernel ring buffer size, a power
    * of two >= 4096. Default 8 MiB, or 64 MiB with --otlp (src/defaults.ts) (there it is the export queue).
@@ -45,8 +47,9 @@ export const USAGE =
   'usage: tcptracer [-h] [-t] [-p PID] [-u UID] [-N NETNS] [--cgroupmap CGROUPMAP]\n' +
   '                 [--mntnsmap MNTNSMAP] [-4 | -6] [-v] [--json] [--failed]\n' +
   '                 [--otlp] [-q] [--otlp-endpoint URL] [--otlp-queue-size N]\n' +
-  '                 [--otlp-signals LIST] [--ringbuf-size BYTES] [--trace-self]\n' +
-  '                 [--user NAME] [--no-identity] [--version]';
+  '                 [--otlp-signals LIST] [--metrics-cardinality-limit N]\n' +
+  '                 [--ringbuf-size BYTES] [--trace-self] [--user NAME]\n' +
+  '                 [--no-identity] [--version]';
 
 export const HELP = `${USAGE}
 
@@ -75,7 +78,11 @@ options:
                         default http://localhost:4317)
   --otlp-queue-size N   records held in memory for export (default 4096); the
                         kernel ring buffer queues the rest
-  --otlp-signals LIST   logs,traces (default), logs or traces
+  --otlp-signals LIST   what --otlp exports, a list of logs, traces, metrics
+                        (default logs,traces)
+  --metrics-cardinality-limit N
+                        most series of one metric per traced process, the
+                        overflow series included (default 2000)
   --ringbuf-size BYTES  kernel ring buffer, a power of two: 8M, 64M... (default
                         8M, 64M with --otlp; locked kernel memory)
   --trace-self          also trace this tracer's own connections
@@ -149,6 +156,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
         'otlp-endpoint': { type: 'string' },
         'otlp-queue-size': { type: 'string' },
         'otlp-signals': { type: 'string' },
+        'metrics-cardinality-limit': { type: 'string' },
         'ringbuf-size': { type: 'string' },
         failed: { type: 'boolean' },
         'trace-self': { type: 'boolean' },
@@ -167,6 +175,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
   if (!values.otlp && (values['otlp-endpoint'] !== undefined || values['otlp-queue-size'] !== undefined || values['otlp-signals'] !== undefined)) {
     throw new UsageError('--otlp-endpoint, --otlp-queue-size and --otlp-signals need --otlp');
   }
+  if (!values.otlp && values['metrics-cardinality-limit'] !== undefined) throw new UsageError('--metrics-cardinality-limit needs --otlp');
   for (const flag of ['cgroupmap', 'mntnsmap'] as const) {
     if (values[flag] === '') throw new UsageError(`argument --${flag}: expected a path`);
   }
@@ -186,6 +195,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     otlpEndpoint: values['otlp-endpoint'],
     otlpQueueSize: uint('--otlp-queue-size', values['otlp-queue-size'], 1 << 24, 1),
     otlpSignals: values['otlp-signals'],
+    metricsCardinalityLimit: values['metrics-cardinality-limit'],
     ringbufBytes:
       values['ringbuf-size'] !== undefined
         ? ringbufBytes('argument --ringbuf-size', values['ringbuf-size'])
