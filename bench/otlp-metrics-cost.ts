@@ -1,7 +1,7 @@
 /**
  * CPU per event of the metrics aggregation, without the network, side by side
  * in one process: the tracer's path (src/otlp/metrics/aggregator.ts: its own
- * tallies observed by asynchronous instruments, the SDK's histograms) and,
+ * tallies observed by asynchronous instruments, its own histograms) and,
  * as the reference, the same metrics with only the SDK's synchronous
  * instruments (Counter / UpDownCounter / Histogram, attributes per call),
  * from the tests' connections (test/fixtures/tcp-events.ts: C, A, X, X each)
@@ -118,6 +118,6 @@ for (let i = 0; i < Number(passesArg); i++) {
 }
 process.stdout.write(
   `metrics aggregation, ${events.length} events over ${seriesArg} server ports, median of ${passesArg}:\n` +
-    `  tracer (tallies + SDK histograms): ${median(a).toFixed(3)} µs/event [${a.map((x) => x.toFixed(3)).join(' ')}]\n` +
+    `  tracer (tallies, own histograms):  ${median(a).toFixed(3)} µs/event [${a.map((x) => x.toFixed(3)).join(' ')}]\n` +
     `  SDK synchronous instruments:      ${median(b).toFixed(3)} µs/event [${b.map((x) => x.toFixed(3)).join(' ')}]\n`,
 );

@@ -10,6 +10,7 @@ import type { DataPoint, Histogram, MetricData } from '@opentelemetry/sdk-metric
 import { resolveOtlpConfig } from '../src/otlp/config.ts';
 import type { MetricTemporality } from '../src/otlp/config.ts';
 import { MetricsAggregator } from '../src/otlp/metrics/aggregator.ts';
+import { HistogramTally } from '../src/otlp/metrics/histograms.ts';
 import { groupMetricPoints } from '../src/otlp/metrics/points.ts';
 import { SpanResources } from '../src/otlp/resources.ts';
 import type { TcpEvent } from '../src/types.ts';
@@ -192,5 +193,32 @@ describe('metrics temporality', () => {
     assert.equal(t.temporality('tcptracer.connections'), AggregationTemporality.CUMULATIVE);
     assert.deepEqual([t.first('tcptracer.connections'), t.second('tcptracer.connections')], [2, 3]);
     assert.deepEqual([t.first('tcptracer.connection.duration'), t.second('tcptracer.connection.duration')], [1, 1]);
+  });
+});
+
+describe('HistogramTally', () => {
+  it('counts as the SDK\'s explicit buckets do: inclusive upper bounds, one bucket past the last', () => {
+    const h = new HistogramTally('h', 'd', [1, 2, 5], 10, AggregationTemporality.CUMULATIVE, [1, 0]);
+    for (const v of [0.5, 1, 1.5, 2, 5, 7, 100]) h.record('k', v, { a: 1 });
+    const m = h.collect([2, 0]);
+    assert.ok(m);
+    const p = m.dataPoints[0] as DataPoint<Histogram>;
+    assert.deepEqual(p.value.buckets, { boundaries: [1, 2, 5], counts: [2, 2, 1, 2] });
+    assert.deepEqual([p.value.count, p.value.sum, p.value.min, p.value.max], [7, 117, 0.5, 100]);
+    assert.deepEqual([p.startTime, p.endTime], [[1, 0], [2, 0]]);
+    // cumulative: the next collection has it all again, from the same start
+    h.record('k', 3, { a: 1 });
+    const again = h.collect([3, 0])?.dataPoints[0] as DataPoint<Histogram>;
+    assert.deepEqual([again.value.count, again.startTime], [8, [1, 0]]);
+  });
+
+  it('delta: what was measured since the last collection, starting there; nothing: no metric', () => {
+    const h = new HistogramTally('h', 'd', [1], 10, AggregationTemporality.DELTA, [1, 0]);
+    h.record('k', 0.5, { a: 1 });
+    assert.equal((h.collect([2, 0])?.dataPoints[0] as DataPoint<Histogram>).value.count, 1);
+    assert.equal(h.collect([3, 0]), undefined);
+    h.record('k', 2, { a: 1 });
+    const p = h.collect([4, 0])?.dataPoints[0] as DataPoint<Histogram>;
+    assert.deepEqual([p.value.count, p.value.buckets.counts, p.startTime], [1, [0, 1], [3, 0]]);
   });
 });
