@@ -38,7 +38,7 @@ async function run(opts: CliOptions): Promise<void> {
   }
   // OTLP settings first: a bad OTEL_* value is a usage error before anything loads
   const otlp = opts.otlp
-    ? resolveOtlpConfig({ endpoint: opts.otlpEndpoint, queueSize: opts.otlpQueueSize, signals: opts.otlpSignals, sample: opts.sample })
+    ? resolveOtlpConfig({ endpoint: opts.otlpEndpoint, queueSize: opts.otlpQueueSize, signals: opts.otlpSignals, sample: opts.sample, cardinalityLimit: opts.metricsCardinalityLimit })
     : undefined;
   // TLS files that would fail every export, or throw inside gRPC: one line now
   if (otlp) checkTlsFiles(otlp);
@@ -54,9 +54,12 @@ async function run(opts: CliOptions): Promise<void> {
   const output = opts.quiet ? undefined : new Output(process.stdout);
   // the ring buffer is the consumers' queue: read only what they take, less what waits for its identity
   const pacing = new Pacing([sink, output], () => identity?.pending ?? 0);
+  // the failure metric counts failed connects: the probe reports them, the other outputs show them only with --failed
+  const metrics = otlp?.signals.includes('metrics') ?? false;
   const tracer = TcpTracer.open({
     ...opts,
     ringbufBytes: opts.ringbufBytes ?? defaultRingbufBytes(otlp?.signals),
+    failed: opts.failed || metrics,
     room: pacing.room,
   });
   try {
@@ -89,7 +92,10 @@ async function run(opts: CliOptions): Promise<void> {
   } else {
     process.stderr.write(`${BANNER}\n`);
   }
-  const deliver = (batch: TcpEvent[]): void => {
+  const hideFailed = metrics && !opts.failed;
+  const deliver = (events: TcpEvent[]): void => {
+    sink?.measure(events);
+    const batch = hideFailed ? events.filter((e) => e.type !== 'failed') : events;
     sink?.emit(batch);
     onEvents?.(batch);
   };
@@ -133,7 +139,7 @@ async function run(opts: CliOptions): Promise<void> {
   // and whatever the output or the exporter are doing, it ends within the deadline
   const shutdownMs = failure ? 0 : (otlp?.shutdownTimeoutMs ?? OUTPUT_SHUTDOWN_MS);
   // (an export already sent may take its own deadline past the shutdown's)
-  const hardMs = shutdownMs + (otlp ? Math.max(otlp.logs.timeoutMs, otlp.traces.timeoutMs) : 0) + SHUTDOWN_GRACE_MS;
+  const hardMs = shutdownMs + (otlp ? Math.max(otlp.logs.timeoutMs, otlp.traces.timeoutMs, otlp.metrics.timeoutMs) : 0) + SHUTDOWN_GRACE_MS;
   setTimeout(() => {
     process.stderr.write(`tcptracer: shutdown did not finish within ${hardMs} ms: exiting\n`);
     process.exit(1);

@@ -21,6 +21,8 @@ export interface CliOptions extends Pick<TracerOptions, 'pid' | 'uid' | 'netns' 
   otlpSignals?: string;
   /** --sample RATIO (validated by the OTLP config, over OTEL_TRACES_SAMPLER): src/otlp/sampling.ts. */
   sample?: string;
+  /** --metrics-cardinality-limit (validated by the OTLP config, with TCPTRACER_METRICS_CARDINALITY_LIMIT). */
+  metricsCardinalityLimit?: string;
   /**
    * --ringbuf-size or TCPTRACER_RINGBUF_BYTES: kernel ring buffer size, a power
    * of two >= 4096. Default 8 MiB, or 16 MiB with --otlp exporting logs or traces (src/defaults.ts: there it is the export queue).
@@ -47,8 +49,8 @@ export const USAGE =
   'usage: tcptracer [-h] [-t] [-p PID] [-u UID] [-N NETNS] [--cgroupmap CGROUPMAP]\n' +
   '                 [--mntnsmap MNTNSMAP] [-4 | -6] [-v] [--json] [--failed]\n' +
   '                 [--otlp] [-q] [--otlp-endpoint URL] [--otlp-queue-size N]\n' +
-  '                 [--otlp-signals LIST] [--sample RATIO] [--ringbuf-size BYTES]\n' +
-  '                 [--trace-self]\n' +
+  '                 [--otlp-signals LIST] [--metrics-cardinality-limit N]\n' +
+  '                 [--sample RATIO] [--ringbuf-size BYTES] [--trace-self]\n' +
   '                 [--user NAME] [--no-identity] [--version]';
 
 export const HELP = `${USAGE}
@@ -78,11 +80,15 @@ options:
                         default http://localhost:4317)
   --otlp-queue-size N   records held in memory for export (default 4096); the
                         kernel ring buffer queues the rest
-  --otlp-signals LIST   logs,traces (default), logs or traces
   --sample RATIO        export the records and spans of this share of the
                         connections (0 to 1), the same ones on every host;
                         failed and reset connections always (over
                         OTEL_TRACES_SAMPLER; default all)
+  --otlp-signals LIST   what --otlp exports, a list of logs, traces, metrics
+                        (default logs,traces)
+  --metrics-cardinality-limit N
+                        most series of one metric per traced process, the
+                        overflow series included (default 2000)
   --ringbuf-size BYTES  kernel ring buffer, a power of two: 8M, 64M... (default
                         8M, 16M with --otlp; locked kernel memory)
   --trace-self          also trace this tracer's own connections
@@ -157,6 +163,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
         'otlp-queue-size': { type: 'string' },
         'otlp-signals': { type: 'string' },
         sample: { type: 'string' },
+        'metrics-cardinality-limit': { type: 'string' },
         'ringbuf-size': { type: 'string' },
         failed: { type: 'boolean' },
         'trace-self': { type: 'boolean' },
@@ -176,6 +183,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     throw new UsageError('--otlp-endpoint, --otlp-queue-size and --otlp-signals need --otlp');
   }
   if (!values.otlp && values.sample !== undefined) throw new UsageError('--sample needs --otlp');
+  if (!values.otlp && values['metrics-cardinality-limit'] !== undefined) throw new UsageError('--metrics-cardinality-limit needs --otlp');
   for (const flag of ['cgroupmap', 'mntnsmap'] as const) {
     if (values[flag] === '') throw new UsageError(`argument --${flag}: expected a path`);
   }
@@ -196,6 +204,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     otlpQueueSize: uint('--otlp-queue-size', values['otlp-queue-size'], 1 << 24, 1),
     otlpSignals: values['otlp-signals'],
     sample: values.sample,
+    metricsCardinalityLimit: values['metrics-cardinality-limit'],
     ringbufBytes:
       values['ringbuf-size'] !== undefined
         ? ringbufBytes('argument --ringbuf-size', values['ringbuf-size'])

@@ -34,6 +34,9 @@ test('values that cannot be used, caught before anything loads: one line, no sta
     const cases: [string[], NodeJS.ProcessEnv, number, RegExp][] = [
       [['--otlp', '-q'], { OTEL_EXPORTER_OTLP_HEADERS: 'k=%C3%A9' }, 2, /^tcptracer: OTEL_EXPORTER_OTLP_HEADERS: the value of 'k' is not a valid gRPC metadata value/],
       [['--otlp', '-q'], { OTEL_EXPORTER_OTLP_HEADERS: 'k=a%0Ab' }, 2, /^tcptracer: OTEL_EXPORTER_OTLP_HEADERS: the value of 'k' is not a valid gRPC metadata value/],
+      [['--otlp', '-q', '--otlp-signals', 'metrics'], { OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'often' }, 2, /^tcptracer: OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: expected cumulative, delta or lowmemory, got 'often'/],
+      [['--otlp', '-q', '--otlp-signals', 'metrics', '--metrics-cardinality-limit', '0'], {}, 2, /^tcptracer: --metrics-cardinality-limit: expected a positive integer, got '0'/],
+      [['--otlp', '-q', '--otlp-signals', 'metrics'], { OTEL_METRIC_EXPORT_INTERVAL: '1m' }, 2, /^tcptracer: OTEL_METRIC_EXPORT_INTERVAL: expected a positive integer, got '1m'/],
       [tls, { OTEL_EXPORTER_OTLP_CERTIFICATE: garbage }, 2, /^tcptracer: OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE \/ OTEL_EXPORTER_OTLP_CERTIFICATE: '.*' holds no PEM certificate/],
       [tls, { OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: cert, OTEL_EXPORTER_OTLP_CLIENT_KEY: garbage }, 2, /^tcptracer: OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY \/ OTEL_EXPORTER_OTLP_CLIENT_KEY: '.*' is not an unencrypted PEM private key/],
       [tls, { OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: garbage, OTEL_EXPORTER_OTLP_CLIENT_KEY: join(dir, 'key.pem') }, 2, /^tcptracer: OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE .*holds no PEM certificate/],

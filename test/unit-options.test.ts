@@ -16,12 +16,13 @@ test('bcc flags, short and long', () => {
   assert.deepEqual(
     { ...parseCli([], {}), help: undefined },
     { help: undefined, timestamp: false, verbose: false, json: false, pid: undefined, uid: undefined, netns: undefined,
-      family: undefined, cgroupMap: undefined, mntnsMap: undefined, otlp: false, quiet: false, otlpEndpoint: undefined, otlpQueueSize: undefined, otlpSignals: undefined, sample: undefined, ringbufBytes: undefined,
+      family: undefined, cgroupMap: undefined, mntnsMap: undefined, otlp: false, quiet: false, otlpEndpoint: undefined, otlpQueueSize: undefined, otlpSignals: undefined, sample: undefined, metricsCardinalityLimit: undefined, ringbufBytes: undefined,
       failed: false, traceSelf: false, version: false, user: 'nobody', identity: true, identityWaitMs: undefined },
   );
   const o2 = parseCli(['--failed', '--trace-self', '--otlp', '--otlp-signals', 'logs', '--ringbuf-size', '16M', '--version']);
   assert.deepEqual([o2.failed, o2.traceSelf, o2.otlpSignals, o2.ringbufBytes, o2.version], [true, true, 'logs', 16 << 20, true]);
   assert.equal(parseCli(['--ringbuf-size', '65536']).ringbufBytes, 65536);
+  assert.equal(parseCli(['--otlp', '--otlp-signals', 'metrics', '--metrics-cardinality-limit', '50']).metricsCardinalityLimit, '50');
   assert.equal(parseCli(['--no-identity']).identity, false);
   assert.equal(parseCli(['--otlp', '--sample', '0.25']).sample, '0.25', 'the ratio is checked by the OTLP config');
   assert.equal(parseCli([], { TCPTRACER_IDENTITY_WAIT_MS: '1500' }).identityWaitMs, 1500);
@@ -45,6 +46,7 @@ test('bad input is a UsageError with a one-line message', () => {
     [['--otlp-endpoint', 'http://x:4317'], /need --otlp/],
     [['--cgroupmap', ''], /expected a path/],
     [['--otlp-signals', 'logs'], /need --otlp/],
+    [['--metrics-cardinality-limit', '10'], /--metrics-cardinality-limit needs --otlp/],
     [['--ringbuf-size', '3M'], /--ringbuf-size: invalid value '3M'/],
     [['--ringbuf-size', '2G'], /--ringbuf-size: invalid value/],
     [['--ringbuf-size', ''], /--ringbuf-size: invalid value/],

@@ -20,6 +20,8 @@ describe('resolveOtlpConfig', () => {
       signals: ['logs', 'traces'],
       logs: target,
       traces: target,
+      metrics: target,
+      metricExport: { intervalMs: 60_000, timeoutMs: 30_000, temporality: 'cumulative', cardinalityLimit: 2000 },
       serviceName: 'tcptracer',
       resourceAttributes: {},
       spanServiceName: 'process',
@@ -142,6 +144,45 @@ describe('resolveOtlpConfig', () => {
     assert.deepEqual(resolveOtlpConfig({ signals: '' }, { TCPTRACER_OTLP_SIGNALS: '' }).signals, ['logs', 'traces']);
   });
 
+  it('takes metrics alone or with the other signals, in one order', () => {
+    assert.deepEqual(resolveOtlpConfig({ signals: 'metrics' }, {}).signals, ['metrics']);
+    assert.deepEqual(resolveOtlpConfig({ signals: 'metrics,logs' }, {}).signals, ['logs', 'metrics']);
+    assert.deepEqual(resolveOtlpConfig({}, { TCPTRACER_OTLP_SIGNALS: 'Metrics,traces,logs' }).signals, ['logs', 'traces', 'metrics']);
+  });
+
+  it('takes the metrics target from OTEL_EXPORTER_OTLP_METRICS_* over the generic variables', () => {
+    const env = {
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://generic:4317',
+      OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'http://metrics:4317',
+      OTEL_EXPORTER_OTLP_HEADERS: 'a=1,b=2',
+      OTEL_EXPORTER_OTLP_METRICS_HEADERS: 'b=3',
+      OTEL_EXPORTER_OTLP_METRICS_TIMEOUT: '4000',
+    };
+    const cfg = resolveOtlpConfig({ signals: 'metrics' }, env);
+    assert.equal(cfg.metrics.endpoint, 'http://metrics:4317');
+    assert.deepEqual(cfg.metrics.headers, { a: '1', b: '3' });
+    assert.equal(cfg.metrics.timeoutMs, 4000);
+    assert.equal(cfg.logs.endpoint, 'http://generic:4317');
+    assert.equal(resolveOtlpConfig({ endpoint: 'http://flag:1' }, env).metrics.endpoint, 'http://flag:1');
+    const http = resolveOtlpConfig({}, { OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: 'http/protobuf', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' });
+    assert.equal(http.metrics.endpoint, 'http://c:4318/v1/metrics');
+  });
+
+  it('takes the interval, timeout, temporality and cardinality limit of the metrics', () => {
+    const cfg = resolveOtlpConfig({}, {
+      OTEL_METRIC_EXPORT_INTERVAL: '5000',
+      OTEL_METRIC_EXPORT_TIMEOUT: '2500',
+      OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'Delta',
+      TCPTRACER_METRICS_CARDINALITY_LIMIT: '100',
+    });
+    assert.deepEqual(cfg.metricExport, { intervalMs: 5000, timeoutMs: 2500, temporality: 'delta', cardinalityLimit: 100 });
+    // an export attempt is bounded by both the exporter's timeout and the export timeout
+    assert.equal(cfg.metrics.timeoutMs, 2500);
+    assert.equal(resolveOtlpConfig({}, { OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'lowmemory' }).metricExport.temporality, 'lowmemory');
+    assert.equal(resolveOtlpConfig({ cardinalityLimit: '7' }, { TCPTRACER_METRICS_CARDINALITY_LIMIT: '100' }).metricExport.cardinalityLimit, 7);
+    assert.match(describeOtlpConfig(resolveOtlpConfig({ signals: 'metrics' }, {})), /logs off, traces off, metrics -> http:\/\/localhost:4317 .*metrics every 60000 ms, cumulative, at most 2000 series/);
+  });
+
   it('takes the span resource choice from TCPTRACER_SPAN_SERVICE_NAME', () => {
     assert.equal(resolveOtlpConfig({}, { TCPTRACER_SPAN_SERVICE_NAME: 'tracer' }).spanServiceName, 'tracer');
     assert.equal(resolveOtlpConfig({}, { TCPTRACER_SPAN_SERVICE_NAME: 'Process' }).spanServiceName, 'process');
@@ -149,6 +190,12 @@ describe('resolveOtlpConfig', () => {
 
   const bad: [string, Parameters<typeof resolveOtlpConfig>[0], Record<string, string>, RegExp][] = [
     ['non-numeric timeout', {}, { OTEL_EXPORTER_OTLP_TIMEOUT: 'abc' }, /OTEL_EXPORTER_OTLP_TIMEOUT/],
+    ['unknown signal', { signals: 'logs,profiles' }, {}, /unknown signal 'profiles'/],
+    ['unknown temporality', {}, { OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'sometimes' }, /OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: expected cumulative, delta or lowmemory/],
+    ['zero interval', {}, { OTEL_METRIC_EXPORT_INTERVAL: '0' }, /OTEL_METRIC_EXPORT_INTERVAL/],
+    ['non-numeric export timeout', {}, { OTEL_METRIC_EXPORT_TIMEOUT: '1s' }, /OTEL_METRIC_EXPORT_TIMEOUT/],
+    ['zero cardinality limit', { cardinalityLimit: '0' }, {}, /--metrics-cardinality-limit/],
+    ['bad cardinality variable', {}, { TCPTRACER_METRICS_CARDINALITY_LIMIT: 'many' }, /TCPTRACER_METRICS_CARDINALITY_LIMIT/],
     ['zero timeout', {}, { OTEL_EXPORTER_OTLP_LOGS_TIMEOUT: '0' }, /OTEL_EXPORTER_OTLP_LOGS_TIMEOUT/],
     ['fractional queue size', { queueSize: '1.5' }, {}, /--otlp-queue-size/],
     ['negative queue size', {}, { TCPTRACER_OTLP_QUEUE_SIZE: '-5' }, /TCPTRACER_OTLP_QUEUE_SIZE/],
@@ -167,7 +214,7 @@ describe('resolveOtlpConfig', () => {
     ['bad resource attributes', {}, { OTEL_RESOURCE_ATTRIBUTES: 'a=1,b' }, /OTEL_RESOURCE_ATTRIBUTES/],
     ['a traces path', {}, { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://c:4317/v1/traces' }, /OTEL_EXPORTER_OTLP_TRACES_ENDPOINT.*no path/],
     ['a bad traces timeout', {}, { OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: 'soon' }, /OTEL_EXPORTER_OTLP_TRACES_TIMEOUT/],
-    ['an unknown signal flag', { signals: 'logs,metrics' }, {}, /--otlp-signals: unknown signal 'metrics'/],
+    ['an unknown signal flag', { signals: 'logs,metric' }, {}, /--otlp-signals: unknown signal 'metric'/],
     ['an unknown signal variable', {}, { TCPTRACER_OTLP_SIGNALS: 'spans' }, /TCPTRACER_OTLP_SIGNALS: unknown signal 'spans'/],
     ['no signal at all', { signals: ',' }, {}, /--otlp-signals: name at least one signal/],
     ['a bad span service name choice', {}, { TCPTRACER_SPAN_SERVICE_NAME: 'pod' }, /TCPTRACER_SPAN_SERVICE_NAME/],
@@ -221,7 +268,7 @@ describe('describeOtlpConfig per signal', () => {
     assert.match(both, /logs -> http:\/\/loki:4317 \(grpc plaintext.*\), traces -> http:\/\/jaeger:4317 \(grpc plaintext/);
     assert.match(both, /spans under each process's service.name/);
     const logsOnly = describeOtlpConfig(resolveOtlpConfig({ signals: 'logs', endpoint: 'http://127.0.0.1:4317' }, {}));
-    assert.match(logsOnly, /logs -> http:\/\/127\.0\.0\.1:4317 .*, traces off;/);
+    assert.match(logsOnly, /logs -> http:\/\/127\.0\.0\.1:4317 .*, traces off, metrics off;/);
     assert.doesNotMatch(logsOnly, /spans under/);
     const tracesOnly = describeOtlpConfig(resolveOtlpConfig({ signals: 'traces' }, { TCPTRACER_SPAN_SERVICE_NAME: 'tracer' }));
     assert.match(tracesOnly, /^otlp: logs off, traces -> http:\/\/localhost:4317 /);

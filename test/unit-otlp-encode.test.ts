@@ -4,18 +4,24 @@
  * path (mapping.ts's toLogRecord through LoggerProvider / Logger.emit, spans
  * through TracerProvider with the derived ids, then the SDK's
  * ProtobufLogsSerializer / ProtobufTraceSerializer) against the encoder fed
- * the same events.
+ * the same events. Metrics: the SDK's own collection (src/otlp/metrics/meters.ts)
+ * written by its ProtobufMetricsSerializer, against the same collection split
+ * into the data points the export path carries and put back together.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ProtobufLogsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { ProtobufLogsSerializer, ProtobufMetricsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { Resource } from '@opentelemetry/resources';
 import { LoggerProvider } from '@opentelemetry/sdk-logs';
 import type { LogRecordProcessor, ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { TracerProvider } from '@opentelemetry/sdk-trace';
 import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace';
+import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { resolveOtlpConfig } from '../src/otlp/config.ts';
+import { ResourceMeters } from '../src/otlp/metrics/meters.ts';
+import { encodeMetricPoints, pointsOf } from '../src/otlp/metrics/points.ts';
+import { decodeMetricsRequest } from './fixtures/otlp-collector.ts';
 import { LogsEncoder, SpansEncoder } from '../src/otlp/wire/requests.ts';
 import { ProtoWriter, varintSize } from '../src/otlp/wire/protobuf.ts';
 import { detectHost, tracerResource } from '../src/otlp/resources.ts';
@@ -220,5 +226,40 @@ describe('ProtoWriter', () => {
     const w = new ProtoWriter(2);
     w.string('é☃');
     assert.equal(w.finish().toString('hex'), '05c3a9e29883');
+  });
+});
+
+describe('metrics requests (src/otlp/metrics/points.ts)', () => {
+  /** The SDK's own collection of one process's meters, fed every shape of event. */
+  async function collection(comm: string): Promise<ResourceMetrics> {
+    const cfg = resolveOtlpConfig({ signals: 'metrics' }, {});
+    const meters = new ResourceMeters(resourceFromAttributes({ 'service.name': comm }), cfg.metricExport, SCOPE);
+    for (const e of events()) meters.record({ ...e, handshakeNs: 1234, rttUs: 56, retransmits: 1 });
+    meters.record(tcpEvent({ type: 'failed', errno: 111 }));
+    const rm = await meters.collect();
+    assert.ok(rm);
+    return rm;
+  }
+
+  it('are the SDK serializer\'s bytes for its collection, once split into data points and put back together', async () => {
+    const rm = await collection('psql');
+    const points = pointsOf(rm);
+    assert.equal(points.length, rm.scopeMetrics.flatMap((s) => s.metrics).reduce((n, m) => n + m.dataPoints.length, 0));
+    assert.deepEqual(Buffer.from(encodeMetricPoints(points)), Buffer.from(ProtobufMetricsSerializer.serializeRequest(rm) ?? new Uint8Array()));
+  });
+
+  it('write a batch of several resources as one request: the concatenation of theirs, every point decoded', async () => {
+    const a = await collection('psql');
+    const b = await collection('postgres');
+    const points = [...pointsOf(a), ...pointsOf(b)];
+    const bytes = encodeMetricPoints(points);
+    const expected = Buffer.concat([ProtobufMetricsSerializer.serializeRequest(a) ?? new Uint8Array(), ProtobufMetricsSerializer.serializeRequest(b) ?? new Uint8Array()]);
+    assert.deepEqual(Buffer.from(bytes), expected);
+    const decoded = decodeMetricsRequest(bytes);
+    assert.equal(decoded.length, points.length);
+    assert.deepEqual([...new Set(decoded.map((p) => p.resource['service.name']))], ['psql', 'postgres']);
+    // a batch that splits a metric: both halves decode to their own points
+    const half = Math.floor(points.length / 2) + 1;
+    assert.equal(decodeMetricsRequest(encodeMetricPoints(points.slice(0, half))).length + decodeMetricsRequest(encodeMetricPoints(points.slice(half))).length, points.length);
   });
 });

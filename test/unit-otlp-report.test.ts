@@ -15,6 +15,8 @@ const clean: OtlpSinkStats = {
   lastError: '14 UNAVAILABLE: No connection established',
   logs: undefined,
   traces: undefined,
+  metrics: undefined,
+  metricEvents: 0,
   openConnections: 0,
   openOverflow: 0,
   resourceOverflow: 0,
@@ -53,6 +55,21 @@ describe('formatDropReport with spans and partial success', () => {
     const traces = { ...clean, emitted: 5, exported: 4, droppedExportFailed: 1 };
     const line = formatDropReport({ ...clean, droppedQueueFull: 4, droppedExportFailed: 1, droppedRejected: 2, logs, traces, lastError: 'too old' });
     assert.equal(line, 'otlp: 7 records dropped (queue full 4, export failed 1, rejected 2); exported 10, pending 0, retries 2; logs 6, spans 1 dropped; last error: too old');
+  });
+});
+
+describe('formatDropReport with metrics', () => {
+  it('splits by signal whenever more than one is exported, data points as metric points', () => {
+    const logs = { ...clean, droppedQueueFull: 3 };
+    const metrics = { ...clean, emitted: 40, exported: 38, droppedExportFailed: 2 };
+    const line = formatDropReport({ ...clean, droppedQueueFull: 3, droppedExportFailed: 2, logs, metrics, lastError: undefined });
+    assert.equal(line, 'otlp: 5 records dropped (queue full 3, export failed 2); exported 10, pending 0, retries 2; logs 3, metric points 2 dropped');
+  });
+
+  it('has no split with metrics alone', () => {
+    const metrics = { ...clean, droppedQueueFull: 7 };
+    const line = formatDropReport({ ...clean, droppedQueueFull: 7, metrics, lastError: undefined });
+    assert.equal(line, 'otlp: 7 records dropped (queue full 7, export failed 0); exported 10, pending 0, retries 2');
   });
 });
 

@@ -2,10 +2,11 @@
  * OTLP exporter configuration, resolved once at start from flags and the
  * environment (the standard OTEL_* variables plus TCPTRACER_*).
  *
- * Two signals, each with its own export target: logs (one record per event)
- * and traces (one span per connection). Precedence for each target setting:
- * flag (`--otlp-endpoint`, for both signals), then the signal's variable
- * (OTEL_EXPORTER_OTLP_LOGS_* / OTEL_EXPORTER_OTLP_TRACES_*), then the generic
+ * Three signals, each with its own export target: logs (one record per event),
+ * traces (one span per connection) and metrics (aggregated in the tracer,
+ * src/otlp/metrics/). Precedence for each target setting:
+ * flag (`--otlp-endpoint`, for every signal), then the signal's variable
+ * (OTEL_EXPORTER_OTLP_{LOGS,TRACES,METRICS}_*), then the generic
  * one (OTEL_EXPORTER_OTLP_*), then the default, as the OpenTelemetry
  * specification defines them. An empty variable counts as unset. Any value
  * that cannot be used throws a {@link UsageError} naming its source.
@@ -21,8 +22,32 @@ export type OtlpCompression = 'gzip' | 'none';
 /** OTEL_EXPORTER_OTLP_[SIGNAL_]PROTOCOL: OTLP over gRPC (default) or over HTTP with protobuf bodies. */
 export type OtlpProtocol = 'grpc' | 'http/protobuf';
 
-/** What is exported: `logs` (a record per event), `traces` (a span per connection). */
-export type OtlpSignal = 'logs' | 'traces';
+/** What is exported: `logs` (a record per event), `traces` (a span per connection), `metrics` (aggregated). */
+export type OtlpSignal = 'logs' | 'traces' | 'metrics';
+
+/**
+ * OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE, as the OpenTelemetry
+ * specification defines it: `cumulative` (every instrument cumulative),
+ * `delta` (counters, asynchronous counters and histograms delta,
+ * up-down counters cumulative), `lowmemory` (synchronous counters and
+ * histograms delta, the rest cumulative).
+ */
+export type MetricTemporality = 'cumulative' | 'delta' | 'lowmemory';
+
+/** How metrics are collected and exported (the signal's target is {@link OtlpConfig.metrics}). */
+export interface MetricExportConfig {
+  /** OTEL_METRIC_EXPORT_INTERVAL: ms between two collections. Default 60000. */
+  readonly intervalMs: number;
+  /** OTEL_METRIC_EXPORT_TIMEOUT: longest one export attempt of a collection may take, ms (caps the target's timeout). Default 30000. */
+  readonly timeoutMs: number;
+  readonly temporality: MetricTemporality;
+  /**
+   * `--metrics-cardinality-limit` / TCPTRACER_METRICS_CARDINALITY_LIMIT: most
+   * series of one metric per resource, the overflow series
+   * (`otel.metric.overflow=true`) included. Default 2000 (the SDK specification's).
+   */
+  readonly cardinalityLimit: number;
+}
 
 /**
  * Which resource a connection's span is exported under: `process` (default):
@@ -59,12 +84,16 @@ export interface OtlpTarget {
 
 /** Everything the OTLP pipeline needs, validated. */
 export interface OtlpConfig {
-  /** Signals exported, in the order `logs`, `traces`; at least one. Default both. */
+  /** Signals exported, in the order `logs`, `traces`, `metrics`; at least one. Default logs and traces. */
   readonly signals: readonly OtlpSignal[];
   /** Where log records go (resolved even when logs are not exported). */
   readonly logs: OtlpTarget;
   /** Where spans go (resolved even when traces are not exported). */
   readonly traces: OtlpTarget;
+  /** Where metrics go (resolved even when metrics are not exported); its timeout is at most metricExport.timeoutMs. */
+  readonly metrics: OtlpTarget;
+  /** Collection interval, temporality and cardinality of the metrics. */
+  readonly metricExport: MetricExportConfig;
   /** `service.name` of the tracer's own resource. Default `tcptracer`. */
   readonly serviceName: string;
   /** Extra resource attributes from OTEL_RESOURCE_ATTRIBUTES. */
@@ -110,10 +139,12 @@ export interface OtlpFlags {
   readonly endpoint?: string | undefined;
   /** `--otlp-queue-size` (items per signal): overrides TCPTRACER_OTLP_QUEUE_SIZE and OTEL_BLRP_MAX_QUEUE_SIZE. */
   readonly queueSize?: string | number | undefined;
-  /** `--otlp-signals`, the raw flag text (`logs`, `traces`, `logs,traces`): overrides TCPTRACER_OTLP_SIGNALS. */
+  /** `--otlp-signals`, the raw flag text (`logs`, `traces`, `metrics`, `logs,traces`...): overrides TCPTRACER_OTLP_SIGNALS. */
   readonly signals?: string | undefined;
   /** `--sample`, the raw ratio text: overrides OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG. */
   readonly sample?: string | undefined;
+  /** `--metrics-cardinality-limit`: overrides TCPTRACER_METRICS_CARDINALITY_LIMIT. */
+  readonly cardinalityLimit?: string | number | undefined;
 }
 
 export const DEFAULT_OTLP_ENDPOINT = 'http://localhost:4317';
@@ -122,6 +153,12 @@ export const DEFAULT_OTLP_HTTP_ENDPOINT = 'http://localhost:4318';
 export const DEFAULT_SERVICE_NAME = 'tcptracer';
 /** See {@link OtlpConfig.maxQueueSize}. */
 export const DEFAULT_SIGNALS: readonly OtlpSignal[] = ['logs', 'traces'];
+/** Every signal, in the order they are listed. */
+export const ALL_SIGNALS: readonly OtlpSignal[] = ['logs', 'traces', 'metrics'];
+/** The SDK specification's defaults: OTEL_METRIC_EXPORT_INTERVAL, OTEL_METRIC_EXPORT_TIMEOUT, the cardinality limit. */
+export const DEFAULT_METRIC_EXPORT_INTERVAL_MS = 60_000;
+export const DEFAULT_METRIC_EXPORT_TIMEOUT_MS = 30_000;
+export const DEFAULT_METRICS_CARDINALITY_LIMIT = 2000;
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -132,7 +169,11 @@ interface Setting {
 }
 
 const GENERIC = 'OTEL_EXPORTER_OTLP_';
-const SIGNAL_PREFIX: Readonly<Record<OtlpSignal, string>> = { logs: 'OTEL_EXPORTER_OTLP_LOGS_', traces: 'OTEL_EXPORTER_OTLP_TRACES_' };
+const SIGNAL_PREFIX: Readonly<Record<OtlpSignal, string>> = {
+  logs: 'OTEL_EXPORTER_OTLP_LOGS_',
+  traces: 'OTEL_EXPORTER_OTLP_TRACES_',
+  metrics: 'OTEL_EXPORTER_OTLP_METRICS_',
+};
 
 /** Resolves flags + environment into one validated {@link OtlpConfig}. */
 export function resolveOtlpConfig(flags: OtlpFlags = {}, env: Env = process.env): OtlpConfig {
@@ -174,6 +215,14 @@ export function resolveOtlpConfig(flags: OtlpFlags = {}, env: Env = process.env)
   const signals = parseSignals(first(flags.signals, '--otlp-signals', 'TCPTRACER_OTLP_SIGNALS'));
   const logs = target('logs');
   const traces = target('traces');
+  const metricExport: MetricExportConfig = {
+    intervalMs: parseCount(first(undefined, '', 'OTEL_METRIC_EXPORT_INTERVAL'), DEFAULT_METRIC_EXPORT_INTERVAL_MS),
+    timeoutMs: parseCount(first(undefined, '', 'OTEL_METRIC_EXPORT_TIMEOUT'), DEFAULT_METRIC_EXPORT_TIMEOUT_MS),
+    temporality: parseTemporality(first(undefined, '', 'OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE')),
+    cardinalityLimit: parseCount(first(flags.cardinalityLimit, '--metrics-cardinality-limit', 'TCPTRACER_METRICS_CARDINALITY_LIMIT'), DEFAULT_METRICS_CARDINALITY_LIMIT),
+  };
+  const metricsTarget = target('metrics');
+  const metrics = { ...metricsTarget, timeoutMs: Math.min(metricsTarget.timeoutMs, metricExport.timeoutMs) };
   const resourceAttributes = parseKeyValues(first(undefined, '', 'OTEL_RESOURCE_ATTRIBUTES'), false);
   const maxQueueSize = parseCount(first(flags.queueSize, '--otlp-queue-size', 'TCPTRACER_OTLP_QUEUE_SIZE', 'OTEL_BLRP_MAX_QUEUE_SIZE'), DEFAULT_OTLP_QUEUE_SIZE);
   const batch = first(undefined, '', 'OTEL_BLRP_MAX_EXPORT_BATCH_SIZE');
@@ -185,6 +234,8 @@ export function resolveOtlpConfig(flags: OtlpFlags = {}, env: Env = process.env)
     signals,
     logs,
     traces,
+    metrics,
+    metricExport,
     serviceName: first(undefined, '', 'OTEL_SERVICE_NAME')?.value ?? resourceAttributes['service.name'] ?? DEFAULT_SERVICE_NAME,
     resourceAttributes,
     spanServiceName: parseSpanServiceName(first(undefined, '', 'TCPTRACER_SPAN_SERVICE_NAME')),
@@ -204,14 +255,16 @@ export function resolveOtlpConfig(flags: OtlpFlags = {}, env: Env = process.env)
  */
 export function describeOtlpConfig(cfg: OtlpConfig): string {
   const resource = Object.keys(cfg.resourceAttributes).join(',') || 'none';
-  const signals = (['logs', 'traces'] as const)
+  const signals = ALL_SIGNALS
     .map((signal) => (cfg.signals.includes(signal) ? `${signal} -> ${describeTarget(cfg[signal])}` : `${signal} off`))
     .join(', ');
+  const m = cfg.metricExport;
+  const metrics = cfg.signals.includes('metrics') ? `; metrics every ${m.intervalMs} ms, ${m.temporality}, at most ${m.cardinalityLimit} series per metric and process` : '';
   const spans = cfg.signals.includes('traces') ? `, spans under ${cfg.spanServiceName === 'process' ? "each process's service.name" : 'the tracer\'s service.name'}` : '';
   // one line whatever OTEL_SERVICE_NAME or the attribute names hold
   return visible(
     `otlp: ${signals}; queue ${cfg.maxQueueSize} per signal, batch ${cfg.maxExportBatchSize}, delay ${cfg.scheduledDelayMs} ms, ` +
-    `shutdown ${cfg.shutdownTimeoutMs} ms; service.name=${cfg.serviceName}${spans}, resource attributes ${resource}; ` +
+    `shutdown ${cfg.shutdownTimeoutMs} ms${metrics}; service.name=${cfg.serviceName}${spans}, resource attributes ${resource}; ` +
     describeSampling(cfg.sampling)
   );
 }
@@ -228,13 +281,20 @@ function parseSignals(setting: Setting | undefined): readonly OtlpSignal[] {
   for (const item of setting.value.split(',')) {
     const name = item.trim().toLowerCase();
     if (name === '') continue;
-    if (name !== 'logs' && name !== 'traces') {
-      throw new UsageError(`${setting.source}: unknown signal '${item.trim()}' (expected logs, traces or logs,traces)`);
+    if (name !== 'logs' && name !== 'traces' && name !== 'metrics') {
+      throw new UsageError(`${setting.source}: unknown signal '${item.trim()}' (expected a list of logs, traces, metrics)`);
     }
     wanted.add(name);
   }
-  if (wanted.size === 0) throw new UsageError(`${setting.source}: name at least one signal (logs, traces)`);
-  return DEFAULT_SIGNALS.filter((s) => wanted.has(s));
+  if (wanted.size === 0) throw new UsageError(`${setting.source}: name at least one signal (logs, traces, metrics)`);
+  return ALL_SIGNALS.filter((s) => wanted.has(s));
+}
+
+function parseTemporality(setting: Setting | undefined): MetricTemporality {
+  if (setting === undefined) return 'cumulative';
+  const v = setting.value.toLowerCase();
+  if (v === 'cumulative' || v === 'delta' || v === 'lowmemory') return v;
+  throw new UsageError(`${setting.source}: expected cumulative, delta or lowmemory, got '${setting.value}'`);
 }
 
 function parseSpanServiceName(setting: Setting | undefined): SpanServiceName {

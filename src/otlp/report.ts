@@ -17,14 +17,19 @@ export function droppedTotal(stats: OtlpSignalStats): number {
  * pending 120, retries 7; last error: 14 UNAVAILABLE: ...`, or undefined when
  * nothing was dropped. Totals over log records and spans ("records"); the
  * collector's partial-success rejections appear as `, rejected N` inside the
- * parentheses when there were any, and with both signals exported the split
- * follows (`; logs 1200, spans 34 dropped`).
+ * parentheses when there were any, and with more than one signal exported
+ * the split follows (`; logs 1200, spans 34, metric points 0 dropped`).
  */
 export function formatDropReport(stats: OtlpSinkStats): string | undefined {
   const dropped = droppedTotal(stats);
   if (dropped === 0) return undefined;
   const rejected = stats.droppedRejected > 0 ? `, rejected ${stats.droppedRejected}` : '';
-  const split = stats.logs !== undefined && stats.traces !== undefined ? `; logs ${droppedTotal(stats.logs)}, spans ${droppedTotal(stats.traces)} dropped` : '';
+  const signals = [
+    stats.logs && `logs ${droppedTotal(stats.logs)}`,
+    stats.traces && `spans ${droppedTotal(stats.traces)}`,
+    stats.metrics && `metric points ${droppedTotal(stats.metrics)}`,
+  ].filter((part) => part !== undefined);
+  const split = signals.length > 1 ? `; ${signals.join(', ')} dropped` : '';
   const last = stats.lastError === undefined ? '' : `; last error: ${stats.lastError}`;
   return (
     `otlp: ${dropped} records dropped (queue full ${stats.droppedQueueFull}, export failed ${stats.droppedExportFailed}${rejected}); ` +

@@ -1,6 +1,8 @@
 /**
- * OtlpSink: TcpEvents in; OTLP/gRPC log records (one per event) and spans
- * (one per connection) out.
+ * OtlpSink: TcpEvents in; OTLP/gRPC log records (one per event), spans
+ * (one per connection) and metrics (aggregated: src/otlp/metrics/, counted
+ * by {@link OtlpSink.measure}, collected every OTEL_METRIC_EXPORT_INTERVAL
+ * and at shutdown, one item per data point) out.
  *
  * Each signal has one pipeline of the same parts: a queue of what is not made
  * yet -> {@link BoundedBatchProcessor} (bounded, counts drops) ->
@@ -41,8 +43,10 @@ import { SpanQueue } from './traces/queue.ts';
 import type { LogItem, SpanItem } from './wire/requests.ts';
 import { RetryingExporter } from './export/retry.ts';
 import type { ExportFailure, RetryPolicy } from './export/retry.ts';
-import { createOtlpGrpcLogExporter, createOtlpGrpcTraceExporter } from './export/grpc.ts';
-import { createOtlpHttpLogExporter, createOtlpHttpTraceExporter } from './export/http.ts';
+import { createOtlpGrpcLogExporter, createOtlpGrpcMetricExporter, createOtlpGrpcTraceExporter } from './export/grpc.ts';
+import { createOtlpHttpLogExporter, createOtlpHttpMetricExporter, createOtlpHttpTraceExporter } from './export/http.ts';
+import { MetricsAggregator } from './metrics/aggregator.ts';
+import type { MetricPoint } from './metrics/points.ts';
 import { BoundedBatchProcessor } from './export/processor.ts';
 import type { ItemExporter } from './export/processor.ts';
 import { detectHost, SpanResources, tracerResource } from './resources.ts';
@@ -63,7 +67,7 @@ export interface OtlpSinkOptions {
  * `emitted = exported + droppedQueueFull + droppedExportFailed + droppedRejected + pending`.
  */
 export interface OtlpSignalStats {
-  /** Items offered: log records (one per event), spans (one per ended connection). */
+  /** Items offered: log records (one per event), spans (one per ended connection), metric data points (per collection). */
   readonly emitted: number;
   /** Items the collector acknowledged and accepted. */
   readonly exported: number;
@@ -92,6 +96,10 @@ export interface OtlpSinkStats extends OtlpSignalStats {
   readonly logs: OtlpSignalStats | undefined;
   /** Spans; undefined when traces are not exported. */
   readonly traces: OtlpSignalStats | undefined;
+  /** Metric data points; undefined when metrics are not exported. */
+  readonly metrics: OtlpSignalStats | undefined;
+  /** Events counted in the metrics (all the tracer read, failed connects included); 0 when metrics are not exported. */
+  readonly metricEvents: number;
   /** Connections open now (remembered for their span; 0 when traces are not exported). */
   readonly openConnections: number;
   /** Connections not remembered because the open-connection map was full (their span is still made at their close; none at shutdown). */
@@ -132,6 +140,10 @@ export class OtlpSink {
   private readonly spanResources: SpanResources | undefined;
   private readonly connections: OpenConnections;
   private readonly sampler: ConnectionSampler;
+  private readonly metrics: Pipeline<MetricPoint> | undefined;
+  private readonly aggregator: MetricsAggregator | undefined;
+  private readonly metricsTimer: NodeJS.Timeout | undefined;
+  private collecting: Promise<void> | undefined;
   private closing = false;
   private shutdownResult: Promise<{ undelivered: number }> | undefined;
 
@@ -175,6 +187,46 @@ export class OtlpSink {
       });
       processor.attach(this.spanQueue);
     }
+    if (cfg.signals.includes('metrics')) {
+      const retrying = exporter(cfg.metrics, cfg.metrics.protocol === 'grpc' ? createOtlpGrpcMetricExporter : createOtlpHttpMetricExporter);
+      // a collection is sent as soon as it is made
+      const processor = new BoundedBatchProcessor(retrying, { ...batching, scheduledDelayMs: 0 });
+      this.metrics = new Pipeline(processor, retrying);
+      this.aggregator = new MetricsAggregator(new SpanResources(cfg, version, host), cfg.metricExport, { name: PACKAGE_NAME, version });
+      this.metricsTimer = setInterval(() => void this.collectMetrics(), cfg.metricExport.intervalMs);
+      this.metricsTimer.unref();
+    }
+  }
+
+  /**
+   * Counts `events` in the metrics (when they are exported): every event the
+   * tracer read, failed connects included, whatever the other signals took.
+   */
+  measure(events: readonly TcpEvent[]): void {
+    this.aggregator?.record(events);
+  }
+
+  /**
+   * One collection of the metrics into their export queue (what does not fit
+   * is counted as droppedQueueFull). One at a time: a call while one runs waits for it.
+   */
+  collectMetrics(): Promise<void> {
+    this.collecting ??= this.collectOnce().finally(() => (this.collecting = undefined));
+    return this.collecting;
+  }
+
+  private async collectOnce(): Promise<void> {
+    const pipeline = this.metrics;
+    if (pipeline === undefined || this.aggregator === undefined) return;
+    let points: MetricPoint[];
+    try {
+      points = await this.aggregator.collect();
+    } catch {
+      return; // the SDK's collection does not throw for what the tracer observes; nothing to count if it did
+    }
+    const fit = Math.min(points.length, pipeline.processor.room());
+    pipeline.offer(points.length, fit);
+    for (let i = 0; i < fit; i++) pipeline.processor.add(points[i] as MetricPoint);
   }
 
   /**
@@ -264,7 +316,8 @@ export class OtlpSink {
   stats(): OtlpSinkStats {
     const logs = this.logs?.stats();
     const traces = this.traces?.stats();
-    const parts = [logs, traces].filter((s) => s !== undefined);
+    const metrics = this.metrics?.stats();
+    const parts = [logs, traces, metrics].filter((s) => s !== undefined);
     const sum = (pick: (s: OtlpSignalStats) => number): number => parts.reduce((n, s) => n + pick(s), 0);
     return {
       emitted: sum((s) => s.emitted),
@@ -278,19 +331,21 @@ export class OtlpSink {
       sampledOut: sum((s) => s.sampledOut),
       logs,
       traces,
+      metrics,
+      metricEvents: this.aggregator?.events ?? 0,
       openConnections: this.connections.size,
       openOverflow: this.connections.overflow,
       resourceOverflow: this.spanResources?.overflow ?? 0,
     };
   }
 
-  /** The latest export failure over both signals, and what became of its batch (see ExportFailure); undefined if none yet. */
+  /** The latest export failure over the signals, and what became of its batch (see ExportFailure); undefined if none yet. */
   exportFailure(): ExportFailure | undefined {
-    const a = this.logs?.exporter.latestFailure;
-    const b = this.traces?.exporter.latestFailure;
-    if (a === undefined) return b;
-    if (b === undefined) return a;
-    return a.at >= b.at ? a : b;
+    let latest: ExportFailure | undefined;
+    for (const f of [this.logs?.exporter.latestFailure, this.traces?.exporter.latestFailure, this.metrics?.exporter.latestFailure]) {
+      if (f !== undefined && (latest === undefined || f.at > latest.at)) latest = f;
+    }
+    return latest;
   }
 
   /**
@@ -308,6 +363,9 @@ export class OtlpSink {
   }
 
   private async shutdownOnce(deadlineMs: number): Promise<{ undelivered: number }> {
+    // the last collection: what was counted since the previous one is exported too
+    clearInterval(this.metricsTimer);
+    await settleWithin(this.collectMetrics(), deadlineMs);
     if (this.traces !== undefined && this.spanQueue !== undefined) {
       const endings: ConnectionEnding[] = [];
       for (const ending of this.connections.stopAll(BigInt(Date.now()) * 1_000_000n)) {
@@ -321,7 +379,7 @@ export class OtlpSink {
       if (fit > 0) this.traces.processor.offered();
     }
     this.closing = true;
-    const pipelines = [this.logs?.processor, this.traces?.processor].filter((p) => p !== undefined);
+    const pipelines = [this.logs?.processor, this.traces?.processor, this.metrics?.processor].filter((p) => p !== undefined);
     for (const p of pipelines) p.close();
     await settleWithin(Promise.all(pipelines.map((p) => p.forceFlush())), deadlineMs);
     // what was not sent by the deadline is given up; what is in flight is counted by its outcome,
@@ -329,10 +387,10 @@ export class OtlpSink {
     const failed = (): number => pipelines.reduce((n, p) => n + p.counts().droppedExportFailed, 0);
     const before = failed();
     for (const p of pipelines) p.seal();
-    await settleWithin(Promise.all(pipelines.map((p) => p.settled())), Math.max(this.cfg.logs.timeoutMs, this.cfg.traces.timeoutMs) + 1000);
+    await settleWithin(Promise.all(pipelines.map((p) => p.settled())), Math.max(this.cfg.logs.timeoutMs, this.cfg.traces.timeoutMs, this.cfg.metrics.timeoutMs) + 1000);
     for (const p of pipelines) p.abandon();
     const undelivered = failed() - before;
-    await settleWithin(Promise.all(pipelines.map((p) => p.shutdown())), 1000);
+    await settleWithin(Promise.all([...pipelines.map((p) => p.shutdown()), this.aggregator?.shutdown()]), 1000);
     return { undelivered };
   }
 }

@@ -19,9 +19,11 @@
  */
 import { ExportResultCode } from '@opentelemetry/core';
 import type { IOtlpExportDelegate } from '@opentelemetry/otlp-exporter-base';
-import { ProtobufLogsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { ProtobufLogsSerializer, ProtobufMetricsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import type { ISerializer } from '@opentelemetry/otlp-transformer';
 import { PACKAGE_NAME, packageVersion } from '../../version.ts';
+import { encodeMetricPoints } from '../metrics/points.ts';
+import type { MetricPoint } from '../metrics/points.ts';
 import { LogsEncoder, SpansEncoder } from '../wire/requests.ts';
 import type { LogItem, SpanItem } from '../wire/requests.ts';
 import type { CountedExportResult, ItemExporter } from './processor.ts';
@@ -32,11 +34,12 @@ export interface PartialSuccess {
   readonly message: string;
 }
 
-/** The decoded response objects of otlp-transformer (logs and traces). */
+/** The decoded response objects of otlp-transformer (logs, traces and metrics). */
 interface DecodedResponse {
   readonly partialSuccess?: {
     readonly rejectedLogRecords?: number | bigint | string;
     readonly rejectedSpans?: number | bigint | string;
+    readonly rejectedDataPoints?: number | bigint | string;
     readonly errorMessage?: string;
   };
 }
@@ -45,7 +48,7 @@ interface DecodedResponse {
 export function partialSuccessOf(response: unknown): PartialSuccess | undefined {
   const partial = (response as DecodedResponse | null | undefined)?.partialSuccess;
   if (partial === undefined) return undefined;
-  const rejected = Number(partial.rejectedLogRecords ?? partial.rejectedSpans ?? 0);
+  const rejected = Number(partial.rejectedLogRecords ?? partial.rejectedSpans ?? partial.rejectedDataPoints ?? 0);
   const message = partial.errorMessage ?? '';
   if (!(rejected > 0) && message === '') return undefined;
   return { rejected: rejected > 0 ? rejected : 0, message };
@@ -67,6 +70,11 @@ export function logsCodec(): SignalCodec<LogItem> {
 export function spansCodec(): SignalCodec<SpanItem> {
   const encoder = new SpansEncoder(scope());
   return { encode: (items) => encoder.encode(items), decodeResponse: (data) => ProtobufTraceSerializer.deserializeResponse(data) };
+}
+
+/** Metrics: one item per data point, written by the SDK's ProtobufMetricsSerializer (../metrics/points.ts). */
+export function metricsCodec(): SignalCodec<MetricPoint> {
+  return { encode: encodeMetricPoints, decodeResponse: (data) => ProtobufMetricsSerializer.deserializeResponse(data) };
 }
 
 /** An exporter of `T` items over one SDK export delegate, whose successful results carry the collector's partial success. */

@@ -10,8 +10,9 @@ import type { OTLPGRPCExporterConfigNode } from '@opentelemetry/otlp-grpc-export
 import type { IOtlpExportDelegate } from '@opentelemetry/otlp-exporter-base';
 import type { ISerializer } from '@opentelemetry/otlp-transformer';
 import type { OtlpSignal, OtlpTarget } from '../config.ts';
+import type { MetricPoint } from '../metrics/points.ts';
 import type { LogItem, SpanItem } from '../wire/requests.ts';
-import { DelegateExporter, logsCodec, spansCodec } from './delegate.ts';
+import { DelegateExporter, logsCodec, metricsCodec, spansCodec } from './delegate.ts';
 import { readTlsFile, tlsVariable } from './tls-files.ts';
 import { tlsCredentials } from './tls.ts';
 
@@ -38,21 +39,34 @@ function grpcOptions(target: OtlpTarget, signal: OtlpSignal, userAgent: string):
   };
 }
 
+/** What the SDK's exporter of each signal passes its gRPC delegate: names, service and method. */
+const GRPC_SIGNAL = {
+  logs: { env: 'LOGS', component: 'otlp_grpc_log_exporter', item: 'log', service: 'LogsExportService', path: '/opentelemetry.proto.collector.logs.v1.LogsService/Export' },
+  traces: { env: 'TRACES', component: 'otlp_grpc_span_exporter', item: 'span', service: 'TraceExportService', path: '/opentelemetry.proto.collector.trace.v1.TraceService/Export' },
+  metrics: {
+    env: 'METRICS',
+    component: 'otlp_grpc_metric_exporter',
+    item: 'metric_data_point',
+    service: 'MetricsExportService',
+    path: '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export',
+  },
+} as const;
+
 /** The gRPC delegate of one signal, for `target`, around the serializer it is given. */
 function delegate<T>(target: OtlpTarget, signal: OtlpSignal, userAgent: string): (serializer: ISerializer<T[], unknown>) => IOtlpExportDelegate<T[]> {
-  const logs = signal === 'logs';
+  const s = GRPC_SIGNAL[signal];
   return (serializer) =>
     createOtlpGrpcExportDelegate(
       // what OTLPLogExporter / OTLPTraceExporter 0.301 call (config + OTEL_EXPORTER_OTLP_* + defaults);
       // the package exports no other way to resolve a gRPC configuration
       // eslint-disable-next-line @typescript-eslint/no-deprecated
-      convertLegacyOtlpGrpcOptions(grpcOptions(target, signal, userAgent), logs ? 'LOGS' : 'TRACES'),
+      convertLegacyOtlpGrpcOptions(grpcOptions(target, signal, userAgent), s.env),
       serializer,
-      logs ? 'otlp_grpc_log_exporter' : 'otlp_grpc_span_exporter',
-      { name: logs ? 'log' : 'span', countItems: (items) => items.length },
+      s.component,
+      { name: s.item, countItems: (items) => items.length },
       undefined,
-      logs ? 'LogsExportService' : 'TraceExportService',
-      logs ? '/opentelemetry.proto.collector.logs.v1.LogsService/Export' : '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
+      s.service,
+      s.path,
     );
 }
 
@@ -73,4 +87,9 @@ export function createOtlpGrpcLogExporter(target: OtlpTarget, userAgent: string)
 /** As {@link createOtlpGrpcLogExporter}, for spans. */
 export function createOtlpGrpcTraceExporter(target: OtlpTarget, userAgent: string): DelegateExporter<SpanItem> {
   return new DelegateExporter(spansCodec(), delegate<SpanItem>(target, 'traces', userAgent));
+}
+
+/** As {@link createOtlpGrpcLogExporter}, for metrics (one item per data point). */
+export function createOtlpGrpcMetricExporter(target: OtlpTarget, userAgent: string): DelegateExporter<MetricPoint> {
+  return new DelegateExporter(metricsCodec(), delegate<MetricPoint>(target, 'metrics', userAgent));
 }

@@ -16,8 +16,9 @@ import { getSharedConfigurationDefaults, type IOtlpExportDelegate } from '@opent
 import { createOtlpHttpExportDelegate, httpAgentFactoryFromOptions } from '@opentelemetry/otlp-exporter-base/node-http';
 import type { ISerializer } from '@opentelemetry/otlp-transformer';
 import type { OtlpSignal, OtlpTarget } from '../config.ts';
+import type { MetricPoint } from '../metrics/points.ts';
 import type { LogItem, SpanItem } from '../wire/requests.ts';
-import { DelegateExporter, logsCodec, spansCodec } from './delegate.ts';
+import { DelegateExporter, logsCodec, metricsCodec, spansCodec } from './delegate.ts';
 import { readTlsFile, tlsVariable } from './tls-files.ts';
 
 const UNAVAILABLE = 14;
@@ -40,7 +41,8 @@ export function asGrpcCodedError(error: unknown): Error {
 
 /** The HTTP delegate of one signal, for `target`, around the serializer it is given. */
 function delegate<T>(target: OtlpTarget, signal: OtlpSignal, userAgent: string): (serializer: ISerializer<T[], unknown>) => IOtlpExportDelegate<T[]> {
-  const logs = signal === 'logs';
+  const names = { logs: ['otlp_http_log_exporter', 'log'], traces: ['otlp_http_span_exporter', 'span'], metrics: ['otlp_http_metric_exporter', 'metric_data_point'] } as const;
+  const [component, item] = names[signal];
   const tls = target.insecure
     ? {}
     : {
@@ -63,8 +65,8 @@ function delegate<T>(target: OtlpTarget, signal: OtlpSignal, userAgent: string):
         userAgent,
       },
       serializer,
-      logs ? 'otlp_http_log_exporter' : 'otlp_http_span_exporter',
-      { name: logs ? 'log' : 'span', countItems: (items) => items.length },
+      component,
+      { name: item, countItems: (items) => items.length },
       undefined,
     );
 }
@@ -77,4 +79,9 @@ export function createOtlpHttpLogExporter(target: OtlpTarget, userAgent: string)
 /** As {@link createOtlpHttpLogExporter}, for spans. */
 export function createOtlpHttpTraceExporter(target: OtlpTarget, userAgent: string): DelegateExporter<SpanItem> {
   return new DelegateExporter(spansCodec(), delegate<SpanItem>(target, 'traces', userAgent), asGrpcCodedError);
+}
+
+/** As {@link createOtlpHttpLogExporter}, for metrics (one item per data point; `/v1/metrics`). */
+export function createOtlpHttpMetricExporter(target: OtlpTarget, userAgent: string): DelegateExporter<MetricPoint> {
+  return new DelegateExporter(metricsCodec(), delegate<MetricPoint>(target, 'metrics', userAgent), asGrpcCodedError);
 }
