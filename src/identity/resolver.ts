@@ -7,8 +7,8 @@
  * the same call: a cgroup is normally known from the moment it is made, before
  * any of its processes connects. An id neither knows is looked up
  * asynchronously. When the tree watches every directory, only its inotify
- * events can still be on their way: the lookup gives them SETTLE_MS and asks
- * the tree again; an id still unknown is a cgroup already gone before the
+ * events can still be on their way: the lookup gives them SETTLE_MS and a
+ * turn of the event loop (loopTurn) and asks the tree again; an id still unknown is a cgroup already gone before the
  * tracer saw it made (reported unknown, never guessed). Otherwise (no watch:
  * the tree's bounds or inotify's limit) from /proc/PID/cgroup of the event's
  * process (one small read; the path is checked against the id by the inode of
@@ -62,6 +62,19 @@ const WALK_MAX_DIRS = 100_000;
 const WALK_MAX_DEPTH = 12;
 /** How long a lookup gives the tree's inotify events to arrive, ms. */
 const SETTLE_MS = 10;
+
+/**
+ * Resolves once a poll phase that began after the call is over. libuv reads
+ * its inotify descriptor there until it is empty and runs the watches'
+ * callbacks at once, so every inotify event queued before the call (a cgroup
+ * made before its process's event) has then reached the tree. A timer alone
+ * does not promise that: on a slow machine (the emulated VMs) it can expire
+ * before the loop next polls. The first immediate may run after a poll that
+ * had begun earlier; the second runs after the next one.
+ */
+async function loopTurn(): Promise<void> {
+  for (let i = 0; i < 2; i++) await new Promise((resolve) => setImmediate(resolve));
+}
 
 /** The cgroup v2 mount point of this host, or undefined without one. */
 export function findCgroup2Root(): string | undefined {
@@ -246,6 +259,7 @@ export class IdentityResolver {
     const tree = this.#tree;
     if (tree?.complete) {
       await new Promise((resolve) => setTimeout(resolve, Math.min(SETTLE_MS, this.#maxWaitMs)));
+      await loopTurn();
       // not there now: made and removed before its inotify event was read
       return this.#fromTree(id) ?? { identity: NO_IDENTITY, dir: undefined, since: Date.now() };
     }
