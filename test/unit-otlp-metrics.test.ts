@@ -123,6 +123,27 @@ describe('metrics aggregation', () => {
     }
   });
 
+  it('keeps the series of two containers running the same program apart, by container.id and k8s.pod.uid', async () => {
+    const agg = aggregator();
+    const pods = [
+      { containerId: 'a'.repeat(64), podUid: '11111111-2222-3333-4444-555555555555' },
+      { containerId: 'b'.repeat(64), podUid: '66666666-7777-8888-9999-000000000000' },
+    ];
+    const events: TcpEvent[] = [];
+    for (const [i, pod] of [pods[0], pods[1], pods[1], undefined].entries()) {
+      const c = connection(i);
+      events.push({ ...c.connect, ...pod }, { ...c.clientClose, ...pod });
+    }
+    agg.record(events);
+    const all = await collect(agg);
+    const id = (pod: (typeof pods)[number] | undefined): Record<string, string> => (pod ? { 'container.id': pod.containerId, 'k8s.pod.uid': pod.podUid } : {});
+    const expected = { [attrs({ ...client, ...id(pods[0]) })]: 1, [attrs({ ...client, ...id(pods[1]) })]: 2, [attrs(client)]: 1 };
+    assert.deepEqual(values(metric(all, 'psql', 'tcptracer.connections')), expected);
+    assert.deepEqual(values(metric(all, 'psql', 'tcptracer.connection.duration')), expected);
+    // each close took its own series' open connection back
+    assert.deepEqual(Object.values(values(metric(all, 'psql', 'tcptracer.connections.open'))), [0, 0, 0]);
+  });
+
   it('keeps at most the cardinality limit of series per metric, the rest in the overflow series', async () => {
     const agg = aggregator({}, { cardinalityLimit: 3 });
     const events: TcpEvent[] = [];

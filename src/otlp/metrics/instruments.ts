@@ -16,14 +16,19 @@
  *
  * Series attributes: `network.type` (`ipv4`/`ipv6`), `tcptracer.connection.role`
  * (`client`/`server`), `server.address` and `server.port` (the peer for a
- * client; this host's address and listening port for a server). Never a
- * client port: its cardinality is the number of connections.
+ * client; this host's address and listening port for a server), and, when
+ * the traced process runs in a container (src/identity/), `container.id` and
+ * `k8s.pod.uid`: the per-process resources are keyed by executable name, so
+ * two pods running the same program on a node share one; these attributes keep
+ * their series apart, and a Collector moves them to the resource (groupbyattrs)
+ * where k8s_attributes names the workload (otel-config/k8s/daemonset.yaml).
+ * Never a client port: its cardinality is the number of connections.
  */
 import type { Attributes } from '@opentelemetry/api';
 import { AggregationTemporality, InstrumentType } from '@opentelemetry/sdk-metrics';
 import type { AggregationTemporalitySelector } from '@opentelemetry/sdk-metrics';
 import { ATTR_ERROR_TYPE, ATTR_NETWORK_TYPE, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT } from '@opentelemetry/semantic-conventions';
-import { ATTR_TCPTRACER_CONNECTION_ROLE } from '../../semconv.ts';
+import { ATTR_CONTAINER_ID, ATTR_K8S_POD_UID, ATTR_TCPTRACER_CONNECTION_ROLE } from '../../semconv.ts';
 import type { TcpEvent } from '../../types.ts';
 import type { MetricTemporality } from '../config.ts';
 import { errorType } from '../logs/record.ts';
@@ -70,20 +75,24 @@ function isClient(event: TcpEvent): boolean {
   return event.type === 'failed' || event.role === 'client';
 }
 
-/** A short string naming the event's series (role, IP version, server address and port). */
+/** A short string naming the event's series (role, IP version, server address and port, container). */
 export function seriesKey(event: TcpEvent): string {
-  return isClient(event) ? `c${event.ip} ${event.daddr} ${event.dport}` : `s${event.ip} ${event.saddr} ${event.sport}`;
+  const key = isClient(event) ? `c${event.ip} ${event.daddr} ${event.dport}` : `s${event.ip} ${event.saddr} ${event.sport}`;
+  return event.containerId === undefined && event.podUid === undefined ? key : `${key} ${event.containerId ?? ''} ${event.podUid ?? ''}`;
 }
 
 /** The attributes of the event's series (see the module doc). */
 export function seriesAttributes(event: TcpEvent): Attributes {
   const client = isClient(event);
-  return {
+  const attributes: Attributes = {
     [ATTR_NETWORK_TYPE]: event.ip === 6 ? 'ipv6' : 'ipv4',
     [ATTR_TCPTRACER_CONNECTION_ROLE]: client ? 'client' : 'server',
     [ATTR_SERVER_ADDRESS]: client ? event.daddr : event.saddr,
     [ATTR_SERVER_PORT]: client ? event.dport : event.sport,
   };
+  if (event.containerId !== undefined) attributes[ATTR_CONTAINER_ID] = event.containerId;
+  if (event.podUid !== undefined) attributes[ATTR_K8S_POD_UID] = event.podUid;
+  return attributes;
 }
 
 /**
