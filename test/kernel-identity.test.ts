@@ -111,14 +111,14 @@ describe('kernel: container and pod identity', suite, () => {
     assert.ok(mine.every((e) => e.container_id === undefined && e.cgroup_id === statSync(dir).ino));
   });
 
-  test('OTLP records and spans carry container.id and k8s.pod.uid', async () => {
+  test('OTLP records, spans and metric series carry container.id and k8s.pod.uid', async () => {
     const uid = randomUUID();
     const id = hex64();
     const dir = cgroup(`kubepods.slice/kubepods-pod${uid.replaceAll('-', '_')}.slice/cri-containerd-${id}.scope`);
     const collector = new TestCollector();
     await collector.start();
     try {
-      const tracer = await startTracer(['--otlp', '-q', '-N', String(ns.inode), '--otlp-endpoint', collector.endpoint], { json: false, env: SLOW_HOST_ENV });
+      const tracer = await startTracer(['--otlp', '-q', '--otlp-signals', 'logs,traces,metrics', '-N', String(ns.inode), '--otlp-endpoint', collector.endpoint], { json: false, env: SLOW_HOST_ENV });
       const server = await startPeer(ns, ['server', '127.0.0.1', '7610', '1', 'tt-ido-srv']);
       const client = await startPeer(ns, ['client', '127.0.0.1', '7610', '1', 'tt-ido-cli', '1', 'wait']);
       writeFileSync(join(dir, 'cgroup.procs'), String(client.pid));
@@ -136,6 +136,11 @@ describe('kernel: container and pod identity', suite, () => {
       assert.deepEqual([span?.attributes['container.id'], span?.attributes['k8s.pod.uid']], [id, uid]);
       const host = collector.records.filter((r) => r.attributes['process.pid'] === server.pid);
       assert.ok(host.length === 2 && host.every((r) => !('container.id' in r.attributes) && !('k8s.pod.uid' in r.attributes)), 'a host process has neither');
+      // the last collection, exported at exit: the container's series and the host process's apart
+      const connections = (service: string): Readonly<Record<string, unknown>>[] =>
+        collector.metricPoints.filter((p) => p.name === 'tcptracer.connections' && p.resource['service.name'] === service).map((p) => p.attributes);
+      assert.deepEqual(connections('tt-ido-cli').map((a) => [a['container.id'], a['k8s.pod.uid']]), [[id, uid]]);
+      assert.deepEqual(connections('tt-ido-srv').map((a) => [a['container.id'], a['k8s.pod.uid']]), [[undefined, undefined]]);
     } finally {
       collector.stop();
     }
