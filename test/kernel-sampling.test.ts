@@ -3,16 +3,17 @@
  * namespaces joined by a veth), one real tracer per host (-N), each sampling
  * at 0.5 on its own (one with `--sample 0.5`, the other with
  * OTEL_TRACES_SAMPLER=traceidratio and OTEL_TRACES_SAMPLER_ARG=0.5), both
- * exporting to one collector. Over 200 real connections (IPv4 and IPv6), both
+ * exporting to one hosts.collector. Over 200 real connections (IPv4 and IPv6), both
  * tracers must keep the same connections, those whose derived trace id's low
  * 56 bits reach 2^55, about half of them, each with all of its records; every
  * refused connect and every reset must be kept, whatever its trace id; and
  * each tracer's exit line must count exactly what it sampled out.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { SPAN_KIND, TestCollector, type ReceivedLogRecord, type ReceivedSpan } from './fixtures/otlp-collector.ts';
-import { kernelSuite, NetNs, startPeer, startTracer, within, type TracerRun } from './helpers/kernel.ts';
+import { describe, test } from 'node:test';
+import { SPAN_KIND, type ReceivedLogRecord, type ReceivedSpan } from './fixtures/otlp-collector.ts';
+import { kernelSuite, startPeer, startTracer, within, type TracerRun } from './helpers/kernel.ts';
+import { TwoHosts } from './helpers/two-hosts.ts';
 
 const suite = kernelSuite();
 
@@ -26,46 +27,31 @@ const REFUSED = 5;
 const keptByHex = (traceId: string): boolean => Number.parseInt(traceId.charAt(18), 16) >= 8;
 
 describe('kernel: the same connections sampled on two hosts', suite, () => {
-  let hostA: NetNs;
-  let hostB: NetNs;
-  let collector: TestCollector;
-  before(async () => {
-    hostA = new NetNs();
-    hostB = new NetNs();
-    hostA.link(hostB, '198.18.91.1/24', '198.18.91.2/24');
-    hostA.link(hostB, 'fd00:91::1/64', 'fd00:91::2/64');
-    collector = new TestCollector();
-    await collector.start();
-  });
-  after(() => {
-    collector.stop();
-    hostA.delete();
-    hostB.delete();
-  });
+  const hosts = new TwoHosts(91);
 
   /** `count` connections from A to B's `addr:port` (`reset`: each closed with RST by the client), 4 at a time. */
   async function connections(addr: string, port: number, count: number, reset = false): Promise<void> {
-    const server = await startPeer(hostB, ['server', addr, String(port), String(count), 'tt-smp-srv']);
-    const client = await startPeer(hostA, ['client', addr, String(port), String(count), 'tt-smp-cli', '4', ...(reset ? ['reset'] : [])]);
+    const server = await startPeer(hosts.b, ['server', addr, String(port), String(count), 'tt-smp-srv']);
+    const client = await startPeer(hosts.a, ['client', addr, String(port), String(count), 'tt-smp-cli', '4', ...(reset ? ['reset'] : [])]);
     assert.equal(await within(client.exited, 60_000, "the client's exit"), 0);
     assert.equal(await within(server.exited, 60_000, "the server's exit"), 0);
   }
 
   test('two tracers at 0.5 keep the same connections, all their records, every failure and reset', async () => {
     const [a, b]: [TracerRun, TracerRun] = await Promise.all([
-      startTracer(['--otlp', '-q', '--failed', '-N', String(hostA.inode), '--otlp-endpoint', collector.endpoint, '--sample', '0.5'], { json: false }),
-      startTracer(['--otlp', '-q', '--failed', '-N', String(hostB.inode), '--otlp-endpoint', collector.endpoint], {
+      startTracer(['--otlp', '-q', '--failed', '-N', String(hosts.a.inode), '--otlp-endpoint', hosts.collector.endpoint, '--sample', '0.5'], { json: false }),
+      startTracer(['--otlp', '-q', '--failed', '-N', String(hosts.b.inode), '--otlp-endpoint', hosts.collector.endpoint], {
         json: false,
         env: { ...process.env, OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.5' },
       }),
     ]);
     assert.match(a.stderr(), /sampler traceidratio 0\.5 from --sample, ot=th:8 /);
     assert.match(b.stderr(), /sampler traceidratio 0\.5 from OTEL_TRACES_SAMPLER, ot=th:8 /);
-    await connections('198.18.91.2', 7600, PER_FAMILY);
-    await connections('fd00:91::2', 7601, PER_FAMILY);
-    await connections('198.18.91.2', 7602, RESETS, true);
+    await connections(hosts.serverAddress[4], 7600, PER_FAMILY);
+    await connections(hosts.serverAddress[6], 7601, PER_FAMILY);
+    await connections(hosts.serverAddress[4], 7602, RESETS, true);
     for (let i = 0; i < REFUSED; i++) {
-      const refused = await startPeer(hostA, ['client', '198.18.91.2', '7603', '1', 'tt-smp-fail']);
+      const refused = await startPeer(hosts.a, ['client', hosts.serverAddress[4], '7603', '1', 'tt-smp-fail']);
       assert.notEqual(await within(refused.exited, 60_000, 'the refused client'), 0);
     }
     await sleep(1000);
@@ -74,9 +60,9 @@ describe('kernel: the same connections sampled on two hosts', suite, () => {
     assert.equal(stopB.code, 0, stopB.stderr);
     assert.doesNotMatch(stopA.stderr + stopB.stderr, /records dropped|events lost|untracked|skipped|malformed|not be delivered/, 'nothing lost: the counts below are exact');
 
-    const fromA = (s: ReceivedSpan | ReceivedLogRecord): boolean => s.attributes['tcptracer.netns.inode'] === hostA.inode;
-    const spansA = collector.spans.filter(fromA);
-    const spansB = collector.spans.filter((s) => !fromA(s));
+    const fromA = (s: ReceivedSpan | ReceivedLogRecord): boolean => s.attributes['tcptracer.netns.inode'] === hosts.a.inode;
+    const spansA = hosts.collector.spans.filter(fromA);
+    const spansB = hosts.collector.spans.filter((s) => !fromA(s));
     assert.ok(spansA.every((s) => s.kind === SPAN_KIND.CLIENT) && spansB.every((s) => s.kind === SPAN_KIND.SERVER));
     const isReset = (s: ReceivedSpan): boolean => s.attributes['tcptracer.connection.end'] === 'reset';
 
@@ -105,7 +91,7 @@ describe('kernel: the same connections sampled on two hosts', suite, () => {
 
     // a kept connection keeps all its records, on both hosts; the failures are all there
     const records = (host: 'A' | 'B', traceId: string): string[] =>
-      collector.records.filter((r) => (host === 'A') === fromA(r) && r.traceId === traceId).map((r) => r.eventName).sort();
+      hosts.collector.records.filter((r) => (host === 'A') === fromA(r) && r.traceId === traceId).map((r) => r.eventName).sort();
     for (const traceId of kept) {
       assert.deepEqual(records('A', traceId), ['tcp.close', 'tcp.connect'], `client records of ${traceId}`);
       assert.deepEqual(records('B', traceId), ['tcp.accept', 'tcp.close'], `server records of ${traceId}`);
@@ -118,11 +104,11 @@ describe('kernel: the same connections sampled on two hosts', suite, () => {
       assert.deepEqual(records('A', s.traceId), byRatio ? ['tcp.close', 'tcp.connect'] : ['tcp.close']);
       assert.deepEqual(records('B', s.traceId), byRatio ? ['tcp.accept', 'tcp.close'] : ['tcp.close']);
     }
-    const refused = collector.records.filter((r) => r.eventName === 'tcp.connect_failed');
+    const refused = hosts.collector.records.filter((r) => r.eventName === 'tcp.connect_failed');
     assert.equal(refused.length, REFUSED, 'every refused connect kept');
     assert.ok(refused.every((r) => fromA(r) && r.attributes['error.type'] === 'connection_refused' && r.attributes['server.port'] === 7603));
-    const recordsA = collector.records.filter(fromA).length;
-    const recordsB = collector.records.length - recordsA;
+    const recordsA = hosts.collector.records.filter(fromA).length;
+    const recordsB = hosts.collector.records.length - recordsA;
     assert.equal(recordsA, 2 * kept.length + RESETS + resetOpensKept + REFUSED, 'no record of a connection sampled out');
     assert.equal(recordsB, 2 * kept.length + RESETS + resetOpensKept);
 

@@ -1,14 +1,15 @@
 /**
  * Connections as spans, end to end: two "hosts" (network namespaces joined by a
- * veth), one real tracer per host (-N), both exporting to one real collector.
+ * veth), one real tracer per host (-N), both exporting to one real hosts.collector.
  * A connection from host A to host B must become one trace: a CLIENT span from
  * A's tracer and a SERVER child from B's, with ids both tracers derived on their
  * own from the connection, and each side's log records pointing at its span.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { SPAN_KIND, STATUS_CODE, TestCollector, type ReceivedLogRecord, type ReceivedSpan } from './fixtures/otlp-collector.ts';
-import { kernelSuite, NetNs, startPeer, startTracer, within, type TracerRun } from './helpers/kernel.ts';
+import { describe, test } from 'node:test';
+import { SPAN_KIND, STATUS_CODE, type ReceivedLogRecord, type ReceivedSpan } from './fixtures/otlp-collector.ts';
+import { kernelSuite, startPeer, startTracer, within, type NetNs, type TracerRun } from './helpers/kernel.ts';
+import { TwoHosts } from './helpers/two-hosts.ts';
 
 const suite = kernelSuite();
 
@@ -22,30 +23,15 @@ function fresh(traceId: string): void {
 }
 
 describe('kernel: connections as spans across two hosts', suite, () => {
-  let hostA: NetNs;
-  let hostB: NetNs;
-  let collector: TestCollector;
-  before(async () => {
-    hostA = new NetNs();
-    hostB = new NetNs();
-    hostA.link(hostB, '198.18.90.1/24', '198.18.90.2/24');
-    hostA.link(hostB, 'fd00:90::1/64', 'fd00:90::2/64');
-    collector = new TestCollector();
-    await collector.start();
-  });
-  after(() => {
-    collector.stop();
-    hostA.delete();
-    hostB.delete();
-  });
+  const hosts = new TwoHosts(90);
 
   const tracerOn = (host: NetNs, ...more: string[]): Promise<TracerRun> =>
-    startTracer(['--otlp', '-q', '-N', String(host.inode), '--otlp-endpoint', collector.endpoint, ...more], { json: false });
+    startTracer(['--otlp', '-q', '-N', String(host.inode), '--otlp-endpoint', hosts.collector.endpoint, ...more], { json: false });
 
   /** One connection from A's client to B's server; `reset`: the client closes with RST. */
   async function connectAtoB(addr: string, port: number, names: [string, string], reset = false): Promise<{ client: number; server: number }> {
-    const server = await startPeer(hostB, ['server', addr, String(port), '1', names[0]]);
-    const client = await startPeer(hostA, ['client', addr, String(port), '1', names[1], '1', ...(reset ? ['reset'] : [])]);
+    const server = await startPeer(hosts.b, ['server', addr, String(port), '1', names[0]]);
+    const client = await startPeer(hosts.a, ['client', addr, String(port), '1', names[1], '1', ...(reset ? ['reset'] : [])]);
     assert.equal(await within(client.exited, 60_000, 'the client\'s exit'), 0);
     assert.equal(await within(server.exited, 60_000, 'the server\'s exit'), 0);
     return { client: client.pid, server: server.pid };
@@ -56,29 +42,29 @@ describe('kernel: connections as spans across two hosts', suite, () => {
     return items[0]!;
   };
 
-  for (const [ip, addr] of [[4, '198.18.90.2'], [6, 'fd00:90::2']] as const) {
+  for (const [ip, addr] of [[4, hosts.serverAddress[4]], [6, hosts.serverAddress[6]]] as const) {
     test(`IPv${ip}: one trace, a CLIENT span from A and its SERVER child from B, logs linked`, async () => {
-      collector.records.length = 0;
-      collector.spans.length = 0;
-      const [a, b] = await Promise.all([tracerOn(hostA), tracerOn(hostB)]);
+      hosts.collector.records.length = 0;
+      hosts.collector.spans.length = 0;
+      const [a, b] = await Promise.all([tracerOn(hosts.a), tracerOn(hosts.b)]);
       const startNs = BigInt(Date.now()) * 1_000_000n;
       const port = 7500 + ip;
       const pids = await connectAtoB(addr, port, [`tt-sp-srv${ip}`, `tt-sp-cli${ip}`]);
-      await collector.waitForSpans(2, 20_000);
-      await collector.waitForRecords(4, 20_000);
+      await hosts.collector.waitForSpans(2, 20_000);
+      await hosts.collector.waitForRecords(4, 20_000);
       for (const t of [a, b]) {
         const { code, stderr } = await t.stop('SIGTERM');
         assert.equal(code, 0, stderr);
       }
       const endNs = BigInt(Date.now()) * 1_000_000n;
-      assert.equal(collector.spans.length, 2, JSON.stringify(collector.spans.map((s) => s.name)));
-      const client = one(collector.spans.filter((s) => s.kind === SPAN_KIND.CLIENT), 'CLIENT spans');
-      const server = one(collector.spans.filter((s) => s.kind === SPAN_KIND.SERVER), 'SERVER spans');
+      assert.equal(hosts.collector.spans.length, 2, JSON.stringify(hosts.collector.spans.map((s) => s.name)));
+      const client = one(hosts.collector.spans.filter((s) => s.kind === SPAN_KIND.CLIENT), 'CLIENT spans');
+      const server = one(hosts.collector.spans.filter((s) => s.kind === SPAN_KIND.SERVER), 'SERVER spans');
       const hostPort = ip === 6 ? `[${addr}]:${port}` : `${addr}:${port}`;
       assert.equal(client.name, `connect ${hostPort}`);
       assert.equal(server.name, `accept ${hostPort}`);
-      assert.deepEqual([client.attributes['process.pid'], client.attributes['tcptracer.netns.inode']], [pids.client, hostA.inode], 'from host A');
-      assert.deepEqual([server.attributes['process.pid'], server.attributes['tcptracer.netns.inode']], [pids.server, hostB.inode], 'from host B');
+      assert.deepEqual([client.attributes['process.pid'], client.attributes['tcptracer.netns.inode']], [pids.client, hosts.a.inode], 'from host A');
+      assert.deepEqual([server.attributes['process.pid'], server.attributes['tcptracer.netns.inode']], [pids.server, hosts.b.inode], 'from host B');
       assert.match(client.traceId, /^[0-9a-f]{32}$/);
       assert.notEqual(client.traceId, '0'.repeat(32));
       assert.equal(server.traceId, client.traceId, 'both tracers derived the same trace id');
@@ -96,7 +82,7 @@ describe('kernel: connections as spans across two hosts', suite, () => {
         assert.equal(s.attributes['network.transport'], 'tcp');
       }
       // each side's records point at its own span; the span's start is the establishment the connect/accept saw
-      const records = (pid: number): ReceivedLogRecord[] => collector.records.filter((r) => r.attributes['process.pid'] === pid);
+      const records = (pid: number): ReceivedLogRecord[] => hosts.collector.records.filter((r) => r.attributes['process.pid'] === pid);
       const linked = (span: ReceivedSpan, pid: number, opened: string): void => {
         const rs = records(pid);
         assert.deepEqual(rs.map((r) => r.eventName).sort(), [opened, 'tcp.close'].sort());
@@ -113,14 +99,14 @@ describe('kernel: connections as spans across two hosts', suite, () => {
   }
 
   test('a connection closed with RST: both spans ERROR, with the reason', async () => {
-    collector.records.length = 0;
-    collector.spans.length = 0;
-    const [a, b] = await Promise.all([tracerOn(hostA), tracerOn(hostB)]);
-    await connectAtoB('198.18.90.2', 7510, ['tt-rst-srv', 'tt-rst-cli'], true);
-    await collector.waitForSpans(2, 20_000);
+    hosts.collector.records.length = 0;
+    hosts.collector.spans.length = 0;
+    const [a, b] = await Promise.all([tracerOn(hosts.a), tracerOn(hosts.b)]);
+    await connectAtoB(hosts.serverAddress[4], 7510, ['tt-rst-srv', 'tt-rst-cli'], true);
+    await hosts.collector.waitForSpans(2, 20_000);
     await Promise.all([a.stop('SIGTERM'), b.stop('SIGTERM')]);
-    const client = one(collector.spans.filter((s) => s.kind === SPAN_KIND.CLIENT), 'CLIENT spans');
-    const server = one(collector.spans.filter((s) => s.kind === SPAN_KIND.SERVER), 'SERVER spans');
+    const client = one(hosts.collector.spans.filter((s) => s.kind === SPAN_KIND.CLIENT), 'CLIENT spans');
+    const server = one(hosts.collector.spans.filter((s) => s.kind === SPAN_KIND.SERVER), 'SERVER spans');
     assert.equal(server.traceId, client.traceId);
     fresh(client.traceId);
     for (const s of [client, server]) {
@@ -132,15 +118,15 @@ describe('kernel: connections as spans across two hosts', suite, () => {
   });
 
   test('--otlp-signals logs: the records, no spans', async () => {
-    collector.records.length = 0;
-    collector.spans.length = 0;
-    const [a, b] = await Promise.all([tracerOn(hostA, '--otlp-signals', 'logs'), tracerOn(hostB, '--otlp-signals', 'logs')]);
-    await connectAtoB('198.18.90.2', 7520, ['tt-lo-srv', 'tt-lo-cli']);
-    await collector.waitForRecords(4, 20_000);
+    hosts.collector.records.length = 0;
+    hosts.collector.spans.length = 0;
+    const [a, b] = await Promise.all([tracerOn(hosts.a, '--otlp-signals', 'logs'), tracerOn(hosts.b, '--otlp-signals', 'logs')]);
+    await connectAtoB(hosts.serverAddress[4], 7520, ['tt-lo-srv', 'tt-lo-cli']);
+    await hosts.collector.waitForRecords(4, 20_000);
     await sleep(1500);
     await Promise.all([a.stop('SIGTERM'), b.stop('SIGTERM')]);
-    assert.equal(collector.records.length, 4);
-    assert.equal(collector.spans.length, 0);
-    assert.ok(collector.records.every((r) => r.traceId !== ''), 'records still carry the derived ids');
+    assert.equal(hosts.collector.records.length, 4);
+    assert.equal(hosts.collector.spans.length, 0);
+    assert.ok(hosts.collector.records.every((r) => r.traceId !== ''), 'records still carry the derived ids');
   });
 });
