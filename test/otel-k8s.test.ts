@@ -5,6 +5,8 @@
  * the records and spans of a real tracer. A process placed in a kubepods-like
  * cgroup of that pod's container comes out with the pod's name, namespace,
  * deployment and container name on its resource; a host process without.
+ * The tracer's metrics go through the agent's own metrics pipeline and
+ * exporter, without pod metadata (a series carries no container identity).
  */
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -61,6 +63,7 @@ describe('the DaemonSet agent: k8s_attributes names the pod of a traced containe
       // Start only once the pod informer has synced: a record that came before would go unnamed.
       'processors::k8s_attributes::wait_for_metadata=true',
       `exporters::otlp_grpc/gateway::endpoint=${gateway.endpoint.replace('http://', '')}`,
+      `exporters::otlp_grpc/gateway-metrics::endpoint=${gateway.endpoint.replace('http://', '')}`,
     ], { K8S_NODE_NAME: NODE, KUBECONFIG: join(dir, 'kubeconfig') });
     await agent.start();
     assert.ok(api.listed('/api/v1/pods'), `k8s_attributes listed the node's pods before it was ready: ${api.requests.join('; ')}`);
@@ -84,7 +87,7 @@ describe('the DaemonSet agent: k8s_attributes names the pod of a traced containe
       mkdirSync(dir);
       cgroups.push(dir);
     }
-    const tracer = await startTracer(['--otlp', '-q', '-N', String(ns.inode), '--otlp-endpoint', endpoint], {
+    const tracer = await startTracer(['--otlp', '-q', '-N', String(ns.inode), '--otlp-endpoint', endpoint, '--otlp-signals', 'logs,traces,metrics'], {
       json: false,
       env: { ...process.env, TCPTRACER_IDENTITY_WAIT_MS: '3000' },
     });
@@ -114,5 +117,15 @@ describe('the DaemonSet agent: k8s_attributes names the pod of a traced containe
     const host = gateway.records.filter((r) => r.attributes['process.pid'] === server.pid);
     assert.equal(host.length, 2, 'accept and close of the host process');
     for (const r of host) assert.equal(r.resource['k8s.pod.name'], undefined, 'a host process is no pod');
+
+    // The last collection, exported at the tracer's exit, through the agent's metrics pipeline.
+    const connections = (): typeof gateway.metricPoints =>
+      gateway.metricPoints.filter((p) => p.name === 'tcptracer.connections' && p.attributes['server.port'] === 7801);
+    for (const deadline = Date.now() + 30_000; connections().length < 2 && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 100));
+    const byRole = new Map(connections().map((p) => [p.attributes['tcptracer.connection.role'], p]));
+    assert.equal(byRole.get('client')?.value, 1, `the client's connection, counted: ${connections().map((p) => `${String(p.attributes['tcptracer.connection.role'])}=${p.value}`).join(', ')}`);
+    assert.equal(byRole.get('server')?.value, 1, "the server's");
+    assert.equal(byRole.get('client')?.resource['service.name'], 'tt-k8s-web', 'under the traced process, as its spans');
+    for (const p of connections()) assert.equal(p.resource['k8s.pod.name'], undefined, 'no pod metadata on metrics (the agent adds none)');
   });
 });
