@@ -125,7 +125,15 @@ describe('the DaemonSet agent: k8s_attributes names the pod of a traced containe
     const byRole = new Map(connections().map((p) => [p.attributes['tcptracer.connection.role'], p]));
     assert.equal(byRole.get('client')?.value, 1, `the client's connection, counted: ${connections().map((p) => `${String(p.attributes['tcptracer.connection.role'])}=${p.value}`).join(', ')}`);
     assert.equal(byRole.get('server')?.value, 1, "the server's");
-    assert.equal(byRole.get('client')?.resource['service.name'], 'tt-k8s-web', 'under the traced process, as its spans');
-    for (const p of connections()) assert.equal(p.resource['k8s.pod.name'], undefined, 'no pod metadata on metrics (the agent adds none)');
+    const clientSeries = byRole.get('client');
+    assert.equal(clientSeries?.resource['service.name'], 'tt-k8s-web', 'under the traced process, as its spans');
+    // the container's series: its container.id and k8s.pod.uid moved to the resource, the workload named
+    assert.deepEqual(
+      ['k8s.pod.name', 'k8s.namespace.name', 'k8s.deployment.name', 'container.id', 'k8s.pod.uid'].map((k) => clientSeries.resource[k]),
+      [pod.name, pod.namespace, pod.deployment, pod.containerId, pod.uid],
+      `resource of ${JSON.stringify(clientSeries.resource)}`,
+    );
+    assert.equal(clientSeries.attributes['container.id'], undefined, 'moved, not copied');
+    assert.equal(byRole.get('server')?.resource['k8s.pod.name'], undefined, 'a host process is no pod');
   });
 });

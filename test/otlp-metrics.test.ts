@@ -14,20 +14,20 @@ import { formatDropReport } from '../src/otlp/report.ts';
 import { OtlpSink } from '../src/otlp/sink.ts';
 import type { OtlpSignalStats } from '../src/otlp/sink.ts';
 import { TestCollector } from './fixtures/otlp-collector.ts';
-import { connections } from './fixtures/tcp-events.ts';
+import { connections, tcpEvent } from './fixtures/tcp-events.ts';
 
 const cleanup: (() => unknown)[] = [];
 afterEach(async () => {
   for (const step of cleanup.splice(0).reverse()) await step();
 });
 
-async function setup(env: Record<string, string> = {}): Promise<{ collector: TestCollector; sink: OtlpSink }> {
+async function setup(env: Record<string, string> = {}, queueSize?: number): Promise<{ collector: TestCollector; sink: OtlpSink }> {
   const collector = new TestCollector();
   await collector.start();
   cleanup.push(() => {
     collector.stop();
   });
-  const cfg = resolveOtlpConfig({ endpoint: collector.endpoint, signals: 'metrics' }, { OTEL_METRIC_EXPORT_INTERVAL: '200', ...env });
+  const cfg = resolveOtlpConfig({ endpoint: collector.endpoint, signals: 'metrics', queueSize }, { OTEL_METRIC_EXPORT_INTERVAL: '200', ...env });
   const sink = new OtlpSink(cfg, { retry: { initialBackoffMs: 50, maxBackoffMs: 100, maxElapsedMs: 300 } });
   cleanup.push(() => sink.shutdown(1000));
   return { collector, sink };
@@ -66,6 +66,30 @@ describe('OtlpSink metrics', () => {
     assert.equal(stats.metrics.pending, 0);
     assert.equal(stats.logs, undefined);
     assert.equal(sink.room(), 0, 'shut down');
+  });
+
+  it('sends a collection larger than the export queue whole, and the next one after it', async () => {
+    const { collector, sink } = await setup({ OTEL_METRIC_EXPORT_INTERVAL: '60000' }, 64);
+    const events = Array.from({ length: 100 }, (_, i) => {
+      const connect = tcpEvent({ dport: 1000 + i, handshakeNs: 1000 });
+      return [connect, { ...connect, type: 'close' as const, durationNs: 1000, end: 'fin' as const, rttUs: 50 }];
+    }).flat();
+    sink.measure(events);
+    const first = sink.collectMetrics();
+    sink.measure(events);
+    // a second collection while the first is in the queue waits for it to leave
+    const second = sink.collectMetrics().then(() => sink.collectMetrics());
+    await Promise.all([first, second]);
+    await sink.shutdown(2000);
+    const stats = sink.stats();
+    assertBalanced(stats.metrics);
+    assert.equal(stats.metrics.droppedQueueFull, 0);
+    assert.equal(stats.metrics.exported, stats.metrics.emitted);
+    assert.ok(stats.metrics.emitted >= 3 * 100 * 5, `points of three collections of 100 series: ${stats.metrics.emitted}`);
+    assert.equal(collector.metricPoints.length, stats.metrics.exported);
+    // the last collection counted every connection of every series
+    const connectionsOf = collector.metricPoints.filter((p) => p.name === 'tcptracer.connections').slice(-100);
+    assert.deepEqual(new Set(connectionsOf.map((p) => p.value)), new Set([2]));
   });
 
   it('counts the data points of a collection the collector refuses, and reports them', async () => {

@@ -189,8 +189,9 @@ export class OtlpSink {
     }
     if (cfg.signals.includes('metrics')) {
       const retrying = exporter(cfg.metrics, cfg.metrics.protocol === 'grpc' ? createOtlpGrpcMetricExporter : createOtlpHttpMetricExporter);
-      // a collection is sent as soon as it is made
-      const processor = new BoundedBatchProcessor(retrying, { ...batching, scheduledDelayMs: 0 });
+      // A collection is sent as soon as it is made, and whole: its points exist already (bounded by
+      // the cardinality limit, see collectOnce), so an item bound here would only cut it.
+      const processor = new BoundedBatchProcessor(retrying, { ...batching, maxQueueSize: Number.MAX_SAFE_INTEGER, scheduledDelayMs: 0 });
       this.metrics = new Pipeline(processor, retrying);
       this.aggregator = new MetricsAggregator(new SpanResources(cfg, version, host), cfg.metricExport, { name: PACKAGE_NAME, version });
       this.metricsTimer = setInterval(() => void this.collectMetrics(), cfg.metricExport.intervalMs);
@@ -207,8 +208,13 @@ export class OtlpSink {
   }
 
   /**
-   * One collection of the metrics into their export queue (what does not fit
-   * is counted as droppedQueueFull). One at a time: a call while one runs waits for it.
+   * One collection of the metrics into their export queue, whole. One at a
+   * time: a call while one runs waits for it, and a collection waits until the
+   * previous one is out of the queue (exported, or given up by the exporter's
+   * retries and counted), so the queue holds one collection at most: its
+   * memory is bounded by the aggregator's series (cardinality limit x metrics
+   * x resources), not by an item count that would cut a large one. A slow
+   * collector makes collections later and covering more, never lost.
    */
   collectMetrics(): Promise<void> {
     this.collecting ??= this.collectOnce().finally(() => (this.collecting = undefined));
@@ -218,6 +224,7 @@ export class OtlpSink {
   private async collectOnce(): Promise<void> {
     const pipeline = this.metrics;
     if (pipeline === undefined || this.aggregator === undefined) return;
+    await pipeline.processor.settled();
     let points: MetricPoint[];
     try {
       points = await this.aggregator.collect();
