@@ -32,12 +32,15 @@ function section(heading: string): string {
   return end < 0 ? rest : rest.slice(0, end);
 }
 
-/** Every metric the aggregation exports for one connection of each kind (handshake, RTT, a reset, a failed connect). */
+/** Every metric the aggregation exports for one connection of each kind (handshake, RTT, a reset, a failed connect), in a container. */
 async function exportedMetrics(): Promise<Map<string, MetricData>> {
   const cfg = resolveOtlpConfig({ signals: 'metrics' }, {});
   const agg = new MetricsAggregator(new SpanResources(cfg, '1.0.0'), cfg.metricExport, { name: 't', version: '1' });
   const c = connection(0);
-  agg.record([{ ...c.connect, handshakeNs: 250_000 }, c.accept, { ...c.clientClose, rttUs: 120, retransmits: 1 }, c.serverClose, tcpEvent({ type: 'failed', errno: 111 })]);
+  // in a container: its identity is on every series (the README lists it with the common attributes)
+  const pod = { containerId: 'a'.repeat(64), podUid: '11111111-2222-3333-4444-555555555555' };
+  const events = [{ ...c.connect, handshakeNs: 250_000 }, c.accept, { ...c.clientClose, rttUs: 120, retransmits: 1 }, c.serverClose, tcpEvent({ type: 'failed', errno: 111 })];
+  agg.record(events.map((e) => ({ ...e, ...pod })));
   const out = new Map<string, MetricData>();
   for (const rm of groupMetricPoints(await agg.collect())) {
     for (const m of rm.scopeMetrics.flatMap((s) => s.metrics)) out.set(m.descriptor.name, m);
