@@ -26,7 +26,7 @@ export interface Stage {
  * The capabilities tcptracer needs at start, and only then: BPF and PERFMON to load and attach the
  * probe, SETUID and SETGID to drop to --user (nobody) afterwards, SYS_RESOURCE for RLIMIT_MEMLOCK on
  * kernels before 5.11. The Dockerfile's `docker run` and the DaemonSet's tracer container both grant
- * exactly these (test/unit-dockerfile.test.ts, test/unit-otel-config.test.ts).
+ * exactly these (test/unit-dockerfile.test.ts, test/unit-daemonset.test.ts).
  */
 export const TRACER_START_CAPABILITIES: readonly string[] = ['BPF', 'PERFMON', 'SETUID', 'SETGID', 'SYS_RESOURCE'];
 
