@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { SPAN_KIND, type ReceivedLogRecord, type ReceivedSpan } from './fixtures/otlp-collector.ts';
 import { kernelSuite, startPeer, startTracer, within, type TracerRun } from './helpers/kernel.ts';
-import { TwoHosts } from './helpers/two-hosts.ts';
+import { TwoHosts } from './helpers/hosts.ts';
 
 const suite = kernelSuite();
 

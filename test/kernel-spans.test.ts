@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { SPAN_KIND, STATUS_CODE, type ReceivedLogRecord, type ReceivedSpan } from './fixtures/otlp-collector.ts';
 import { kernelSuite, startPeer, startTracer, within, type NetNs, type TracerRun } from './helpers/kernel.ts';
-import { TwoHosts } from './helpers/two-hosts.ts';
+import { TwoHosts } from './helpers/hosts.ts';
 
 const suite = kernelSuite();
 

@@ -7,9 +7,10 @@
  * batches under the receiver's default message limit, gzip from the tracer.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { TestCollector, type ReceivedLogRecord } from './fixtures/otlp-collector.ts';
-import { kernelSuite, lostEvents, NetNs, startPeer, startTracer, within, type TracerRun } from './helpers/kernel.ts';
+import { describe, test } from 'node:test';
+import { type ReceivedLogRecord } from './fixtures/otlp-collector.ts';
+import { kernelSuite, lostEvents, startPeer, startTracer, within, type TracerRun } from './helpers/kernel.ts';
+import { HostWithBackend } from './helpers/hosts.ts';
 import { collector, CONFIG_DIR, freePort, otelSuite, type GoProgram } from './helpers/otel.ts';
 
 const kernel = kernelSuite();
@@ -28,17 +29,7 @@ function dropped(stderr: string): number {
 const keyOf = (r: ReceivedLogRecord): string => `${r.eventName}|${r.timeUnixNano}|${JSON.stringify(r.attributes)}`;
 
 describe('the real Collector under faults', suite, () => {
-  let ns: NetNs;
-  let backend: TestCollector;
-  before(async () => {
-    ns = new NetNs();
-    backend = new TestCollector();
-    await backend.start();
-  });
-  after(() => {
-    backend.stop();
-    ns.delete();
-  });
+  const site = new HostWithBackend();
 
   /** The gateway config, acknowledging only what the backend took (so a kill loses nothing it acknowledged). */
   async function gateway(...more: string[]): Promise<{ otelcol: GoProgram; endpoint: string }> {
@@ -46,7 +37,7 @@ describe('the real Collector under faults', suite, () => {
     const otelcol = collector(`${CONFIG_DIR}/collector-gateway.yaml`, [
       `receivers::otlp::protocols::grpc::endpoint=127.0.0.1:${port}`,
       `extensions::health_check::endpoint=127.0.0.1:${await freePort()}`,
-      `exporters::otlp_grpc/backend::endpoint=${backend.endpoint.replace('http://', '')}`,
+      `exporters::otlp_grpc/backend::endpoint=${site.backend.endpoint.replace('http://', '')}`,
       'exporters::otlp_grpc/backend::tls::insecure=true',
       'exporters::otlp_grpc/backend::sending_queue::wait_for_result=true',
       ...more,
@@ -56,12 +47,12 @@ describe('the real Collector under faults', suite, () => {
   }
 
   const tracerTo = (endpoint: string, env: NodeJS.ProcessEnv = {}): Promise<TracerRun> =>
-    startTracer(['--otlp', '-q', '--otlp-signals', 'logs', '-N', String(ns.inode), '--otlp-endpoint', endpoint], { json: false, env: { ...process.env, ...env } });
+    startTracer(['--otlp', '-q', '--otlp-signals', 'logs', '-N', String(site.ns.inode), '--otlp-endpoint', endpoint], { json: false, env: { ...process.env, ...env } });
 
   /** `n` connections in the namespace, 16 at a time: 4n records (connect, accept, two closes). */
   async function connections(port: number, n: number): Promise<void> {
-    const server = await startPeer(ns, ['server', '127.0.0.1', String(port), String(n), 'tt-fl-srv']);
-    const client = await startPeer(ns, ['client', '127.0.0.1', String(port), String(n), 'tt-fl-cli', '16']);
+    const server = await startPeer(site.ns, ['server', '127.0.0.1', String(port), String(n), 'tt-fl-srv']);
+    const client = await startPeer(site.ns, ['client', '127.0.0.1', String(port), String(n), 'tt-fl-cli', '16']);
     assert.equal(await within(client.exited, 120_000, 'clients'), 0);
     assert.equal(await within(server.exited, 120_000, 'server'), 0);
   }
@@ -76,10 +67,10 @@ describe('the real Collector under faults', suite, () => {
   }
 
   test('killed and restarted mid-stream: delivered + counted drops == generated; full batches fit the receiver', async (t) => {
-    backend.records.length = 0;
+    site.backend.records.length = 0;
     const { otelcol, endpoint } = await gateway();
     const tracer = await tracerTo(endpoint);
-    const unique = (): number => new Set(backend.records.map(keyOf)).size;
+    const unique = (): number => new Set(site.backend.records.map(keyOf)).size;
     // 1500 connections: 6000 records, many full export batches (the receiver's default 4 MiB limit).
     await connections(7901, 1500);
     assert.ok(await until('first round', () => unique() >= 6000, 60_000), `first round: ${unique()} of 6000 before the kill`);
@@ -96,13 +87,13 @@ describe('the real Collector under faults', suite, () => {
     assert.equal(code, 0, stderr);
     assert.equal(lostEvents(stderr), undefined, 'the kernel lost nothing');
     const drops = dropped(stderr);
-    t.diagnostic(`generated ${generated}, delivered ${unique()} (${backend.records.length - unique()} twice), dropped ${drops}`);
+    t.diagnostic(`generated ${generated}, delivered ${unique()} (${site.backend.records.length - unique()} twice), dropped ${drops}`);
     assert.equal(unique() + drops, generated, `delivered ${unique()} + dropped ${drops}; tracer: ${stderr.slice(-600)}`);
     assert.match(stderr, /otlp export failed, retrying/, 'the outage was seen and retried');
   });
 
   test("memory_limiter refuses: the tracer retries, then counts what it could not deliver", async () => {
-    backend.records.length = 0;
+    site.backend.records.length = 0;
     // 2 MiB: under the Collector's own heap, so every request is refused.
     const { otelcol, endpoint } = await gateway(
       'processors::memory_limiter::limit_percentage=0', 'processors::memory_limiter::spike_limit_percentage=0',
@@ -117,21 +108,21 @@ describe('the real Collector under faults', suite, () => {
     assert.equal(code, 0, stderr);
     assert.ok(seen, `the tracer retried: ${stderr}`);
     assert.match(otelcol.output, /memory/i, 'the Collector says why it refuses');
-    assert.equal(backend.records.length, 0, 'nothing got through');
+    assert.equal(site.backend.records.length, 0, 'nothing got through');
     assert.equal(dropped(stderr), 20, `all 20 records counted as dropped: ${stderr.slice(-600)}`);
   });
 
   test('gzip from the tracer (OTEL_EXPORTER_OTLP_COMPRESSION) is taken by the Collector', async () => {
-    backend.records.length = 0;
+    site.backend.records.length = 0;
     const { otelcol, endpoint } = await gateway();
     const tracer = await tracerTo(endpoint, { OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip' });
     assert.match(tracer.stderr(), /compression gzip/, 'the tracer says it compresses');
     await connections(7905, 10);
-    await until('records', () => backend.records.length >= 40, 30_000);
+    await until('records', () => site.backend.records.length >= 40, 30_000);
     const { code, stderr } = await tracer.stop('SIGTERM');
     await otelcol.stop();
     assert.equal(code, 0, stderr);
-    assert.equal(new Set(backend.records.map(keyOf)).size, 40);
+    assert.equal(new Set(site.backend.records.map(keyOf)).size, 40);
     assert.equal(dropped(stderr), 0);
   });
 });

@@ -5,9 +5,10 @@
  * OTLP/HTTP input; and the retries when the Collector is not up yet.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { SPAN_KIND, TestCollector } from './fixtures/otlp-collector.ts';
-import { kernelSuite, NetNs, startPeer, startTracer, within } from './helpers/kernel.ts';
+import { describe, test } from 'node:test';
+import { SPAN_KIND } from './fixtures/otlp-collector.ts';
+import { kernelSuite, startPeer, startTracer, within } from './helpers/kernel.ts';
+import { HostWithBackend } from './helpers/hosts.ts';
 import { collector, CONFIG_DIR, freePort, Jaeger, otelSuite, type GoProgram } from './helpers/otel.ts';
 
 const kernel = kernelSuite();
@@ -17,21 +18,11 @@ const suite = { skip: kernel.skip || otel.skip };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('OTLP/HTTP to the real Collector and Jaeger', suite, () => {
-  let ns: NetNs;
-  let backend: TestCollector;
-  before(async () => {
-    ns = new NetNs();
-    backend = new TestCollector();
-    await backend.start();
-  });
-  after(() => {
-    backend.stop();
-    ns.delete();
-  });
+  const site = new HostWithBackend();
 
   async function connect(port: number, names: [string, string]): Promise<void> {
-    const server = await startPeer(ns, ['server', '127.0.0.1', String(port), '1', names[0]]);
-    const client = await startPeer(ns, ['client', '127.0.0.1', String(port), '1', names[1]]);
+    const server = await startPeer(site.ns, ['server', '127.0.0.1', String(port), '1', names[0]]);
+    const client = await startPeer(site.ns, ['client', '127.0.0.1', String(port), '1', names[1]]);
     assert.equal(await within(client.exited, 60_000, 'client exit'), 0);
     assert.equal(await within(server.exited, 60_000, 'server exit'), 0);
   }
@@ -41,17 +32,17 @@ describe('OTLP/HTTP to the real Collector and Jaeger', suite, () => {
     `receivers::otlp::protocols::grpc::endpoint=127.0.0.1:${await freePort()}`,
     `receivers::otlp::protocols::http::endpoint=127.0.0.1:${httpPort}`,
     `extensions::health_check::endpoint=127.0.0.1:${await freePort()}`,
-    `exporters::otlp_grpc/backend::endpoint=${backend.endpoint.replace('http://', '')}`,
+    `exporters::otlp_grpc/backend::endpoint=${site.backend.endpoint.replace('http://', '')}`,
     'exporters::otlp_grpc/backend::tls::insecure=true',
   ], { BACKEND_AUTHORIZATION: 'Bearer test' });
 
   test("records and spans over HTTP reach the Collector's HTTP receiver, gzip too; retried while it is not up yet", async () => {
-    backend.records.length = 0;
-    backend.spans.length = 0;
+    site.backend.records.length = 0;
+    site.backend.spans.length = 0;
     const port = await freePort();
     const env = { ...process.env, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf', OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip' };
     // Started before the Collector: its first exports find nobody listening.
-    const tracer = await startTracer(['--otlp', '-q', '-N', String(ns.inode), '--otlp-endpoint', `http://127.0.0.1:${port}`], { json: false, env });
+    const tracer = await startTracer(['--otlp', '-q', '-N', String(site.ns.inode), '--otlp-endpoint', `http://127.0.0.1:${port}`], { json: false, env });
     assert.match(tracer.stderr(), new RegExp(`logs -> http://127\\.0\\.0\\.1:${port}/v1/logs \\(http/protobuf plaintext, compression gzip`));
     await connect(7951, ['tt-ht-srv', 'tt-ht-cli']);
     const deadline = Date.now() + 30_000;
@@ -62,19 +53,19 @@ describe('OTLP/HTTP to the real Collector and Jaeger', suite, () => {
     const otelcol = await gateway(port);
     await otelcol.start();
     try {
-      await backend.waitForRecords(4, 60_000);
-      await backend.waitForSpans(2, 60_000);
+      await site.backend.waitForRecords(4, 60_000);
+      await site.backend.waitForSpans(2, 60_000);
       const { code, stderr } = await tracer.stop('SIGTERM');
       assert.equal(code, 0, stderr);
       assert.doesNotMatch(stderr, /records dropped/, 'the retries delivered everything');
     } finally {
       await otelcol.stop();
     }
-    assert.deepEqual(backend.records.map((r) => r.eventName).sort(), ['tcp.accept', 'tcp.close', 'tcp.close', 'tcp.connect']);
-    const client = backend.spans.find((s) => s.kind === SPAN_KIND.CLIENT);
-    const server = backend.spans.find((s) => s.kind === SPAN_KIND.SERVER);
+    assert.deepEqual(site.backend.records.map((r) => r.eventName).sort(), ['tcp.accept', 'tcp.close', 'tcp.close', 'tcp.connect']);
+    const client = site.backend.spans.find((s) => s.kind === SPAN_KIND.CLIENT);
+    const server = site.backend.spans.find((s) => s.kind === SPAN_KIND.SERVER);
     assert.ok(client && server && server.parentSpanId === client.spanId && server.traceId === client.traceId);
-    const connectRecord = backend.records.find((r) => r.eventName === 'tcp.connect');
+    const connectRecord = site.backend.records.find((r) => r.eventName === 'tcp.connect');
     assert.deepEqual([connectRecord?.traceId, connectRecord?.spanId], [client.traceId, client.spanId], 'the same ids as over gRPC');
   });
 
@@ -86,7 +77,7 @@ describe('OTLP/HTTP to the real Collector and Jaeger', suite, () => {
         OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf',
         OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `http://127.0.0.1:${jaeger.otlpHttpPort}/v1/traces`,
       };
-      const tracer = await startTracer(['--otlp', '-q', '--otlp-signals', 'traces', '-N', String(ns.inode)], { json: false, env });
+      const tracer = await startTracer(['--otlp', '-q', '--otlp-signals', 'traces', '-N', String(site.ns.inode)], { json: false, env });
       await connect(7952, ['tt-hj-srv', 'tt-hj-cli']);
       const { code, stderr } = await tracer.stop('SIGTERM');
       assert.equal(code, 0, stderr);

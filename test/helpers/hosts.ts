@@ -1,13 +1,16 @@
 /**
- * Two "hosts" for a kernel suite: network namespaces A and B linked by two
- * veth pairs (IPv4 198.18.N.1/24 <-> .2, IPv6 fd00:N::1/64 <-> ::2), and a
- * test collector both hosts' tracers export to. Made before the suite's
- * tests (call it in the describe body), removed after them.
+ * The network namespaces and test collector a kernel suite runs in, made
+ * before its tests (construct in the describe body) and removed after them.
  */
 import { after, before } from 'node:test';
 import { TestCollector } from '../fixtures/otlp-collector.ts';
 import { NetNs } from './kernel.ts';
 
+/**
+ * Two "hosts": network namespaces A and B linked by two veth pairs (IPv4
+ * 198.18.N.1/24 <-> .2, IPv6 fd00:N::1/64 <-> ::2), and a test collector both
+ * hosts' tracers export to.
+ */
 export class TwoHosts {
   a!: NetNs;
   b!: NetNs;
@@ -30,6 +33,24 @@ export class TwoHosts {
       this.collector.stop();
       this.a.delete();
       this.b.delete();
+    });
+  }
+}
+
+/** One namespace for the traced workload, and a test collector as the backend behind a real Collector. */
+export class HostWithBackend {
+  ns!: NetNs;
+  backend!: TestCollector;
+
+  constructor() {
+    before(async () => {
+      this.ns = new NetNs();
+      this.backend = new TestCollector();
+      await this.backend.start();
+    });
+    after(() => {
+      this.backend.stop();
+      this.ns.delete();
     });
   }
 }
