@@ -4,6 +4,9 @@
  * for a known delay and a known loss. The client's C carries the handshake, each
  * X the smoothed RTT and the retransmitted segments (--json); host A's tracer
  * also exports OTLP, and its records and CLIENT span carry the same values.
+ * Both export metrics: each role's RTT histogram, the client's handshake
+ * histogram and each role's retransmits counter hold exactly that connection's
+ * values (netem's delay and loss included).
  *
  * netem (sch_netem: Debian's kernels have it as a module) is what gives a known
  * RTT and forces retransmits. Where the kernel has none, the tests that need it
@@ -17,7 +20,7 @@ import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
-import { SPAN_KIND, TestCollector, type ReceivedLogRecord } from './fixtures/otlp-collector.ts';
+import { SPAN_KIND, TestCollector, type ReceivedLogRecord, type ReceivedMetricPoint } from './fixtures/otlp-collector.ts';
 import { kernelSkipReason, kernelSuite, NetNs, run, sh, startPeer, startTracer, within, type JsonEvent, type TracerRun } from './helpers/kernel.ts';
 
 const suite = kernelSuite();
@@ -29,6 +32,8 @@ const LOSS = '20%';
 const TRANSFER_BYTES = 256 * 1024;
 /** Generous tops: under emulation (test/vm) everything is 10 to 50 times slower. */
 const SLACK_NS = 5_000_000_000;
+/** Both tracers collect metrics this often: a closed connection's show within one interval. */
+const METRIC_INTERVAL_MS = 500;
 
 const ADDR = { 4: ['198.18.91.1/24', '198.18.91.2'], 6: ['fd00:91::1/64', 'fd00:91::2'] } as const;
 const PEER_CIDR = { 4: '198.18.91.2/24', 6: 'fd00:91::2/64' } as const;
@@ -112,6 +117,28 @@ const one = <T>(items: T[], what: string): T => {
   return items[0]!;
 };
 
+/** The bucket of `bounds` (explicit, upper-inclusive) that holds `v`. */
+const bucketOf = (bounds: readonly number[], v: number): number => {
+  const i = bounds.findIndex((b) => v <= b);
+  return i === -1 ? bounds.length : i;
+};
+
+/** A one-connection histogram point: count 1, its sum that one value, in that value's bucket. */
+function assertOneValue(p: ReceivedMetricPoint | undefined, value: number, what: string): void {
+  assert.ok(p !== undefined, `${what}: no point`);
+  assert.equal(p.value, 1, `${what}: count`);
+  assert.equal(p.sum, value, `${what}: sum`);
+  assert.equal(p.bucketCounts.reduce((a, b) => a + b, 0), 1, `${what}: bucket counts ${JSON.stringify(p.bucketCounts)}`);
+  assert.equal(p.bucketCounts[bucketOf(p.bounds, value)], 1, `${what}: ${value} s not in its bucket ${JSON.stringify(p.bucketCounts)}`);
+}
+
+/** Each role's metrics, the latest cumulative point of each (one connection per role, so one series each). */
+interface RoleMetrics {
+  handshake: ReceivedMetricPoint | undefined;
+  rtt: ReceivedMetricPoint | undefined;
+  retransmits: ReceivedMetricPoint | undefined;
+}
+
 interface Seen {
   /** the client's (host A) connect and close; the server's (host B) accept and close */
   c: JsonEvent;
@@ -137,9 +164,10 @@ describe('kernel: connection health (handshake, RTT, retransmits)', suite, () =>
     for (const ip of [4, 6] as const) devs.set(ip, hostA.link(hostB, ADDR[ip][0], PEER_CIDR[ip]));
     collector = new TestCollector();
     await collector.start();
+    const env = { ...process.env, OTEL_METRIC_EXPORT_INTERVAL: String(METRIC_INTERVAL_MS) };
     [tracerA, tracerB] = await Promise.all([
-      startTracer(['-N', String(hostA.inode), '--otlp', '--otlp-endpoint', collector.endpoint]),
-      startTracer(['-N', String(hostB.inode)]),
+      startTracer(['-N', String(hostA.inode), '--otlp', '--otlp-signals', 'logs,traces,metrics', '--otlp-endpoint', collector.endpoint], { env }),
+      startTracer(['-N', String(hostB.inode), '--otlp', '--otlp-signals', 'metrics', '--otlp-endpoint', collector.endpoint], { env }),
     ]);
   });
 
@@ -190,6 +218,40 @@ describe('kernel: connection health (handshake, RTT, retransmits)', suite, () =>
     return { c: c!, xc: xc!, a: a!, xs: xs!, client: client.pid, server: server.pid };
   }
 
+  /**
+   * `service`'s metrics once its connection closed (its RTT and retransmits are there), from a
+   * later collection than the first that had them: a value recorded twice would show there.
+   */
+  async function roleMetrics(service: string, role: 'client' | 'server'): Promise<RoleMetrics> {
+    const mine = (): ReceivedMetricPoint[] => collector.metricPoints.filter((p) => p.resource['service.name'] === service);
+    const closed = (): boolean => ['tcptracer.connection.rtt', 'tcptracer.connection.retransmits'].every((n) => mine().some((p) => p.name === n));
+    await until(closed, `${service}'s RTT and retransmits metrics`);
+    const first = Math.max(...mine().map((p) => p.call));
+    await until(() => mine().some((p) => p.call > first), `a later collection of ${service}'s metrics`);
+    const latest = new Map<string, ReceivedMetricPoint>();
+    for (const p of mine()) {
+      assert.equal(p.attributes['tcptracer.connection.role'], role, `${p.name}: role`);
+      assert.equal(p.temporality, 2, `${p.name}: cumulative`);
+      latest.set(p.name, p); // one series per metric: one connection, one role
+    }
+    return { handshake: latest.get('tcptracer.connection.handshake.duration'), rtt: latest.get('tcptracer.connection.rtt'), retransmits: latest.get('tcptracer.connection.retransmits') };
+  }
+
+  /**
+   * Both roles' metrics carry exactly the connection's C and X values: one handshake (client
+   * side only), one RTT per role, the X's retransmits. Returned for each test's bands.
+   */
+  async function assertMetrics(s: Seen, names: [string, string]): Promise<{ client: RoleMetrics; server: RoleMetrics }> {
+    const [server, client] = await Promise.all([roleMetrics(names[0], 'server'), roleMetrics(names[1], 'client')]);
+    assertOneValue(client.handshake, s.c.handshake_ns! / 1e9, 'client handshake.duration');
+    assert.equal(server.handshake, undefined, 'no handshake.duration on the server side');
+    assertOneValue(client.rtt, s.xc.rtt_us! / 1e6, 'client rtt');
+    assertOneValue(server.rtt, s.xs.rtt_us! / 1e6, 'server rtt');
+    assert.equal(client.retransmits?.value, s.xc.retransmits, 'client retransmits: its X');
+    assert.equal(server.retransmits?.value, s.xs.retransmits, 'server retransmits: its X');
+    return { client, server };
+  }
+
   /** What only C and X carry: nothing of it on the A, nothing of the X's on the C. */
   function assertPlacement(s: Seen): void {
     assert.deepEqual([s.c.rtt_us, s.c.retransmits], [undefined, undefined], 'C: no RTT or retransmits');
@@ -200,7 +262,8 @@ describe('kernel: connection health (handshake, RTT, retransmits)', suite, () =>
   for (const ip of [4, 6] as const) {
     test(`IPv${ip}: unimpaired: a handshake on the C, an RTT and no retransmits on each X; the same through OTLP`, async (t) => {
       impair(ip, undefined, undefined);
-      const s = await connection(ip, 7600 + ip, [`tt-hs-srv${ip}`, `tt-hs-cli${ip}`]);
+      const names: [string, string] = [`tt-hs-srv${ip}`, `tt-hs-cli${ip}`];
+      const s = await connection(ip, 7600 + ip, names);
       t.diagnostic(measured(s));
       assertPlacement(s);
       assert.ok(s.c.handshake_ns! > 0 && s.c.handshake_ns! < SLACK_NS, `handshake_ns ${s.c.handshake_ns}`);
@@ -224,12 +287,15 @@ describe('kernel: connection health (handshake, RTT, retransmits)', suite, () =>
         [span.attributes['tcptracer.connection.role'], span.attributes['tcptracer.connection.handshake_ns'], span.attributes['tcptracer.connection.rtt_us'], span.attributes['tcptracer.connection.retransmits']],
         ['client', s.c.handshake_ns, s.xc.rtt_us, 0],
       );
+      const m = await assertMetrics(s, names);
+      assert.deepEqual([m.client.retransmits?.value, m.server.retransmits?.value], [0, 0], 'retransmits metrics');
     });
 
     test(`IPv${ip}: netem delay ${DELAY_MS} ms each way: handshake and RTT of at least ${2 * DELAY_MS} ms`, netem, async (t) => {
       impair(ip, ['delay', `${DELAY_MS}ms`], ['delay', `${DELAY_MS}ms`]);
       try {
-        const s = await connection(ip, 7610 + ip, [`tt-dl-srv${ip}`, `tt-dl-cli${ip}`]);
+        const names: [string, string] = [`tt-dl-srv${ip}`, `tt-dl-cli${ip}`];
+        const s = await connection(ip, 7610 + ip, names);
         t.diagnostic(measured(s));
         assertPlacement(s);
         const rtt = 2 * DELAY_MS;
@@ -240,6 +306,14 @@ describe('kernel: connection health (handshake, RTT, retransmits)', suite, () =>
           assert.ok(x.rtt_us! >= rtt * 1000 && x.rtt_us! < rtt * 1000 + SLACK_NS / 1000, `rtt_us ${x.rtt_us} (${x.role})`);
         }
         assert.equal(s.xc.retransmits, 0, 'a delay alone retransmits nothing');
+        // the metrics: the same values, so in the same bands (s)
+        const m = await assertMetrics(s, names);
+        const inBand = (v: number | undefined): boolean => v !== undefined && v >= rtt / 1000 && v < (rtt * 1e6 + SLACK_NS) / 1e9;
+        assert.ok(inBand(m.client.handshake?.sum), `handshake.duration sum ${m.client.handshake?.sum} s`);
+        for (const [role, r] of [['client', m.client], ['server', m.server]] as const) {
+          assert.ok(inBand(r.rtt?.sum), `rtt sum ${r.rtt?.sum} s (${role})`);
+        }
+        assert.equal(m.client.retransmits?.value, 0, 'client retransmits metric');
       } finally {
         impair(ip, undefined, undefined);
       }
@@ -252,7 +326,8 @@ describe('kernel: connection health (handshake, RTT, retransmits)', suite, () =>
       try {
         // the loss is on while the data flows, not for the handshake and the FINs: a lost SYN or
         // FIN only costs seconds (retried after 1 s, then 2, 4...; seen: 7 s for three SYNs)
-        const s = await connection(ip, 7620 + ip, [`tt-ls-srv${ip}`, `tt-ls-cli${ip}`], TRANSFER_BYTES, [
+        const names: [string, string] = [`tt-ls-srv${ip}`, `tt-ls-cli${ip}`];
+        const s = await connection(ip, 7620 + ip, names, TRANSFER_BYTES, [
           () => { impair(ip, ['loss', LOSS], undefined); },
           () => { impair(ip, undefined, undefined); },
         ]);
@@ -263,6 +338,15 @@ describe('kernel: connection health (handshake, RTT, retransmits)', suite, () =>
         assert.ok(s.xc.retransmits! < TRANSFER_BYTES, `client retransmits ${s.xc.retransmits}: segments, not bytes`);
         assert.ok(Number.isInteger(s.xs.retransmits) && s.xs.retransmits! >= 0, `server retransmits ${s.xs.retransmits}`);
         assert.ok(s.xc.rtt_us! >= 1);
+        // the metrics: the retransmits counter is the X's (on the JSON line and on the exported record)
+        const m = await assertMetrics(s, names);
+        assert.ok(m.client.retransmits!.value > 0, `client retransmits metric ${m.client.retransmits?.value}`);
+        await until(() => collector.records.some((r) => r.attributes['process.pid'] === s.client && r.eventName === 'tcp.close'), "the client's X record");
+        const x = one(collector.records.filter((r) => r.attributes['process.pid'] === s.client && r.eventName === 'tcp.close'), "the client's X records");
+        assert.equal(m.client.retransmits!.value, x.attributes['tcptracer.connection.retransmits'], "client retransmits metric: its X record's");
+        for (const [role, r] of [['client', m.client], ['server', m.server]] as const) {
+          assert.ok(r.rtt!.sum >= 1e-6 && r.rtt!.sum < SLACK_NS / 1e9, `rtt sum ${r.rtt?.sum} s (${role})`);
+        }
       } finally {
         impair(ip, undefined, undefined);
       }
