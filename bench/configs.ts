@@ -8,6 +8,11 @@
  *   json-noid    tcptracer --json --no-identity                 the same: the cost of identity
  *   otlp         tcptracer --otlp -q --otlp-signals logs        -> bench/otlp-receiver.ts
  *   otlp-traces  tcptracer --otlp -q --otlp-signals logs,traces -> the same receiver
+ *   otlp-metrics tcptracer --otlp -q --otlp-signals metrics      -> the same receiver, one
+ *                collection a second (OTEL_METRIC_EXPORT_INTERVAL=1000): its events are
+ *                the connections its cumulative counters say it saw (C or A, and X)
+ *   otlp-sampled tcptracer --otlp -q --sample 0.1 (logs,traces) -> the same receiver; its
+ *                events are what it delivered plus what it says it sampled out
  *   bpftrace     bpftrace bench/tcptracer.bt                    stdout -> a file on tmpfs
  *   floor        bench/out/floor: C, libbpf, the same probe object, counts only
  */
@@ -17,7 +22,7 @@ import { CONN_COMM } from './churn.ts';
 import type { Receiver, ReceiverStats } from './otlp-receiver.ts';
 import { interrupt, start, waitFor, type Child } from './proc.ts';
 
-export const CONFIGS = ['untraced', 'table', 'json', 'json-noid', 'otlp', 'otlp-traces', 'bpftrace', 'floor'] as const;
+export const CONFIGS = ['untraced', 'table', 'json', 'json-noid', 'otlp', 'otlp-traces', 'otlp-metrics', 'otlp-sampled', 'bpftrace', 'floor'] as const;
 export type ConfigName = (typeof CONFIGS)[number];
 
 export const LABELS: Record<ConfigName, string> = {
@@ -27,11 +32,17 @@ export const LABELS: Record<ConfigName, string> = {
   'json-noid': 'tcptracer --json --no-identity',
   otlp: 'tcptracer --otlp -q (logs)',
   'otlp-traces': 'tcptracer --otlp -q (logs,traces)',
+  'otlp-metrics': 'tcptracer --otlp -q (metrics)',
+  'otlp-sampled': 'tcptracer --otlp -q --sample 0.1 (logs,traces)',
   bpftrace: 'bpftrace peer',
   floor: 'C floor (libbpf)',
 };
 
-export const isOtlp = (c: ConfigName): boolean => c === 'otlp' || c === 'otlp-traces';
+export const isOtlp = (c: ConfigName): boolean => c.startsWith('otlp');
+/** Not in the main rounds unless --only names it: the main workload resets every connection, which sampling always keeps. */
+export const SCENARIO_ONLY: readonly ConfigName[] = ['otlp-sampled'];
+/** The metrics collection interval of otlp-metrics, ms: short, so that the last counts arrive soon after the workload. */
+export const METRIC_INTERVAL_MS = 1000;
 
 export interface Env {
   tmp: string;
@@ -66,6 +77,8 @@ export interface Final {
   /** Records the decoder rejected (the probe object and src/event.ts disagree). */
   malformed?: number;
   otlp?: ReceiverStats;
+  /** --sample: the log records and spans the tracer says it sampled out (its exit line). */
+  sampledOut?: { records: number; spans: number };
   /** The workload's spans received (logs,traces). */
   spans?: number;
   /** JSON: events of the churn's processes (bench/churn.ts), and those that carry a container_id. */
@@ -139,6 +152,24 @@ function cliCounts(err: string): Pick<Final, 'ringbufLost' | 'sockMapFull' | 'pr
   };
 }
 
+/** `otlp: sampled out (not exported, not lost): N records, M spans` (absent: nothing sampled out). */
+function sampledOutOf(err: string): { records: number; spans: number } {
+  const m = /sampled out \(not exported, not lost\): (\d+) records(?:, (\d+) spans)?/.exec(err);
+  return { records: Number(m?.[1] ?? 0), spans: Number(m?.[2] ?? 0) };
+}
+
+/**
+ * otlp-metrics: the events its counters stand for, host-wide (metrics name no
+ * process): a C per client connection, an A per server connection, an X per
+ * connection no longer open.
+ */
+function metricEvents(s: ReceiverStats): Pick<Final, 'total' | 'matched' | 'connect' | 'accept' | 'close'> {
+  const { client, server } = s.connections;
+  const close = client + server - s.open.client - s.open.server;
+  const total = client + server + close;
+  return { total, matched: total, connect: client, accept: server, close };
+}
+
 function head(path: string): string {
   const b = Buffer.alloc(4096);
   const fd = openSync(path, 'r');
@@ -161,6 +192,8 @@ export async function startTracer(name: ConfigName, env: Env): Promise<Running |
     'json-noid': [node, ...cli, '--json', '--no-identity'],
     otlp: [node, ...cli, '--otlp', '-q', '--otlp-signals', 'logs', '--otlp-endpoint', receiver?.endpoint ?? ''],
     'otlp-traces': [node, ...cli, '--otlp', '-q', '--otlp-signals', 'logs,traces', '--otlp-endpoint', receiver?.endpoint ?? ''],
+    'otlp-metrics': [node, ...cli, '--otlp', '-q', '--otlp-signals', 'metrics', '--otlp-endpoint', receiver?.endpoint ?? ''],
+    'otlp-sampled': [node, ...cli, '--otlp', '-q', '--sample', '0.1', '--otlp-endpoint', receiver?.endpoint ?? ''],
     bpftrace: ['bpftrace', env.btScript],
     floor: [env.floor, '--comm', env.comm],
   };
@@ -168,7 +201,9 @@ export async function startTracer(name: ConfigName, env: Env): Promise<Running |
   // the table, JSON and bpftrace outputs go to a file on tmpfs (a page cache copy, no reader), counted afterwards
   const out = name === 'table' || name === 'json' || name === 'json-noid' || name === 'bpftrace' ? join(env.tmp, `${name}.out`) : undefined;
   const fd = out ? openSync(out, 'w') : 'pipe';
-  const child = start(cmd, args, { stdio: ['ignore', fd, 'pipe'] });
+  const metrics = name === 'otlp-metrics';
+  const childEnv = metrics ? { ...process.env, OTEL_METRIC_EXPORT_INTERVAL: String(METRIC_INTERVAL_MS), OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'cumulative' } : process.env;
+  const child = start(cmd, args, { stdio: ['ignore', fd, 'pipe'], env: childEnv });
   if (typeof fd === 'number') closeSync(fd);
   const banner = (): string => (out && name !== 'json' && name !== 'json-noid' ? head(out) : child.stderr() + child.stdout());
   if (!(await waitFor(() => banner().includes(BANNER), 30_000, () => child.running()))) {
@@ -180,12 +215,13 @@ export async function startTracer(name: ConfigName, env: Env): Promise<Running |
   return {
     pid: child.pid,
     child,
-    stableMs: otlp ? 1600 : 400, // the export batch timer is 1 s
+    // the export batch timer is 1 s; metrics: two collections without a change
+    stableMs: metrics ? 2.5 * METRIC_INTERVAL_MS : otlp ? 1600 : 400,
     progress: async () => {
       if (out) return statSync(out).size;
       if (!receiver) return floorCount();
       const s = await receiver.stats();
-      return s.records + s.spans;
+      return metrics ? metricEvents(s).total : s.records + s.spans;
     },
     finish: async () => {
       const { code, killed } = await interrupt(child, 30_000);
@@ -199,9 +235,13 @@ export async function startTracer(name: ConfigName, env: Env): Promise<Running |
       }
       if (receiver) {
         const s = await receiver.stats(true);
+        if (metrics) return { ...metricEvents(s), ...base, ...cliCounts(err), otlp: s };
         const by = (e: string): number => s.byEvent[`tcp.${e}`] ?? 0;
-        const spans = name === 'otlp-traces' ? s.spansMatched : undefined;
-        return { total: s.records, matched: s.matched, connect: by('connect'), accept: by('accept'), close: by('close'), ...base, ...cliCounts(err), otlp: s, spans };
+        const spans = name === 'otlp' ? undefined : s.spansMatched;
+        const sampledOut = name === 'otlp-sampled' ? sampledOutOf(err) : undefined;
+        // the tracer's events: what it delivered and what it sampled out (CPU per event is per event it read)
+        const total = s.records + (sampledOut?.records ?? 0);
+        return { total, matched: s.matched, connect: by('connect'), accept: by('accept'), close: by('close'), ...base, ...cliCounts(err), otlp: s, spans, sampledOut };
       }
       let j: Record<string, number> = {};
       try {

@@ -2,7 +2,7 @@
 /*
  * loadgen - TCP connect/accept/close load over loopback, for bench/run.ts.
  *
- *   loadgen --count N [--threads T] [--seconds S] [--netns] [--rate R | --reset-before-accept | --reset-racing-accept]
+ *   loadgen --count N [--threads T] [--seconds S] [--netns] [--graceful] [--rate R | --reset-before-accept | --reset-racing-accept]
  *
  * T worker threads (default: one per online CPU), each with its own listening
  * socket on 127.0.0.1 and, in a loop, one full connection at a time:
@@ -18,6 +18,16 @@
  * ports are never exhausted whatever the count. On loopback all of it runs
  * synchronously in the calling thread (softirq included), so T threads keep T
  * CPUs busy with kernel TCP work: this saturates the kernel, a Node loop does not.
+ *
+ * --graceful: the client closes with a FIN instead (no SO_LINGER): CLOSE_WAIT ->
+ * LAST_ACK (probe: X) -> CLOSE, still C, A, X, X; the server's socket, which
+ * closed first, waits in TIME_WAIT. Its ports do not run out: a TIME_WAIT
+ * socket holds the server's 4-tuple, not a port the client binds, a SYN that
+ * meets one (a client port used again) opens a new connection (timestamps are
+ * on), and the namespace holds at most tcp_max_tw_buckets of them (131072
+ * here; past it the kernel frees a closing socket at once). Neither the
+ * client nor the server (nothing is reset) aborts the connection, so a sampler
+ * that keeps every reset connection samples these. Not with the reset modes.
  *
  * --reset-before-accept: each thread connects 64 clients and resets each at
  * once (SO_LINGER {1, 0}; close: RST) while the server has not accepted it
@@ -97,6 +107,7 @@ static atomic_bool stop_now;
 static double deadline;
 static long batch; /* --reset-before-accept: connections per batch (64); 0: the normal loop */
 static bool racing; /* --reset-racing-accept */
+static bool graceful; /* --graceful: the client closes with a FIN, not a reset */
 static double rate; /* --rate: connections per second over all threads; 0: as fast as possible */
 static long nthreads;
 static struct timespec start_ts; /* t0 of the pacing schedule (CLOCK_MONOTONIC) */
@@ -201,7 +212,8 @@ static void *run(void *arg)
 		close(a);
 		if (read(c, &byte, 1) != 0)
 			note(w, "read (expected EOF)");
-		setsockopt(c, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+		if (!graceful)
+			setsockopt(c, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
 		close(c);
 		w->done++;
 	}
@@ -362,16 +374,22 @@ int main(int argc, char **argv)
 			batch = 64;
 		else if (!strcmp(argv[i], "--reset-racing-accept"))
 			racing = true;
+		else if (!strcmp(argv[i], "--graceful"))
+			graceful = true;
 		else if (!strcmp(argv[i], "--rate") && i + 1 < argc)
 			rate = atof(argv[++i]);
 		else {
-			fprintf(stderr, "usage: loadgen --count N [--threads T] [--seconds S] [--netns] [--rate R | --reset-before-accept | --reset-racing-accept]\n"
+			fprintf(stderr, "usage: loadgen --count N [--threads T] [--seconds S] [--netns] [--graceful] [--rate R | --reset-before-accept | --reset-racing-accept]\n"
 					"  --rate R: R connections per second over all threads, each thread on absolute deadlines\n");
 			return 2;
 		}
 	}
 	if (count <= 0 || threads <= 0 || threads > 1024 || seconds <= 0 || rate < 0) {
 		fprintf(stderr, "loadgen: --count and --threads must be positive, --rate not negative\n");
+		return 2;
+	}
+	if (graceful && (batch || racing)) {
+		fprintf(stderr, "loadgen: --graceful closes the normal loop's clients: not with --reset-before-accept or --reset-racing-accept\n");
 		return 2;
 	}
 	if ((rate > 0) + !!batch + racing > 1) {

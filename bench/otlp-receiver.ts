@@ -1,9 +1,14 @@
 /**
- * The bench's OTLP/gRPC receiver: LogsService/Export and TraceService/Export
- * on one port (@grpc/grpc-js, raw buffers). It counts log records and spans,
- * and those whose process.executable.name (the record's attribute, else its
- * resource's) is the workload's comm: log records per event name, with the
- * delay from each one's time_unix_nano (the kernel's time) to its receipt.
+ * The bench's OTLP/gRPC receiver: LogsService/Export, TraceService/Export and
+ * MetricsService/Export on one port (@grpc/grpc-js, raw buffers). It counts log
+ * records and spans, and those whose process.executable.name (the record's
+ * attribute, else its resource's) is the workload's comm: log records per
+ * event name, with the delay from each one's time_unix_nano (the kernel's
+ * time) to its receipt. Of metrics it keeps the latest point of each series of
+ * tcptracer.connections and tcptracer.connections.open (cumulative: the
+ * tracer's totals since it started), summed per tcptracer.connection.role:
+ * every connection of the host (metrics carry no process) but the tracer's own
+ * export connection to this receiver (its server side, server.port ours).
  *
  * It reads the protobuf wire format itself, only the fields it counts, to stay
  * far cheaper than the tracer it measures (test/fixtures/otlp-collector.ts
@@ -30,6 +35,15 @@ export interface ReceiverStats {
   spansMatched: number;
   /** The receiver's own CPU since the reset, s. */
   cpuS: number;
+  /** Metric data points received; the latest tcptracer.connections and .open per role, summed over their series. */
+  metricPoints: number;
+  connections: Roles;
+  open: Roles;
+}
+
+export interface Roles {
+  client: number;
+  server: number;
 }
 
 /** Calls fn(field, wire type, start, end) for each field of the message in b[start, end). */
@@ -61,15 +75,26 @@ function fields(b: Buffer, start: number, end: number, fn: (field: number, wire:
 
 const COMM_KEY = Buffer.from('process.executable.name');
 
-/** The value of a KeyValue if its key is process.executable.name. */
-function commOf(b: Buffer, s: number, e: number): string | undefined {
-  let isComm = false;
-  let comm: string | undefined;
+/** The value of a KeyValue if its key is `key` (a string value). */
+function valueOf(b: Buffer, s: number, e: number, key: Buffer): string | undefined {
+  let is = false;
+  let v: string | undefined;
   fields(b, s, e, (f, _w, vs, ve) => {
-    if (f === 1) isComm = ve - vs === COMM_KEY.length && b.compare(COMM_KEY, 0, COMM_KEY.length, vs, ve) === 0;
-    else if (f === 2 && isComm) fields(b, vs, ve, (g, _x, ss, se) => (comm = g === 1 ? b.toString('utf8', ss, se) : comm));
+    if (f === 1) is = ve - vs === key.length && b.compare(key, 0, key.length, vs, ve) === 0;
+    // AnyValue: string_value = 1, int_value = 3 (a varint: its bytes, decoded below)
+    else if (f === 2 && is) fields(b, vs, ve, (g, _x, ss, se) => (v = g === 1 ? b.toString('utf8', ss, se) : g === 3 ? String(varintAt(b, ss)) : v));
   });
-  return comm;
+  return v;
+}
+
+/** The varint at b[p] (int_value: the ports and counts here are small and positive). */
+function varintAt(b: Buffer, p: number): number {
+  let v = 0;
+  for (let mul = 1, x = 0x80; x >= 0x80; mul *= 128) {
+    x = b[p++] ?? 0;
+    v += (x & 0x7f) * mul;
+  }
+  return v;
 }
 
 /**
@@ -85,7 +110,7 @@ function visit(b: Buffer, signal: 'logs' | 'traces', fn: (timeNs: number, comm: 
     if (f !== 1) return;
     let resourceComm = '';
     fields(b, rs, re, (g, _x, s, e) => {
-      if (g === 1) fields(b, s, e, (h, _y, as, ae) => (resourceComm = (h === 1 && commOf(b, as, ae)) || resourceComm));
+      if (g === 1) fields(b, s, e, (h, _y, as, ae) => (resourceComm = (h === 1 && valueOf(b, as, ae, COMM_KEY)) || resourceComm));
       if (g !== 2) return;
       fields(b, s, e, (h, _y, ls, le) => {
         if (h !== 2) return;
@@ -96,7 +121,7 @@ function visit(b: Buffer, signal: 'logs' | 'traces', fn: (timeNs: number, comm: 
         fields(b, ls, le, (i, wire, vs, ve) => {
           if (i === TIME && wire === 1) time = b.readUInt32LE(vs) + b.readUInt32LE(vs + 4) * 2 ** 32;
           else if (i === NAME && wire === 2) name = b.toString('utf8', vs, ve);
-          else if (i === ATTRS && wire === 2) comm ??= commOf(b, vs, ve);
+          else if (i === ATTRS && wire === 2) comm ??= valueOf(b, vs, ve, COMM_KEY);
         });
         fn(time, comm ?? resourceComm, name);
       });
@@ -105,12 +130,82 @@ function visit(b: Buffer, signal: 'logs' | 'traces', fn: (timeNs: number, comm: 
   return n;
 }
 
+const [CONNECTIONS, OPEN] = ['tcptracer.connections', 'tcptracer.connections.open'];
+const ROLE_KEY = Buffer.from('tcptracer.connection.role');
+const PORT_KEY = Buffer.from('server.port');
+
+interface SeriesPoint {
+  metric: string;
+  role: string;
+  port: string;
+  timeNs: number;
+  value: number;
+}
+
+/**
+ * For each data point of a Sum metric named in `names` of an ExportMetricsServiceRequest: fn(series key, point).
+ * request.resource_metrics = 1 { scope_metrics = 2 { metrics = 2 { name = 1, sum = 7 { data_points = 1 } } } };
+ * NumberDataPoint: time_unix_nano = 3, as_double = 4, as_int = 6, attributes = 7. Returns the data points of every metric.
+ */
+function visitMetrics(b: Buffer, names: readonly string[], fn: (key: string, p: SeriesPoint) => void): number {
+  let n = 0;
+  const points = (ms: number, me: number, metric: string): void => {
+    fields(b, ms, me, (h, _w, ps, pe) => {
+      if (h !== 1) return;
+      n++;
+      if (!names.includes(metric)) return;
+      const p: SeriesPoint = { metric, role: '', port: '', timeNs: 0, value: 0 };
+      const attrs: string[] = [];
+      fields(b, ps, pe, (i, wire, vs, ve) => {
+        if (i === 3 && wire === 1) p.timeNs = b.readUInt32LE(vs) + b.readUInt32LE(vs + 4) * 2 ** 32;
+        else if (i === 4 && wire === 1) p.value = b.readDoubleLE(vs);
+        else if (i === 6 && wire === 1) p.value = Number(b.readBigInt64LE(vs));
+        else if (i === 7 && wire === 2) {
+          attrs.push(b.toString('latin1', vs, ve));
+          p.role = valueOf(b, vs, ve, ROLE_KEY) ?? p.role;
+          p.port = valueOf(b, vs, ve, PORT_KEY) ?? p.port;
+        }
+      });
+      fn(`${metric}\0${attrs.sort().join('\0')}`, p);
+    });
+  };
+  fields(b, 0, b.length, (f, _w, rs, re) => {
+    if (f !== 1) return;
+    fields(b, rs, re, (g, _x, ss, se) => {
+      if (g !== 2) return;
+      fields(b, ss, se, (h, _y, ms, me) => {
+        if (h !== 2) return;
+        let name = '';
+        const data: [number, number, number][] = [];
+        fields(b, ms, me, (i, _z, vs, ve) => {
+          if (i === 1) name = b.toString('utf8', vs, ve);
+          else if ([5, 7, 9, 10, 11].includes(i)) data.push([i, vs, ve]);
+        });
+        for (const [kind, vs, ve] of data) {
+          if (kind === 7) points(vs, ve, name);
+          else {
+            // gauge, histograms, summary: counted only
+            fields(b, vs, ve, (j) => {
+              if (j === 1) n++;
+            });
+          }
+        }
+      });
+    });
+  });
+  return n;
+}
+
 function serve(comm: string): void {
+  let ownPort = '';
   let s: ReceiverStats;
   let delays: number[];
   let cpu0: NodeJS.CpuUsage;
+  let series: Map<string, SeriesPoint>;
   const reset = (): void => {
-    s = { records: 0, matched: 0, byEvent: {}, lastAtMs: 0, spansLastAtMs: 0, delayP50Ms: 0, delayP99Ms: 0, spans: 0, spansMatched: 0, cpuS: 0 };
+    const roles = (): Roles => ({ client: 0, server: 0 });
+    s = { records: 0, matched: 0, byEvent: {}, lastAtMs: 0, spansLastAtMs: 0, delayP50Ms: 0, delayP99Ms: 0, spans: 0, spansMatched: 0, cpuS: 0, metricPoints: 0, connections: roles(), open: roles() };
+    series = new Map();
     delays = [];
     cpu0 = process.cpuUsage();
   };
@@ -133,9 +228,19 @@ function serve(comm: string): void {
       s.spansLastAtMs = now;
     });
   };
+  const onMetrics = (b: Buffer): void => {
+    s.metricPoints += visitMetrics(b, [CONNECTIONS, OPEN], (key, p) => {
+      const last = series.get(key);
+      // the tracer's own export connection, accepted here, is not the workload's
+      if ((last && last.timeNs > p.timeNs) || (p.role === 'server' && p.port === ownPort)) return;
+      const sums = p.metric === CONNECTIONS ? s.connections : s.open;
+      if (p.role === 'client' || p.role === 'server') sums[p.role] += p.value - (last?.value ?? 0);
+      series.set(key, p);
+    });
+  };
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 << 20 });
   const raw = (x: Buffer): Buffer => x;
-  for (const [path, on] of [['logs.v1.LogsService', onLogs], ['trace.v1.TraceService', onSpans]] as const) {
+  for (const [path, on] of [['logs.v1.LogsService', onLogs], ['trace.v1.TraceService', onSpans], ['metrics.v1.MetricsService', onMetrics]] as const) {
     const method = { path: `/opentelemetry.proto.collector.${path}/Export`, requestStream: false, responseStream: false };
     server.addService(
       { Export: { ...method, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw } },
@@ -161,6 +266,7 @@ function serve(comm: string): void {
   process.on('disconnect', () => process.exit(0));
   server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => {
     if (err) throw err;
+    ownPort = String(port);
     process.send?.(port);
   });
 }

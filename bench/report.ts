@@ -56,6 +56,8 @@ export function summarize(config: ConfigName, runs: readonly RunResult[], base?:
     receivedEvents: got.connect + got.accept + got.close,
     spansExpected: total((r) => r.spansExpected),
     spansReceived: total((r) => r.spansReceived),
+    sampledOutRecords: total((r) => r.sampledOutRecords),
+    sampledOutSpans: total((r) => r.sampledOutSpans),
     ringbufLost: total((r) => r.ringbufLost),
     sockMapFull: total((r) => r.sockMapFull),
     probeMissed: total((r) => r.probeMissed),
@@ -127,9 +129,18 @@ function losses(s: Summary): string {
   return [s.ringbufLost === undefined ? '' : String(s.ringbufLost), ...named.map(([n, v]) => (v ? `${n} ${v}` : ''))].filter(Boolean).join(', ') || '-';
 }
 
-/** What did not arrive, or arrived beyond the expected: events per type, and spans. */
+/** What did not arrive, or arrived beyond the expected: events per type, and spans; sampled: in all, less what was sampled out. */
 const missing = (s: Summary): number =>
-  Math.abs(s.expected.connect - s.got.connect) + Math.abs(s.expected.accept - s.got.accept) + Math.abs(s.expected.close - s.got.close) + Math.abs((s.spansExpected ?? 0) - (s.spansReceived ?? 0));
+  s.sampledOutRecords !== undefined
+    ? Math.abs(s.expectedEvents - s.receivedEvents - s.sampledOutRecords) + Math.abs((s.spansExpected ?? 0) - (s.spansReceived ?? 0) - (s.sampledOutSpans ?? 0))
+    : Math.abs(s.expected.connect - s.got.connect) + Math.abs(s.expected.accept - s.got.accept) + Math.abs(s.expected.close - s.got.close) + Math.abs((s.spansExpected ?? 0) - (s.spansReceived ?? 0));
+
+/** Received / expected; sampled: received + sampled out / expected. */
+function received(s: Summary): string {
+  if (s.sampledOutRecords === undefined) return ofExpected(s.receivedEvents, s.expectedEvents);
+  const spans = s.spansExpected === undefined ? '' : `; spans ${s.spansReceived ?? 0} + ${s.sampledOutSpans ?? 0} / ${s.spansExpected}`;
+  return `${s.receivedEvents} + ${s.sampledOutRecords} sampled out / ${s.expectedEvents}${spans}${missing(s) ? ` (off by ${missing(s)})` : ''}`;
+}
 
 function mainTable(configs: readonly Summary[]): string[][] {
   const t = [['configuration', 'conn/s', 'x untraced', 'loadgen µs/conn (vs untraced)', 'events received / expected', 'lost (ring buffer, other)', 'tracer µs/event, of which system', 'by thread, µs/event', 'peak RSS MB (ring, anon)', 'catch-up s', 'other CPU %']];
@@ -146,7 +157,7 @@ function mainTable(configs: readonly Summary[]): string[][] {
       sp(s.connPerSec, k),
       s.ratio?.toFixed(2) ?? '-',
       sp(s.loadgenUsPerConn, fixed(1)) + vs,
-      traced ? ofExpected(s.receivedEvents, s.expectedEvents) : '-',
+      traced ? received(s) : '-',
       traced ? losses(s) : '-',
       traced ? `${sp(s.tracerUsPerEvent, fixed(2))}, sys ${s.tracerSysUsPerEvent?.median.toFixed(2) ?? '-'}` : '-',
       threads || '-',
@@ -158,9 +169,9 @@ function mainTable(configs: readonly Summary[]): string[][] {
   return t;
 }
 
-/** OTLP with logs only against logs and traces, in the same rounds: end to end, and what spans cost. */
+/** OTLP with logs only against logs and traces (and sampled), in the same rounds: end to end, and what spans cost. */
 function otlpTable(configs: readonly Summary[]): string[][] {
-  const o = configs.filter((s) => isOtlp(s.config) && s.runs);
+  const o = configs.filter((s) => isOtlp(s.config) && s.config !== 'otlp-metrics' && s.runs);
   if (!o.length) return [];
   const row = (name: string, f: (s: Summary) => string): string[] => [name, ...o.map(f)];
   return [
@@ -168,8 +179,9 @@ function otlpTable(configs: readonly Summary[]): string[][] {
     row('tracer CPU per connection delivered, µs', (s) => sp(s.tracerUsPerConn, fixed(1))),
     row('log records delivered / expected', (s) => ofExpected(s.receivedEvents, s.expectedEvents)),
     row('spans delivered / expected', (s) => (s.spansExpected === undefined ? '-' : ofExpected(s.spansReceived ?? 0, s.spansExpected))),
+    row('sampled out: log records / spans', (s) => (s.sampledOutRecords === undefined ? '-' : `${s.sampledOutRecords} / ${s.sampledOutSpans ?? 0}`)),
     row('lost in the ring buffer / otlp dropped', (s) => `${s.ringbufLost ?? '?'} / ${s.otlpDropped ?? '?'}`),
-    row('log records not delivered and not counted lost', (s) => String(s.expectedEvents - s.receivedEvents - (s.ringbufLost ?? 0) - (s.otlpDropped ?? 0))),
+    row('log records not delivered and not counted lost', (s) => String(s.expectedEvents - s.receivedEvents - (s.sampledOutRecords ?? 0) - (s.ringbufLost ?? 0) - (s.otlpDropped ?? 0))),
     row('log records delivered per second', (s) => sp(s.otlpRecordsPerSec, k)),
     row('delay kernel -> receiver p50 / p99, ms', (s) => `${sp(s.otlpDelayP50Ms, fixed(0))} / ${sp(s.otlpDelayP99Ms, fixed(0))}`),
     row('peak RSS MB (ring, anon)', rss),
@@ -253,10 +265,14 @@ export function targets(configs: readonly Summary[], scenarios: readonly Scenari
   // issue 4: 2 µs an event in table and JSON; issue 10: 6 µs an OTLP log record
   for (const c of ['table', 'json', 'otlp'] as const) add(`tracer CPU per ${c === 'otlp' ? 'record' : 'event'}`, c, by(c)?.tracerUsPerEvent?.median, '<=', c === 'otlp' ? 6 : 2, us, floor === undefined ? '' : `C floor ${us(floor)}`);
   for (const c of ['floor', 'table', 'json', 'otlp', 'otlp-traces'] as const) add('probe kernel cost: loadgen CPU/conn vs untraced', c, by(c)?.loadgenVsUntracedPct, '<=', 10, pct);
-  for (const c of ['floor', 'table', 'json', 'otlp', 'otlp-traces'] as const) {
+  for (const c of ['floor', 'table', 'json', 'otlp', 'otlp-traces', 'otlp-metrics'] as const) {
     const s = by(c);
     if (s) add('zero lost events', c, lost(s), '<=', 0, n, lossNote(s));
   }
+  // issue 19: metrics only, its own budget
+  const metrics = by('otlp-metrics');
+  add('metrics-only tracer CPU per event', 'otlp-metrics', metrics?.tracerUsPerEvent?.median, '<=', 1.5, us);
+  add('metrics-only peak RSS under full load', 'otlp-metrics', metrics?.peakRssMB, '<=', 100, (v) => `${v.toFixed(0)} MB`, metrics ? `ring buffer mapping ${metrics.ringbufRssMB?.toFixed(0) ?? '?'} MB, anonymous peak ${metrics.peakAnonRssMB?.toFixed(0) ?? '?'} MB` : '');
   for (const c of ['otlp', 'otlp-traces'] as const) {
     const s = by(c);
     // the ring buffer's data area is mapped once (bpf/loader/ring.c): its RSS is the kernel memory it holds
@@ -300,7 +316,7 @@ export function markdown(r: BenchReport): string {
   if (r.recordCost) out.push('### One OTLP log record', '', mdTable(recordCostTable(r.recordCost)), '');
   for (const sc of r.scenarios) {
     const churn = sc.plan.name.startsWith('churn');
-    const table = sc.plan.name.startsWith('reset') ? resetTable(sc) : churn ? mainTable(sc.configs) : otlpScenarioTable(sc);
+    const table = sc.plan.name.startsWith('reset') ? resetTable(sc) : churn || sc.plan.name === 'graceful' ? mainTable(sc.configs) : otlpScenarioTable(sc);
     out.push(`### Scenario ${sc.plan.name}: \`${sc.plan.command}\``, '', mdTable(table), '');
     const id = churn ? identityCost(sc) : undefined;
     const churnOf = (f: (r: RunResult) => number | undefined): number => sc.runs.filter((r) => r.config === 'json' && r.ok).reduce((a, r) => a + (f(r) ?? 0), 0);

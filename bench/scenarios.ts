@@ -9,6 +9,9 @@
  *                        thread on the other CPU is inside accept()
  *   burst                20000 connections at full speed within 1 s, OTLP defaults
  *   paced                OTLP defaults at PACED_RATES conn/s (loadgen --rate)
+ *   graceful             loadgen --graceful: clients close with a FIN, not a reset, so that
+ *                        sampling (--sample 0.1) has connections to leave out: OTLP
+ *                        logs,traces against sampled and against metrics only
  *   churn                --json with identity and without (--no-identity) under an RST
  *                        churn at CHURN_RATE conn/s, beside CHURN_CGROUPS short-lived
  *                        container cgroups a second (bench/churn.ts) on this host's
@@ -21,7 +24,7 @@ import { Churn, type Layout } from './churn.ts';
 import { LABELS, type ConfigName, type Env } from './configs.ts';
 import { log, runOne, type RunResult, type Workload } from './workload.ts';
 
-export const SCENARIOS = ['reset-before-accept', 'reset-racing-accept', 'burst', 'paced', 'churn', 'churn-unified'] as const;
+export const SCENARIOS = ['reset-before-accept', 'reset-racing-accept', 'burst', 'paced', 'graceful', 'churn', 'churn-unified'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 export const PACED_RATES = [2500, 5000, 10_000, 15_000, 20_000];
 export const CHURN_RATE = 10_000;
@@ -46,6 +49,7 @@ export function scenarioPlan(name: ScenarioName, full: boolean, usable: (c: Conf
     name === 'reset-before-accept' ? [['untraced', 'table', 'floor', 'otlp-traces'], ['--reset-before-accept'], full ? 40_000 : 10_000, 60]
     : name === 'reset-racing-accept' ? [['untraced', 'table', 'floor', 'otlp-traces'], ['--reset-racing-accept', '--threads', '1'], full ? 40_000 : 20_000, 60]
     : name === 'burst' ? [otlp, [], 20_000, 1]
+    : name === 'graceful' ? [['untraced', 'otlp-traces', 'otlp-sampled', 'otlp-metrics'], ['--graceful'], full ? 40_000 : 20_000, 60]
     : [otlp, [], 0, 0];
   const seconds = full ? 8 : 3;
   const workloads =

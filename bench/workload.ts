@@ -56,6 +56,9 @@ export interface RunResult extends Losses {
   threadUsPerEvent?: Record<string, number>;
   spansExpected?: number;
   spansReceived?: number;
+  /** --sample: log records and spans sampled out (the tracer's exit line). */
+  sampledOutRecords?: number;
+  sampledOutSpans?: number;
   /** churn scenarios, JSON: the churn processes' events, and those with their container id. */
   churnEvents?: number;
   churnIdentified?: number;
@@ -162,6 +165,7 @@ export async function runOne(config: ConfigName, round: number, env: Env, w: Wor
     Object.assign(r, { ringbufLost, sockMapFull, probeMissed, otlpDropped, peerLost, malformed, receivedTotal: fin.total, churnEvents: fin.churnEvents, churnIdentified: fin.churnIdentified });
     r.got = { connect: fin.connect, accept: fin.accept, close: fin.close };
     if (fin.spans !== undefined) [r.spansReceived, r.spansExpected] = [fin.spans, lg.connections + lg.accepted];
+    if (fin.sampledOut) [r.sampledOutRecords, r.sampledOutSpans] = [fin.sampledOut.records, fin.sampledOut.spans];
     if (cpu && fin.total > 0) {
       const per = (s: number): number => (s * 1e6) / fin.total;
       r.tracerUsPerEvent = per(cpu.total);
