@@ -81,4 +81,4 @@ COPY --from=build /app/node_modules/ node_modules/
 COPY --from=build /app/dist/ dist/
 COPY --from=build /app/build/Release/tcptracer_loader.node build/Release/
 ENV NODE_ENV=production
-ENTRYPOINT ["node", "dist/src/cli.js", "--otlp", "-q"]
+ENTRYPOINT ["node", "--initial-old-space-size=4", "dist/src/cli.js", "--otlp", "-q"]

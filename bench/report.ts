@@ -129,10 +129,16 @@ function losses(s: Summary): string {
   return [s.ringbufLost === undefined ? '' : String(s.ringbufLost), ...named.map(([n, v]) => (v ? `${n} ${v}` : ''))].filter(Boolean).join(', ') || '-';
 }
 
-/** What did not arrive, or arrived beyond the expected: events per type, and spans; sampled: in all, less what was sampled out. */
+/**
+ * What did not arrive, or arrived beyond the expected: events per type, and spans. Sampled: the
+ * shortfall once what was sampled out is added, plus any excess. The tracer's sampled-out count is
+ * of every process (the receiver's side of the tracer's own export connection is one), while
+ * received counts only loadgen's: more sampled out than the shortfall is not a loss.
+ */
+const shortfall = (expected: number, received: number, sampledOut: number): number => Math.max(0, expected - received - sampledOut) + Math.max(0, received - expected);
 const missing = (s: Summary): number =>
   s.sampledOutRecords !== undefined
-    ? Math.abs(s.expectedEvents - s.receivedEvents - s.sampledOutRecords) + Math.abs((s.spansExpected ?? 0) - (s.spansReceived ?? 0) - (s.sampledOutSpans ?? 0))
+    ? shortfall(s.expectedEvents, s.receivedEvents, s.sampledOutRecords) + shortfall(s.spansExpected ?? 0, s.spansReceived ?? 0, s.sampledOutSpans ?? 0)
     : Math.abs(s.expected.connect - s.got.connect) + Math.abs(s.expected.accept - s.got.accept) + Math.abs(s.expected.close - s.got.close) + Math.abs((s.spansExpected ?? 0) - (s.spansReceived ?? 0));
 
 /** Received / expected; sampled: received + sampled out / expected. */
@@ -181,7 +187,7 @@ function otlpTable(configs: readonly Summary[]): string[][] {
     row('spans delivered / expected', (s) => (s.spansExpected === undefined ? '-' : ofExpected(s.spansReceived ?? 0, s.spansExpected))),
     row('sampled out: log records / spans', (s) => (s.sampledOutRecords === undefined ? '-' : `${s.sampledOutRecords} / ${s.sampledOutSpans ?? 0}`)),
     row('lost in the ring buffer / otlp dropped', (s) => `${s.ringbufLost ?? '?'} / ${s.otlpDropped ?? '?'}`),
-    row('log records not delivered and not counted lost', (s) => String(s.expectedEvents - s.receivedEvents - (s.sampledOutRecords ?? 0) - (s.ringbufLost ?? 0) - (s.otlpDropped ?? 0))),
+    row('log records not delivered and not counted lost', (s) => String(Math.max(0, s.expectedEvents - s.receivedEvents - (s.sampledOutRecords ?? 0) - (s.ringbufLost ?? 0) - (s.otlpDropped ?? 0)))),
     row('log records delivered per second', (s) => sp(s.otlpRecordsPerSec, k)),
     row('delay kernel -> receiver p50 / p99, ms', (s) => `${sp(s.otlpDelayP50Ms, fixed(0))} / ${sp(s.otlpDelayP99Ms, fixed(0))}`),
     row('peak RSS MB (ring, anon)', rss),

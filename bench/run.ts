@@ -120,6 +120,12 @@ function machine(): Record<string, string> {
  * One extra run of `config` under V8's sampling profiler, started and stopped
  * by SIGUSR2 (bench/prof-hook.ts), written to bench/out/tcptracer-CONFIG.cpuprofile.
  */
+/** node's flags from the CLI's shebang (`#!/usr/bin/env -S node FLAGS`): the bench runs the tracer as its bin does. */
+function shebangNodeFlags(cli: string): string[] {
+  const m = /^#!\/usr\/bin\/env -S node((?: \S+)*)\n/.exec(readFileSync(cli, 'utf8'));
+  return m?.[1]?.trim().split(' ').filter(Boolean) ?? [];
+}
+
 async function profile(config: ConfigName, env: Env, count: number): Promise<void> {
   const file = join(OUT, `tcptracer-${config}.cpuprofile`);
   writeFileSync(file, '');
@@ -174,7 +180,7 @@ async function main(): Promise<void> {
   const env: Env = {
     tmp,
     comm: 'loadgen',
-    cli: [process.execPath, opts.cli],
+    cli: [process.execPath, ...shebangNodeFlags(opts.cli), opts.cli],
     floor: join(OUT, 'floor'),
     loadgen: join(OUT, 'loadgen'),
     btScript: join(ROOT, 'bench/tcptracer.bt'),
@@ -185,7 +191,7 @@ async function main(): Promise<void> {
     command: opts.full ? 'npm run bench -- --full' : 'npm run bench',
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     ...machine(),
-    'tracer measured': ['node', relative(ROOT, opts.cli)].join(' '),
+    'tracer measured': ['node', ...shebangNodeFlags(opts.cli), relative(ROOT, opts.cli)].join(' '),
     'other BPF programs': interference.join('; ') || 'none',
   };
   log(Object.values(run).join('; '));

@@ -1,10 +1,10 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=4
 /**
  * tcptracer: bcc's tcptracer on tracepoints, with NDJSON and OTLP outputs.
  * Errors are one line on stderr: exit 2 for usage, 1 for the environment.
  */
 import { EnvironmentError, UsageError } from './errors.ts';
-import { boundOldGeneration, holdYoungGeneration } from './heap.ts';
+import { boundOldGeneration, collectGarbage, holdYoungGeneration } from './heap.ts';
 import { visible } from './escape.ts';
 import { encodeLines, formatLostLine, jsonLine, MAX_JSON_LINE_BYTES, MAX_TABLE_LINE_BYTES, TableFormatter } from './format.ts';
 import { defaultRingbufBytes } from './defaults.ts';
@@ -44,6 +44,8 @@ async function run(opts: CliOptions): Promise<void> {
   if (otlp) checkTlsFiles(otlp);
   // the OpenTelemetry SDK and gRPC (~30 MB of RSS) load only in OTLP mode
   const sink: OtlpSink | undefined = otlp ? new (await import('./otlp/sink.ts')).OtlpSink(otlp) : undefined;
+  // the start-up garbage collected before events arrive: the old generation's growth is bounded from here (src/heap.ts)
+  if (otlp) collectGarbage();
   const account = lookupUser(opts.user);
   // before the drain thread exists, so that it inherits it
   const nnp = setNoNewPrivs(() => loadNative().noNewPrivs());

@@ -24,6 +24,7 @@ import { dirname, join, posix } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
+import { NODE_FLAGS } from '../src/heap.ts';
 import { parseCli } from '../src/options.ts';
 import { lookupUser } from '../src/privileges.ts';
 import { execForm, listFiles, parseDockerfile, scratchBuild, TRACER_START_CAPABILITIES, type BuiltStage } from './helpers/dockerfile.ts';
@@ -66,7 +67,7 @@ describe('Dockerfile', () => {
   });
 
   it('runs what tsc emits for src/cli.ts, in OTLP service mode, as the package bin does', () => {
-    assert.deepEqual(entrypoint, ['node', tscOutput('src/cli.ts'), '--otlp', '-q']);
+    assert.deepEqual(entrypoint, ['node', ...NODE_FLAGS, tscOutput('src/cli.ts'), '--otlp', '-q']);
     assert.equal(pkg.bin['tcptracer'], tscOutput('src/cli.ts'));
     assert.ok(!stages.at(-1)?.instructions.some((i) => i.op === 'CMD'), 'no CMD: docker run arguments are appended to the entrypoint');
   });

@@ -3,13 +3,15 @@
  * held near its initial size and the old one's growth bounded (src/heap.ts),
  * checked in child processes that allocate like the tracer does (fast, mostly
  * garbage, some survivors); and the ring buffer's default per mode
- * (src/defaults.ts).
+ * (src/defaults.ts); and that the bin runs node with NODE_FLAGS (the Docker
+ * image's ENTRYPOINT: unit-dockerfile).
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { DEFAULT_OTLP_RINGBUF_BYTES, DEFAULT_RINGBUF_BYTES, defaultRingbufBytes } from '../src/defaults.ts';
-import { boundOldGeneration } from '../src/heap.ts';
+import { boundOldGeneration, NODE_FLAGS } from '../src/heap.ts';
 
 const HEAP = new URL('../src/heap.ts', import.meta.url).href;
 
@@ -89,5 +91,29 @@ describe('footprint', () => {
     assert.equal(defaultRingbufBytes(['traces']), DEFAULT_OTLP_RINGBUF_BYTES);
     assert.equal(defaultRingbufBytes(['metrics']), DEFAULT_RINGBUF_BYTES, 'aggregated signals read as fast as the table');
     assert.equal(defaultRingbufBytes(['metrics', 'traces']), DEFAULT_OTLP_RINGBUF_BYTES);
+  });
+
+  it("the CLI's shebang gives node NODE_FLAGS (heap sizes V8 reads only before any script runs)", () => {
+    const first = readFileSync(new URL('../src/cli.ts', import.meta.url), 'utf8').split('\n', 1)[0];
+    assert.equal(first, `#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}`);
+    // node accepts them: a typo would make the bin fail at start
+    const r = spawnSync(process.execPath, [...NODE_FLAGS, '-e', ''], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+  });
+
+  it('collectGarbage runs a full GC: the old generation garbage is gone', () => {
+    const script = `
+      import { collectGarbage } from ${JSON.stringify(HEAP)};
+      let junk = Array.from({ length: 300000 }, (_, i) => ({ i, s: 'x' + i }));
+      await new Promise((resolve) => setImmediate(resolve));
+      junk = undefined;
+      const before = process.memoryUsage().heapUsed;
+      collectGarbage();
+      process.stdout.write(JSON.stringify({ before, after: process.memoryUsage().heapUsed }));
+    `;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const { before, after } = JSON.parse(r.stdout) as { before: number; after: number };
+    assert.ok(before - after > 10 * 2 ** 20, `heap used ${(before / 2 ** 20).toFixed(1)} -> ${(after / 2 ** 20).toFixed(1)} MiB`);
   });
 });
