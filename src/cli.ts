@@ -4,7 +4,7 @@
  * Errors are one line on stderr: exit 2 for usage, 1 for the environment.
  */
 import { EnvironmentError, UsageError } from './errors.ts';
-import { boundOldGeneration, collectGarbage, holdYoungGeneration } from './heap.ts';
+import { boundOldGeneration, collectGarbage, holdYoungGeneration, skipTopTier } from './heap.ts';
 import { visible } from './escape.ts';
 import { encodeLines, formatLostLine, jsonLine, MAX_JSON_LINE_BYTES, MAX_TABLE_LINE_BYTES, TableFormatter } from './format.ts';
 import { defaultRingbufBytes } from './defaults.ts';
@@ -31,10 +31,12 @@ const SHUTDOWN_GRACE_MS = 2000;
 
 /** Runs the tracer until SIGINT/SIGTERM or the reader's EPIPE; throws what ends it otherwise. */
 async function run(opts: CliOptions): Promise<void> {
-  // an exporter's young generation would grow to 64 MB of garbage, its old one hold 4x what lives: both bounded (src/heap.ts)
+  // an exporter's young generation would grow to 64 MB of garbage, its old one hold 4x what lives: both bounded;
+  // and no Turbofan: ~7-10 MB of the peak RSS for some CPU (src/heap.ts)
   if (opts.otlp) {
     holdYoungGeneration();
     boundOldGeneration();
+    skipTopTier();
   }
   // OTLP settings first: a bad OTEL_* value is a usage error before anything loads
   const otlp = opts.otlp

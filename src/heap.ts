@@ -1,5 +1,6 @@
 /**
- * V8's heap sized for a long-running agent rather than for throughput.
+ * V8 sized for a long-running agent rather than for throughput: its heap,
+ * and (with --otlp) its top compiler tier.
  *
  * Young generation: V8 grows it (two semi-spaces) while a program allocates
  * fast, up to 64 MB of new space on 64-bit Node, and keeps it: an exporter
@@ -63,6 +64,22 @@ export function boundOldGeneration(percent = DEFAULT_HEAP_GROWING_PERCENT, execA
   if (given) return Number(given.split('=')[1]) || undefined;
   setFlagsFromString(`--heap-growing-percent=${percent}`);
   return percent;
+}
+
+/**
+ * With --otlp: no Turbofan, V8's top optimizing tier; hot code runs at its
+ * mid tier (Maglev) instead. Turbofan's code in the node binary (file-backed
+ * pages, resident once used) and its compile-time zones are ~7-10 MB of the
+ * peak RSS under full load (metrics only 100 -> 93 MB, logs and traces
+ * 152-156 -> 140-143), for +15% to +50% CPU per event (docs/design.md, Memory).
+ * Read at each tiering decision, so it applies from now on; unless node was
+ * started with its own choice (`node --turbofan ...`, `--max-opt=N`), which
+ * wins. Returns whether it was set.
+ */
+export function skipTopTier(execArgv: readonly string[] = process.execArgv): boolean {
+  if (execArgv.some((a) => /^--(no[-_])?(turbofan|opt)$|^--max[-_]opt(=|$)/.test(a))) return false;
+  setFlagsFromString('--no-turbofan');
+  return true;
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * The footprint's levers that can be checked anywhere: the young generation
- * held near its initial size and the old one's growth bounded (src/heap.ts),
+ * held near its initial size, the old one's growth bounded and Turbofan
+ * left out (src/heap.ts),
  * checked in child processes that allocate like the tracer does (fast, mostly
  * garbage, some survivors); and the ring buffer's default per mode
  * (src/defaults.ts); and that the bin runs node with NODE_FLAGS (the Docker
@@ -11,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { DEFAULT_OTLP_RINGBUF_BYTES, DEFAULT_RINGBUF_BYTES, defaultRingbufBytes } from '../src/defaults.ts';
-import { boundOldGeneration, NODE_FLAGS } from '../src/heap.ts';
+import { boundOldGeneration, NODE_FLAGS, skipTopTier } from '../src/heap.ts';
 
 const HEAP = new URL('../src/heap.ts', import.meta.url).href;
 
@@ -99,6 +100,27 @@ describe('footprint', () => {
     // node accepts them: a typo would make the bin fail at start
     const r = spawnSync(process.execPath, [...NODE_FLAGS, '-e', ''], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
+  });
+
+  it('skipTopTier keeps hot code out of Turbofan, unless node was given its own choice', () => {
+    /** Whether a function V8 is told to optimize ends up Turbofan's, with skipTopTier() called or not. */
+    const turbofanned = (skip: boolean): boolean => {
+      const script = `
+        import { skipTopTier } from ${JSON.stringify(HEAP)};
+        if (${String(skip)}) skipTopTier();
+        function f(a) { return a * 2 + 1; }
+        const natives = new Function('f', '%PrepareFunctionForOptimization(f); f(1); f(2); %OptimizeFunctionOnNextCall(f); f(3); return %ActiveTierIsTurbofan(f);');
+        process.stdout.write(String(natives(f)));
+      `;
+      const r = spawnSync(process.execPath, ['--allow-natives-syntax', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout === 'true';
+    };
+    assert.equal(turbofanned(false), true, 'V8 optimizes with Turbofan by default');
+    assert.equal(turbofanned(true), false);
+    assert.equal(skipTopTier(['--turbofan']), false);
+    assert.equal(skipTopTier(['--max-opt=3']), false);
+    assert.equal(skipTopTier(['--max_opt', '3']), false);
   });
 
   it('collectGarbage runs a full GC: the old generation garbage is gone', () => {
