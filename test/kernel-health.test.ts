@@ -1,34 +1,35 @@
 /**
  * Connection health end to end: two "hosts" (network namespaces joined by a
- * veth pair per IP version), a real tracer on each (-N), and netem on the links
- * for a known delay and a known loss. The client's C carries the handshake, each
- * X the smoothed RTT and the retransmitted segments (--json); host A's tracer
- * also exports OTLP, and its records and CLIENT span carry the same values.
- * Both export metrics: each role's RTT histogram, the client's handshake
- * histogram and each role's retransmits counter hold exactly that connection's
- * values (netem's delay and loss included).
+ * link per IP version), a real tracer on each (-N), and a known delay and a
+ * known loss on the links. The client's C carries the handshake, each X the
+ * smoothed RTT and the retransmitted segments (--json); host A's tracer also
+ * exports OTLP, and its records and CLIENT span carry the same values. Both
+ * export metrics: each role's RTT histogram, the client's handshake histogram
+ * and each role's retransmits counter hold exactly that connection's values
+ * (the delay and the loss included).
  *
- * netem (sch_netem: Debian's kernels have it as a module) is what gives a known
- * RTT and forces retransmits. Where the kernel has none, the tests that need it
- * skip with the reason; under CI=true that is a failure, unless the kernel's own
- * config says it was built without it (then nothing here can use it, and the
- * VM matrix, test/vm/, runs them on kernels that have it). The unimpaired case
- * runs everywhere.
+ * The links: where the kernel has netem (sch_netem: Debian's kernels have it as
+ * a module, so the VM matrix, test/vm/), a veth pair with netem on each end.
+ * Where it has none (this machine's 6.18 is built without), two TUN devices and
+ * test/fixtures/relay.c between them (test/helpers/relay.ts), which gives the
+ * same delay on each way and the same share of the client's data segments lost
+ * (every 5th, where netem's 20% is random); each test's name says which one ran.
+ * All tests use that one link, the unimpaired ones too. Where neither can be
+ * used (no netem, and no /dev/net/tun or no cc), the impaired tests skip with
+ * the reasons; under CI=true that is a failure. The unimpaired case runs everywhere.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { release } from 'node:os';
 import { after, before, describe, test } from 'node:test';
-import { gunzipSync } from 'node:zlib';
 import { SPAN_KIND, TestCollector, type ReceivedLogRecord, type ReceivedMetricPoint } from './fixtures/otlp-collector.ts';
 import { kernelSkipReason, kernelSuite, NetNs, run, sh, startPeer, startTracer, within, type JsonEvent, type TracerRun } from './helpers/kernel.ts';
+import { relayLink, relaySkipReason, type RelayLink } from './helpers/relay.ts';
 
 const suite = kernelSuite();
 
-/** One-way delay netem adds on each host's end of the link: a round trip takes at least twice this. */
+/** One-way delay on each host's end of the link: a round trip takes at least twice this. */
 const DELAY_MS = 20;
-/** Loss on the client's end while it sends (its data), and what it sends through it: ~180 segments. */
-const LOSS = '20%';
+/** Loss (%) on the client's end while it sends (its data), and what it sends through it: ~180 segments. */
+const LOSS_PERCENT = 20;
 const TRANSFER_BYTES = 256 * 1024;
 /** Generous tops: under emulation (test/vm) everything is 10 to 50 times slower. */
 const SLACK_NS = 5_000_000_000;
@@ -38,22 +39,8 @@ const METRIC_INTERVAL_MS = 500;
 const ADDR = { 4: ['198.18.91.1/24', '198.18.91.2'], 6: ['fd00:91::1/64', 'fd00:91::2'] } as const;
 const PEER_CIDR = { 4: '198.18.91.2/24', 6: 'fd00:91::2/64' } as const;
 
-/** The kernel's own build config, when it can be read. */
-function kernelConfig(): string | undefined {
-  try {
-    return gunzipSync(readFileSync('/proc/config.gz')).toString();
-  } catch {
-    try {
-      return readFileSync(`/boot/config-${release()}`, 'utf8');
-    } catch {
-      return undefined;
-    }
-  }
-}
-
 /** Why netem cannot be used here (tried in a namespace of its own), or undefined. */
 function netemSkipReason(): string | undefined {
-  if (kernelSkipReason() !== undefined) return undefined; // the suite is skipped (or fails) anyway
   const ns = new NetNs();
   try {
     const r = run('tc', ['-n', ns.name, 'qdisc', 'add', 'dev', 'lo', 'root', 'netem', 'delay', '1ms']);
@@ -64,13 +51,29 @@ function netemSkipReason(): string | undefined {
   }
 }
 
-const netemSkip = netemSkipReason();
-if (netemSkip !== undefined && process.env.CI === 'true' && !/^# CONFIG_NET_SCH_NETEM is not set$/m.test(kernelConfig() ?? '')) {
-  test('netem must be available under CI', () => {
-    throw new Error(`${netemSkip} (CI=true, and this kernel's config does not say it was built without it)`);
+/** What gives the links their delay and loss: netem where the kernel has it, else the relay; neither: why. */
+function impairer(): 'netem' | 'relay' | { skip: string } {
+  if (kernelSkipReason() !== undefined) return 'netem'; // the suite is skipped (or fails) anyway
+  const netem = netemSkipReason();
+  if (netem === undefined) return 'netem';
+  const relay = relaySkipReason();
+  return relay === undefined ? 'relay' : { skip: `${netem}; no relay either: ${relay}` };
+}
+
+const chosen = impairer();
+if (typeof chosen === 'object' && process.env.CI === 'true') {
+  test('netem or the relay must be available under CI', () => {
+    throw new Error(`${chosen.skip} (CI=true)`);
   });
 }
-const netem = { skip: netemSkip ?? false };
+const VIA = typeof chosen === 'object' ? 'netem or relay' : chosen;
+const impaired = { skip: typeof chosen === 'object' ? chosen.skip : false };
+/** The relay's loss: every Nth data segment, netem's percentage made deterministic. */
+const dropEvery = (percent: number): number => Math.round(100 / percent);
+const LOSS_VIA = VIA === 'relay' ? `relay, every ${dropEvery(LOSS_PERCENT)}th data segment` : VIA;
+
+/** What one end of a link does to what it sends: delay it, or lose a share of its data segments. */
+type Impairment = { delayMs: number } | { lossPercent: number };
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -154,6 +157,8 @@ describe('kernel: connection health (handshake, RTT, retransmits)', suite, () =>
   let hostB: NetNs;
   /** each IP version's link: host A's device, host B's */
   const devs = new Map<4 | 6, [string, string]>();
+  /** each IP version's relay, where the relay makes the links */
+  const relays = new Map<4 | 6, RelayLink>();
   let collector: TestCollector;
   let tracerA: TracerRun | undefined;
   let tracerB: TracerRun | undefined;
@@ -161,7 +166,10 @@ describe('kernel: connection health (handshake, RTT, retransmits)', suite, () =>
   before(async () => {
     hostA = new NetNs();
     hostB = new NetNs();
-    for (const ip of [4, 6] as const) devs.set(ip, hostA.link(hostB, ADDR[ip][0], PEER_CIDR[ip]));
+    for (const ip of [4, 6] as const) {
+      if (VIA === 'relay') relays.set(ip, await relayLink(hostA, hostB, ADDR[ip][0], PEER_CIDR[ip]));
+      devs.set(ip, relays.get(ip)?.devs ?? hostA.link(hostB, ADDR[ip][0], PEER_CIDR[ip]));
+    }
     collector = new TestCollector();
     await collector.start();
     const env = { ...process.env, OTEL_METRIC_EXPORT_INTERVAL: String(METRIC_INTERVAL_MS) };
@@ -179,6 +187,7 @@ describe('kernel: connection health (handshake, RTT, retransmits)', suite, () =>
         assert.equal(code, 0, stderr);
         assert.doesNotMatch(stderr, /lost|untracked|malformed|dropped/);
       }
+      for (const r of relays.values()) await r.stop(); // (a relay left running is killed at the file's end)
     } finally {
       collector.stop();
       hostA.delete();
@@ -186,12 +195,20 @@ describe('kernel: connection health (handshake, RTT, retransmits)', suite, () =>
     }
   });
 
-  /** netem on both ends of `ip`'s link (`args` after `netem`), or none. */
-  function impair(ip: 4 | 6, a: string[] | undefined, b: string[] | undefined): void {
+  /** `a` on host A's end of `ip`'s link (what A sends), `b` on B's; undefined: nothing. */
+  async function impair(ip: 4 | 6, a: Impairment | undefined, b: Impairment | undefined): Promise<void> {
+    const relay = relays.get(ip);
+    if (relay !== undefined) {
+      const setting = (i: Impairment | undefined): string =>
+        `delay_ms=${i !== undefined && 'delayMs' in i ? i.delayMs : 0} drop_every=${i !== undefined && 'lossPercent' in i ? dropEvery(i.lossPercent) : 0}`;
+      await relay.command(`a2b ${setting(a)}`);
+      await relay.command(`b2a ${setting(b)}`);
+      return;
+    }
     const [devA, devB] = devs.get(ip)!;
-    for (const [ns, dev, args] of [[hostA, devA, a], [hostB, devB, b]] as const) {
+    for (const [ns, dev, i] of [[hostA, devA, a], [hostB, devB, b]] as const) {
       spawnQuiet(['tc', '-n', ns.name, 'qdisc', 'del', 'dev', dev, 'root']);
-      if (args !== undefined) sh('tc', ['-n', ns.name, 'qdisc', 'add', 'dev', dev, 'root', 'netem', ...args]);
+      if (i !== undefined) sh('tc', ['-n', ns.name, 'qdisc', 'add', 'dev', dev, 'root', 'netem', ...('delayMs' in i ? ['delay', `${i.delayMs}ms`] : ['loss', `${i.lossPercent}%`])]);
     }
   }
 
@@ -199,16 +216,16 @@ describe('kernel: connection health (handshake, RTT, retransmits)', suite, () =>
    * One connection from A's client to B's echo server; `send`: bytes the client
    * sends (and gets back) between `around[0]()` and `around[1]()`, before it closes.
    */
-  async function connection(ip: 4 | 6, port: number, names: [string, string], send = 1, around?: [() => void, () => void]): Promise<Seen> {
+  async function connection(ip: 4 | 6, port: number, names: [string, string], send = 1, around?: [() => Promise<void>, () => Promise<void>]): Promise<Seen> {
     assert.ok(tracerA && tracerB);
     const addr = ADDR[ip][1];
     const server = await startPeer(hostB, ['server', addr, String(port), '1', names[0], 'echo']);
     const client = await startPeer(hostA, ['client', addr, String(port), '1', names[1], '1', `send=${send}`]);
     assert.match(await within(client.line(), 120_000, 'the connect'), /^connected \d+$/);
-    around?.[0]();
+    await around?.[0]();
     client.child.stdin?.write('send\n');
     assert.equal(await within(client.line(), 120_000, 'the echo'), 'echoed');
-    around?.[1]();
+    await around?.[1]();
     client.child.stdin?.end('close\n');
     assert.equal(await within(client.exited, 120_000, "the client's exit"), 0);
     assert.equal(await within(server.exited, 120_000, "the server's exit"), 0);
@@ -261,7 +278,7 @@ describe('kernel: connection health (handshake, RTT, retransmits)', suite, () =>
 
   for (const ip of [4, 6] as const) {
     test(`IPv${ip}: unimpaired: a handshake on the C, an RTT and no retransmits on each X; the same through OTLP`, async (t) => {
-      impair(ip, undefined, undefined);
+      await impair(ip, undefined, undefined);
       const names: [string, string] = [`tt-hs-srv${ip}`, `tt-hs-cli${ip}`];
       const s = await connection(ip, 7600 + ip, names);
       t.diagnostic(measured(s));
@@ -291,15 +308,15 @@ describe('kernel: connection health (handshake, RTT, retransmits)', suite, () =>
       assert.deepEqual([m.client.retransmits?.value, m.server.retransmits?.value], [0, 0], 'retransmits metrics');
     });
 
-    test(`IPv${ip}: netem delay ${DELAY_MS} ms each way: handshake and RTT of at least ${2 * DELAY_MS} ms`, netem, async (t) => {
-      impair(ip, ['delay', `${DELAY_MS}ms`], ['delay', `${DELAY_MS}ms`]);
+    test(`IPv${ip}: delay ${DELAY_MS} ms each way (${VIA}): handshake and RTT of at least ${2 * DELAY_MS} ms`, impaired, async (t) => {
+      await impair(ip, { delayMs: DELAY_MS }, { delayMs: DELAY_MS });
       try {
         const names: [string, string] = [`tt-dl-srv${ip}`, `tt-dl-cli${ip}`];
         const s = await connection(ip, 7610 + ip, names);
         t.diagnostic(measured(s));
         assertPlacement(s);
         const rtt = 2 * DELAY_MS;
-        // SYN out through A's netem, SYN-ACK back through B's
+        // SYN out through A's end of the link, SYN-ACK back through B's
         assert.ok(s.c.handshake_ns! >= rtt * 1e6 && s.c.handshake_ns! < rtt * 1e6 + SLACK_NS, `handshake_ns ${s.c.handshake_ns}`);
         // every RTT sample crossed both: the smoothed one too
         for (const x of [s.xc, s.xs]) {
@@ -315,26 +332,29 @@ describe('kernel: connection health (handshake, RTT, retransmits)', suite, () =>
         }
         assert.equal(m.client.retransmits?.value, 0, 'client retransmits metric');
       } finally {
-        impair(ip, undefined, undefined);
+        await impair(ip, undefined, undefined);
       }
     });
 
-    test(`IPv${ip}: netem loss ${LOSS} of the client's segments: retransmits on its X`, netem, async (t) => {
-      // one segment per packet, so that netem drops segments, not whole GSO trains
+    test(`IPv${ip}: loss ${LOSS_PERCENT}% of the client's segments (${LOSS_VIA}): retransmits on its X`, impaired, async (t) => {
+      // veth: one segment per packet, so that netem drops segments, not whole GSO trains
+      // (a TUN device has no GSO: the relay gets one segment per packet)
       const [devA] = devs.get(ip)!;
-      sh('ip', ['-n', hostA.name, 'link', 'set', 'dev', devA, 'gso_max_segs', '1']);
+      if (!relays.has(ip)) sh('ip', ['-n', hostA.name, 'link', 'set', 'dev', devA, 'gso_max_segs', '1']);
       try {
         // the loss is on while the data flows, not for the handshake and the FINs: a lost SYN or
         // FIN only costs seconds (retried after 1 s, then 2, 4...; seen: 7 s for three SYNs)
         const names: [string, string] = [`tt-ls-srv${ip}`, `tt-ls-cli${ip}`];
         const s = await connection(ip, 7620 + ip, names, TRANSFER_BYTES, [
-          () => { impair(ip, ['loss', LOSS], undefined); },
-          () => { impair(ip, undefined, undefined); },
+          () => impair(ip, { lossPercent: LOSS_PERCENT }, undefined),
+          () => impair(ip, undefined, undefined),
         ]);
         t.diagnostic(measured(s));
+        const relay = relays.get(ip);
+        if (relay !== undefined) t.diagnostic(`relay, since the link was made: ${await relay.command('stats')}`);
         assertPlacement(s);
         // all of it came back before the client closed: every retransmission was before its X
-        assert.ok(s.xc.retransmits! > 0, `client retransmits ${s.xc.retransmits} of ${TRANSFER_BYTES} bytes at ${LOSS} loss`);
+        assert.ok(s.xc.retransmits! > 0, `client retransmits ${s.xc.retransmits} of ${TRANSFER_BYTES} bytes at ${LOSS_PERCENT}% loss`);
         assert.ok(s.xc.retransmits! < TRANSFER_BYTES, `client retransmits ${s.xc.retransmits}: segments, not bytes`);
         assert.ok(Number.isInteger(s.xs.retransmits) && s.xs.retransmits! >= 0, `server retransmits ${s.xs.retransmits}`);
         assert.ok(s.xc.rtt_us! >= 1);
@@ -348,7 +368,7 @@ describe('kernel: connection health (handshake, RTT, retransmits)', suite, () =>
           assert.ok(r.rtt!.sum >= 1e-6 && r.rtt!.sum < SLACK_NS / 1e9, `rtt sum ${r.rtt?.sum} s (${role})`);
         }
       } finally {
-        impair(ip, undefined, undefined);
+        await impair(ip, undefined, undefined);
       }
     });
   }

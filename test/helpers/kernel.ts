@@ -52,7 +52,7 @@ const killChildren = (): void => {
 };
 after(killChildren);
 process.once('exit', killChildren);
-function track(child: ChildProcess): void {
+export function track(child: ChildProcess): void {
   children.add(child);
   child.once('exit', () => children.delete(child));
 }
@@ -128,14 +128,18 @@ export class NetNs {
   link(other: NetNs, here: string, there: string): [string, string] {
     const [a, b] = [`tt-${randomBytes(3).toString('hex')}`, `tt-${randomBytes(3).toString('hex')}`];
     sh('ip', ['-n', this.name, 'link', 'add', a, 'type', 'veth', 'peer', 'name', b, 'netns', other.name]);
-    for (const [ns, dev, cidr] of [[this.name, a, here], [other.name, b, there]] as const) {
-      // no duplicate address detection: an IPv6 address is usable at once
-      if (cidr.includes(':')) sh('ip', ['netns', 'exec', ns, 'sysctl', '-qw', `net.ipv6.conf.${dev}.accept_dad=0`]);
-      sh('ip', ['-n', ns, 'addr', 'add', cidr, 'dev', dev, ...(cidr.includes(':') ? ['nodad'] : [])]);
-      sh('ip', ['-n', ns, 'link', 'set', dev, 'up']);
-    }
+    addressUp(this, a, here);
+    addressUp(other, b, there);
     return [a, b];
   }
+}
+
+/** Puts the address `cidr` (IPv4 or IPv6) on `ns`'s device `dev` and sets it up. */
+export function addressUp(ns: NetNs, dev: string, cidr: string): void {
+  // no duplicate address detection: an IPv6 address is usable at once
+  if (cidr.includes(':')) sh('ip', ['netns', 'exec', ns.name, 'sysctl', '-qw', `net.ipv6.conf.${dev}.accept_dad=0`]);
+  sh('ip', ['-n', ns.name, 'addr', 'add', cidr, 'dev', dev, ...(cidr.includes(':') ? ['nodad'] : [])]);
+  sh('ip', ['-n', ns.name, 'link', 'set', dev, 'up']);
 }
 
 export interface Peer {
