@@ -70,6 +70,8 @@ export interface Final {
   ringbufLost?: number;
   sockMapFull?: number;
   probeMissed?: number;
+  /** Open connections whose end the probe never saw (the kernel did not run it): lost X. */
+  endsUnseen?: number;
   /** OTLP records dropped (queue full, export failed). */
   otlpDropped?: number;
   /** bpftrace's own "Lost N events". */
@@ -142,11 +144,12 @@ function countFile(path: string, json: boolean, comm: string): Pick<Final, 'tota
 }
 
 /** What the CLI reports on stderr at exit. */
-function cliCounts(err: string): Pick<Final, 'ringbufLost' | 'sockMapFull' | 'probeMissed' | 'malformed' | 'otlpDropped'> {
+function cliCounts(err: string): Pick<Final, 'ringbufLost' | 'sockMapFull' | 'probeMissed' | 'endsUnseen' | 'malformed' | 'otlpDropped'> {
   return {
     ringbufLost: maxOf(/(\d+) events lost \(ring buffer full\)/g, err),
     sockMapFull: maxOf(/(\d+) sockets untracked/g, err),
     probeMissed: maxOf(/(\d+) probe runs skipped/g, err),
+    endsUnseen: maxOf(/(\d+) connection ends lost/g, err),
     malformed: maxOf(/(\d+) malformed records/g, err),
     otlpDropped: maxOf(/otlp: (\d+) records dropped/g, err),
   };
@@ -252,7 +255,7 @@ export async function startTracer(name: ConfigName, env: Env): Promise<Running |
       const n = (k: string): number => j[k] ?? 0;
       return {
         ...{ total: n('events'), matched: n('matched'), connect: n('connect'), accept: n('accept'), close: n('close') },
-        ...{ ringbufLost: n('ringbuf_lost'), sockMapFull: n('sock_map_full'), probeMissed: n('prog_misses'), malformed: n('malformed') },
+        ...{ ringbufLost: n('ringbuf_lost'), sockMapFull: n('sock_map_full'), probeMissed: n('prog_misses'), endsUnseen: n('ends_unseen'), malformed: n('malformed') },
         ...base,
       };
     },

@@ -148,7 +148,7 @@ int main(int argc, char **argv)
 	struct tcptracer_bpf *skel;
 	struct bpf_program *prog;
 	struct ring_buffer *rb;
-	unsigned long long printed = 0, lost = 0, map_full = 0, prog_misses = 0;
+	unsigned long long printed = 0, lost = 0, map_full = 0, ends_unseen = 0, prog_misses = 0;
 	int err;
 
 	for (int i = 1; i < argc; i++) {
@@ -210,11 +210,13 @@ int main(int argc, char **argv)
 		bpf_map_lookup_elem(bpf_map__fd(skel->maps.stats), &k, &lost);
 		k = TCPTRACER_STAT_SOCK_MAP_FULL;
 		bpf_map_lookup_elem(bpf_map__fd(skel->maps.stats), &k, &map_full);
+		k = TCPTRACER_STAT_END_UNSEEN;
+		bpf_map_lookup_elem(bpf_map__fd(skel->maps.stats), &k, &ends_unseen);
 	}
 	printf("{\"events\":%llu,\"matched\":%llu,\"connect\":%llu,\"accept\":%llu,\"close\":%llu,"
-	       "\"ringbuf_lost\":%llu,\"sock_map_full\":%llu,\"prog_misses\":%llu,\"malformed\":%llu,"
+	       "\"ringbuf_lost\":%llu,\"sock_map_full\":%llu,\"ends_unseen\":%llu,\"prog_misses\":%llu,\"malformed\":%llu,"
 	       "\"anomalies\":%llu}\n",
-	       total, matched, by_type[1], by_type[2], by_type[3], lost, map_full, prog_misses, malformed, anomalies);
+	       total, matched, by_type[1], by_type[2], by_type[3], lost, map_full, ends_unseen, prog_misses, malformed, anomalies);
 	ring_buffer__free(rb);
 	tcptracer_bpf__destroy(skel);
 	return 0;

@@ -60,6 +60,7 @@ export function summarize(config: ConfigName, runs: readonly RunResult[], base?:
     sampledOutSpans: total((r) => r.sampledOutSpans),
     ringbufLost: total((r) => r.ringbufLost),
     sockMapFull: total((r) => r.sockMapFull),
+    endsUnseen: total((r) => r.endsUnseen),
     probeMissed: total((r) => r.probeMissed),
     otlpDropped: total((r) => r.otlpDropped),
     peerLost: total((r) => r.peerLost),
@@ -125,7 +126,7 @@ function rss(s: Summary): string {
 
 /** The losses in one cell: the ring buffer's count, then whatever else is not zero. */
 function losses(s: Summary): string {
-  const named = [['probe runs skipped', s.probeMissed], ['sockets untracked', s.sockMapFull], ['otlp dropped', s.otlpDropped], ['bpftrace lost', s.peerLost], ['malformed', s.malformed]] as const;
+  const named = [['probe runs skipped', s.probeMissed], ['sockets untracked', s.sockMapFull], ['connection ends lost', s.endsUnseen], ['otlp dropped', s.otlpDropped], ['bpftrace lost', s.peerLost], ['malformed', s.malformed]] as const;
   return [s.ringbufLost === undefined ? '' : String(s.ringbufLost), ...named.map(([n, v]) => (v ? `${n} ${v}` : ''))].filter(Boolean).join(', ') || '-';
 }
 

@@ -29,7 +29,7 @@ export interface Workload {
 }
 
 export type Counts = Record<'connect' | 'accept' | 'close', number>;
-export type Losses = Pick<Final, 'ringbufLost' | 'sockMapFull' | 'probeMissed' | 'otlpDropped' | 'peerLost' | 'malformed'>;
+export type Losses = Pick<Final, 'ringbufLost' | 'sockMapFull' | 'probeMissed' | 'endsUnseen' | 'otlpDropped' | 'peerLost' | 'malformed'>;
 
 export interface RunResult extends Losses {
   config: ConfigName;
@@ -161,8 +161,8 @@ export async function runOne(config: ConfigName, round: number, env: Env, w: Wor
     if (!tracer.child.running()) throw new BenchError(`the tracer exited during the run (${await tracer.child.exited}): ${tracer.child.stderr().trim().split('\n').slice(-2).join(' | ')}`);
     const fin = await tracer.finish();
     tracer = undefined;
-    const { ringbufLost, sockMapFull, probeMissed, otlpDropped, peerLost, malformed } = fin;
-    Object.assign(r, { ringbufLost, sockMapFull, probeMissed, otlpDropped, peerLost, malformed, receivedTotal: fin.total, churnEvents: fin.churnEvents, churnIdentified: fin.churnIdentified });
+    const { ringbufLost, sockMapFull, probeMissed, endsUnseen, otlpDropped, peerLost, malformed } = fin;
+    Object.assign(r, { ringbufLost, sockMapFull, probeMissed, endsUnseen, otlpDropped, peerLost, malformed, receivedTotal: fin.total, churnEvents: fin.churnEvents, churnIdentified: fin.churnIdentified });
     r.got = { connect: fin.connect, accept: fin.accept, close: fin.close };
     if (fin.spans !== undefined) [r.spansReceived, r.spansExpected] = [fin.spans, lg.connections + lg.accepted];
     if (fin.sampledOut) [r.sampledOutRecords, r.sampledOutSpans] = [fin.sampledOut.records, fin.sampledOut.spans];

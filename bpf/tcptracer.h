@@ -39,7 +39,8 @@ enum tcptracer_role {
 enum tcptracer_stat {
 	TCPTRACER_STAT_RINGBUF_LOST = 0, /* bpf_ringbuf_reserve failed: event lost */
 	TCPTRACER_STAT_SOCK_MAP_FULL = 1, /* per-socket state could not be stored */
-	TCPTRACER_STAT_MAX = 2,
+	TCPTRACER_STAT_END_UNSEEN = 2, /* an open connection's entry outlived its socket: its X is lost */
+	TCPTRACER_STAT_MAX = 3,
 };
 
 /*

@@ -151,6 +151,7 @@ export function formatLostLine(d: DropCounters & { malformed: number }): string 
   const parts: string[] = [];
   if (d.ringbufLost) parts.push(`${d.ringbufLost} events lost (ring buffer full)`);
   if (d.sockMapFull) parts.push(`${d.sockMapFull} sockets untracked (socket map full)`);
+  if (d.endsUnseen) parts.push(`${d.endsUnseen} connection ends lost (the kernel did not run the probe at a close)`);
   if (d.probeMissed) parts.push(`${d.probeMissed} probe runs skipped by the kernel (a BPF program was already running on that CPU)`);
   if (d.malformed) parts.push(`${d.malformed} malformed records`);
   return parts.length ? `tcptracer: ${parts.join(', ')}` : undefined;

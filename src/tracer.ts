@@ -76,6 +76,7 @@ interface TracerEvents {
 
 const STAT_RINGBUF_LOST = 0;
 const STAT_SOCK_MAP_FULL = 1;
+const STAT_END_UNSEEN = 2;
 
 /** Open a pinned map given by --cgroupmap/--mntnsmap and check it is what bcc defines. */
 export function openPinnedFilterMap(flag: string, path: string): bpf.MapRef {
@@ -216,6 +217,7 @@ export class TcpTracer extends EventEmitter<TracerEvents> {
     return {
       ringbufLost: counters[STAT_RINGBUF_LOST] ?? 0,
       sockMapFull: counters[STAT_SOCK_MAP_FULL] ?? 0,
+      endsUnseen: counters[STAT_END_UNSEEN] ?? 0,
       probeMissed: status.probeMissed,
       malformed: this.#malformed + status.malformed,
     };

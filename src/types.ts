@@ -109,4 +109,10 @@ export interface DropCounters {
    * a missing event.
    */
   readonly probeMissed: number;
+  /**
+   * Connections whose end the probe never saw: an open connection's state was
+   * still there when its socket's address was reused, because the kernel did
+   * not run the probe at that socket's close and destruction. Each is a lost X.
+   */
+  readonly endsUnseen: number;
 }

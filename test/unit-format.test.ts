@@ -139,13 +139,15 @@ test('a batch of lines is encoded into one buffer, UTF-8 and newlines included',
 });
 
 test('the exit line names every kind of loss, and nothing when nothing was lost', () => {
-  const none = { ringbufLost: 0, sockMapFull: 0, probeMissed: 0, malformed: 0 };
+  const none = { ringbufLost: 0, sockMapFull: 0, probeMissed: 0, endsUnseen: 0, malformed: 0 };
   assert.equal(formatLostLine(none), undefined);
   assert.equal(
-    formatLostLine({ ringbufLost: 3, sockMapFull: 2, probeMissed: 5, malformed: 1 }),
+    formatLostLine({ ringbufLost: 3, sockMapFull: 2, probeMissed: 5, endsUnseen: 4, malformed: 1 }),
     'tcptracer: 3 events lost (ring buffer full), 2 sockets untracked (socket map full), ' +
+      '4 connection ends lost (the kernel did not run the probe at a close), ' +
       '5 probe runs skipped by the kernel (a BPF program was already running on that CPU), 1 malformed records',
   );
+  assert.equal(formatLostLine({ ...none, endsUnseen: 1 }), 'tcptracer: 1 connection ends lost (the kernel did not run the probe at a close)');
   assert.equal(
     formatLostLine({ ...none, probeMissed: 7 }),
     'tcptracer: 7 probe runs skipped by the kernel (a BPF program was already running on that CPU)',
