@@ -377,7 +377,7 @@ static __always_inline void store(__u64 key, const struct sock_state *s)
  * still there belongs to a socket that was freed with no handler ending it; if
  * that connection was open, its X was never emitted: counted, not silent. The
  * kernel has been seen not to run the programs for a socket's close and its
- * destruction (about once in 10M connections under a saturating load, with no
+ * destruction (about once in 15M connections under a saturating load, with no
  * recursion miss counted); this is where that shows. A socket address that is
  * never reused keeps its entry until the tracer stops.
  */
