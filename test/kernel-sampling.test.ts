@@ -37,7 +37,7 @@ describe('kernel: the same connections sampled on two hosts', suite, () => {
     assert.equal(await within(server.exited, 60_000, "the server's exit"), 0);
   }
 
-  test('two tracers at 0.5 keep the same connections, all their records, every failure and reset', async () => {
+  test('two tracers at 0.5 keep the same connections, all their records, every failure and reset', async (t) => {
     const [a, b]: [TracerRun, TracerRun] = await Promise.all([
       startTracer(['--otlp', '-q', '--failed', '-N', String(hosts.a.inode), '--otlp-endpoint', hosts.collector.endpoint, '--sample', '0.5'], { json: false }),
       startTracer(['--otlp', '-q', '--failed', '-N', String(hosts.b.inode), '--otlp-endpoint', hosts.collector.endpoint], {
@@ -58,7 +58,11 @@ describe('kernel: the same connections sampled on two hosts', suite, () => {
     const [stopA, stopB] = await Promise.all([a.stop('SIGTERM'), b.stop('SIGTERM')]);
     assert.equal(stopA.code, 0, stopA.stderr);
     assert.equal(stopB.code, 0, stopB.stderr);
-    assert.doesNotMatch(stopA.stderr + stopB.stderr, /records dropped|events lost|untracked|skipped|malformed|not be delivered/, 'nothing lost: the counts below are exact');
+    assert.doesNotMatch(stopA.stderr + stopB.stderr, /records dropped|events lost|ends lost|untracked|malformed|not be delivered/, 'nothing lost: the counts below are exact');
+    // a run the kernel skipped (a softirq inside the same handler) is counted and may have cost an
+    // event, or nothing: the exact counts below say which, so it is not a failure by itself
+    const skipped = /(\d+) probe runs skipped/.exec(stopA.stderr + stopB.stderr);
+    if (skipped) t.diagnostic(`the kernel skipped probe runs (${skipped[1]} on one host); the counts below must still be exact`);
 
     const fromA = (s: ReceivedSpan | ReceivedLogRecord): boolean => s.attributes['tcptracer.netns.inode'] === hosts.a.inode;
     const spansA = hosts.collector.spans.filter(fromA);
