@@ -3,7 +3,7 @@
  * network namespaces, peers, and the real CLI run with --json.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, rmdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -346,3 +346,25 @@ export function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv, fds: n
 }
 
 export { sh };
+
+/**
+ * A C test fixture (test/fixtures/NAME.c) compiled with `cc -O2 -Wall -Wextra -Werror` and `flags`
+ * into build/test/NAME, again whenever the source is newer than the binary; returns its path.
+ */
+export function fixtureBinary(name: string, flags: readonly string[] = []): string {
+  const source = `${ROOT}test/fixtures/${name}.c`;
+  const binary = `${ROOT}build/test/${name}`;
+  const built = ((): number => {
+    try {
+      return statSync(binary).mtimeMs;
+    } catch {
+      return 0;
+    }
+  })();
+  if (built < statSync(source).mtimeMs) {
+    mkdirSync(`${ROOT}build/test`, { recursive: true });
+    const r = spawnSync('cc', ['-O2', '-Wall', '-Wextra', '-Werror', ...flags, '-o', binary, source], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`cc ${source}: ${r.stderr || r.error?.message}`);
+  }
+  return binary;
+}

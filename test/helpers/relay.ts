@@ -5,30 +5,16 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { addressUp, NetNs, ROOT, track, within } from './kernel.ts';
+import { addressUp, fixtureBinary, NetNs, track, within } from './kernel.ts';
 
-const SOURCE = `${ROOT}test/fixtures/relay.c`;
-const BINARY = `${ROOT}build/test/relay`;
 /** A hang detector for the relay's answers: it answers at once. */
 const ANSWER_MS = 10_000;
 
-/** Compile the relay (when the source is newer than the binary); returns its path. */
+/** The relay, compiled when its source is newer than the binary; returns its path. */
 export function relayBinary(): string {
-  const built = ((): number => {
-    try {
-      return statSync(BINARY).mtimeMs;
-    } catch {
-      return 0;
-    }
-  })();
-  if (built < statSync(SOURCE).mtimeMs) {
-    mkdirSync(`${ROOT}build/test`, { recursive: true });
-    const r = spawnSync('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', BINARY, SOURCE], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`cc ${SOURCE}: ${r.stderr || r.error?.message}`);
-  }
-  return BINARY;
+  return fixtureBinary('relay');
 }
 
 /** Why the relay cannot be used here (tried: two devices in a namespace of its own), or undefined. */

@@ -5,9 +5,7 @@
  * the server side of one it never accepted; the right processes and threads;
  * end reasons that fit what the workload did.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, statSync } from 'node:fs';
-import { ROOT } from './kernel.ts';
+import { fixtureBinary } from './kernel.ts';
 
 export const BASE_PORT = 20000;
 export const SERVER_PORT = 5000;
@@ -47,24 +45,9 @@ export interface SeenEvent {
   readonly error?: string;
 }
 
-const SOURCE = `${ROOT}test/fixtures/stress.c`;
-const BINARY = `${ROOT}build/test/stress`;
-
-/** Compile the workload (when the source is newer than the binary); returns its path. */
+/** The workload, compiled when its source is newer than the binary; returns its path. */
 export function stressBinary(): string {
-  const built = ((): number => {
-    try {
-      return statSync(BINARY).mtimeMs;
-    } catch {
-      return 0;
-    }
-  })();
-  if (built < statSync(SOURCE).mtimeMs) {
-    mkdirSync(`${ROOT}build/test`, { recursive: true });
-    const r = spawnSync('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-pthread', '-o', BINARY, SOURCE], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`cc ${SOURCE}: ${r.stderr || r.error?.message}`);
-  }
-  return BINARY;
+  return fixtureBinary('stress', ['-pthread']);
 }
 
 export function parseStressOutput(text: string): StressRun {
